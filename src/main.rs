@@ -1,0 +1,235 @@
+//! quantlens command line: `report` and `bench` headless; the window comes with the `gui`
+//! feature.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use quantlens::model::variants::{VariantSpec, discover, load_variants, parse_variant_arg};
+use quantlens::model::{Severity, Variant};
+use quantlens::report::{ReportOptions, SortKey, build_report, sort_layers, to_csv, to_json, to_table};
+
+#[derive(Parser)]
+#[command(name = "quantlens", version, about = "See what quantization did to your network")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// A folder of precision variants or one .onnx file (opens the window).
+    path: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Per-layer report: quant params, weight statistics and error metrics per variant.
+    Report {
+        #[command(flatten)]
+        input: Input,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Layer order.
+        #[arg(long, value_enum, default_value_t = SortKey::Graph)]
+        sort: SortKey,
+        /// Add shared-bin histograms with this many bins (JSON only).
+        #[arg(long)]
+        bins: Option<usize>,
+        /// Write to this file instead of standard output (written atomically).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Times import, statistics and histograms of a folder; prints JSON with peak RSS.
+    Bench {
+        #[command(flatten)]
+        input: Input,
+        /// Histogram bins.
+        #[arg(long, default_value_t = 64)]
+        bins: usize,
+    },
+}
+
+#[derive(clap::Args)]
+struct Input {
+    /// A folder of variants (`*float*`, `*int8*`, `*uint8*` .onnx) or one .onnx file.
+    path: Option<PathBuf>,
+    /// Name a variant file explicitly: NAME=PATH (repeatable; replaces folder discovery).
+    #[arg(long = "variant", value_name = "NAME=PATH")]
+    variants: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+/// Exit codes: 0 fine (warnings allowed), 1 nothing usable, 2 loaded but some tensors refused.
+const EXIT_FAILED: u8 = 1;
+const EXIT_DATA_ERRORS: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Report { input, format, sort, bins, out }) => run_report(&input, format, sort, bins, out.as_deref()),
+        Some(Command::Bench { input, bins }) => run_bench(&input, bins),
+        None => open_window(cli.path.as_deref()),
+    }
+}
+
+fn open_window(_path: Option<&Path>) -> ExitCode {
+    eprintln!("quantlens: the desktop window is not in this build yet; use `quantlens report PATH` (see --help)");
+    ExitCode::from(EXIT_FAILED)
+}
+
+fn specs(input: &Input) -> Result<Vec<VariantSpec>, String> {
+    if !input.variants.is_empty() {
+        return input.variants.iter().map(|a| parse_variant_arg(a).map_err(|e| e.to_string())).collect();
+    }
+    let Some(path) = &input.path else {
+        return Err("give a folder or .onnx file, or --variant NAME=PATH".into());
+    };
+    discover(path).map_err(|e| e.to_string())
+}
+
+/// Loads every variant; prints each failure on one line. `None` when none loaded.
+fn load(input: &Input) -> Result<(Vec<Variant>, bool), ExitCode> {
+    let specs = specs(input).map_err(|e| {
+        eprintln!("quantlens: error: {e}");
+        ExitCode::from(EXIT_FAILED)
+    })?;
+    let mut ok = Vec::new();
+    let mut failed = false;
+    for r in load_variants(&specs) {
+        match r {
+            Ok(v) => ok.push(v),
+            Err(e) => {
+                eprintln!("quantlens: error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed || ok.is_empty() {
+        return Err(ExitCode::from(EXIT_FAILED));
+    }
+    let mut data_errors = false;
+    for v in &ok {
+        for issue in &v.model.graph.issues {
+            data_errors |= issue.severity == Severity::Error;
+            eprintln!("quantlens: {issue}: {}", v.spec.path.display());
+        }
+    }
+    Ok((ok, data_errors))
+}
+
+fn run_report(input: &Input, format: Format, sort: SortKey, bins: Option<usize>, out: Option<&Path>) -> ExitCode {
+    let (variants, data_errors) = match load(input) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let mut report = build_report(&variants, ReportOptions { histogram_bins: bins });
+    sort_layers(&mut report, sort);
+    let text = match format {
+        Format::Table => to_table(&report),
+        Format::Csv => to_csv(&report),
+        Format::Json => match to_json(&report) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("quantlens: error: cannot write JSON: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        },
+    };
+    let written = match out {
+        Some(path) => write_atomically(path, text.as_bytes(), &variants),
+        None => std::io::stdout().write_all(text.as_bytes()).map_err(|e| e.to_string()),
+    };
+    if let Err(e) = written {
+        eprintln!("quantlens: error: {e}");
+        return ExitCode::from(EXIT_FAILED);
+    }
+    if data_errors { ExitCode::from(EXIT_DATA_ERRORS) } else { ExitCode::SUCCESS }
+}
+
+/// Writes through a temporary file in the same folder and renames it into place; refuses
+/// to overwrite any input model.
+fn write_atomically(path: &Path, bytes: &[u8], inputs: &[Variant]) -> Result<(), String> {
+    let same = |a: &Path| match (a.canonicalize(), path.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if inputs.iter().any(|v| same(&v.spec.path)) {
+        return Err(format!("refusing to overwrite an input model: {}", path.display()));
+    }
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| format!("cannot write {e}: {}", path.display()))
+}
+
+/// Peak resident set size in MiB since the last reset (Linux; 0 elsewhere).
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resets the kernel's peak-RSS mark so each phase reports its own peak (Linux).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn run_bench(input: &Input, bins: usize) -> ExitCode {
+    let total = Instant::now();
+    let t = Instant::now();
+    let (variants, _) = match load(input) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let import_s = t.elapsed().as_secs_f64();
+    let import_rss = peak_rss_mib();
+    reset_peak_rss();
+    let t = Instant::now();
+    let report = build_report(&variants, ReportOptions { histogram_bins: None });
+    let stats_s = t.elapsed().as_secs_f64();
+    let stats_rss = peak_rss_mib();
+    reset_peak_rss();
+    let t = Instant::now();
+    let with_hist = build_report(&variants, ReportOptions { histogram_bins: Some(bins) });
+    let stats_hist_s = t.elapsed().as_secs_f64();
+    let hist_rss = peak_rss_mib();
+    let file_bytes: u64 = variants.iter().map(|v| std::fs::metadata(&v.spec.path).map_or(0, |m| m.len())).sum();
+    let external: u64 = variants
+        .iter()
+        .flat_map(|v| v.model.graph.tensors.iter())
+        .filter_map(|t| match &t.data.as_ref()?.bytes {
+            quantlens::model::TensorBytes::External { len, .. } => Some(*len),
+            quantlens::model::TensorBytes::Memory(_) => None,
+        })
+        .sum();
+    let json = serde_json::json!({
+        "variants": variants.len(),
+        "layers": report.layers.len(),
+        "histogrammed_layers": with_hist.layers.iter().filter(|l| l.histogram.is_some()).count(),
+        "files_mb": file_bytes as f64 / 1e6,
+        "external_data_mb": external as f64 / 1e6,
+        "import_s": import_s,
+        "stats_s": stats_s,
+        "stats_and_histograms_s": stats_hist_s,
+        "wall_s": total.elapsed().as_secs_f64(),
+        "peak_rss_import_mb": import_rss * 1.048_576,
+        "peak_rss_stats_mb": stats_rss * 1.048_576,
+        "peak_rss_histograms_mb": hist_rss * 1.048_576,
+        "threads": rayon::current_num_threads(),
+    });
+    println!("{json:#}");
+    ExitCode::SUCCESS
+}

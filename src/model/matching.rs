@@ -1,0 +1,192 @@
+//! Matching layers across variants: node name first, then the weight traced back to its
+//! initializer, then graph structure, so that differently named exports still pair up.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::graph::Graph;
+use super::quant::{Layer, LayerWeight};
+use super::variants::Variant;
+
+/// How a layer was paired with the reference layer of its row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchHow {
+    /// It is the reference variant's own layer.
+    Reference,
+    NodeName,
+    /// The quantized initializer traced back from the layer names the float weight.
+    WeightTrace,
+    /// Same op family and weight size, same position among such layers.
+    Structure,
+    /// No counterpart in the reference variant.
+    Unmatched,
+}
+
+/// One row: the same layer in every variant (`None` where a variant lacks it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MatchRow {
+    /// Per variant: index into that variant's `layers`, and how it was matched.
+    pub members: Vec<Option<(usize, MatchHow)>>,
+}
+
+/// The op family a layer belongs to, whatever its quantized form.
+#[must_use]
+pub fn op_family(op: &str) -> &str {
+    match op {
+        "Conv" | "QLinearConv" | "ConvInteger" => "Conv",
+        "MatMul" | "QLinearMatMul" | "MatMulInteger" | "FusedMatMul" | "Gemm" => "MatMul",
+        other => other,
+    }
+}
+
+struct Key<'a> {
+    name: &'a str,
+    family: &'a str,
+    weight_name: String,
+    elems: u64,
+}
+
+fn keys<'a>(g: &'a Graph, layers: &[Layer]) -> Vec<Key<'a>> {
+    layers
+        .iter()
+        .map(|l| {
+            let node = g.node(l.node);
+            let t = g.tensor(l.weight.tensor());
+            let mut weight_name = t.map(|t| t.name.clone()).unwrap_or_default();
+            if matches!(l.weight, LayerWeight::Quantized(_)) {
+                weight_name = strip_quant_suffix(&weight_name).to_string();
+            }
+            Key {
+                name: node.map_or("", |n| n.name.as_str()),
+                family: node.map_or("", |n| op_family(&n.op_type)),
+                weight_name,
+                elems: t.and_then(|t| t.data.as_ref()).map_or(0, super::tensor::TensorData::len),
+            }
+        })
+        .collect()
+}
+
+/// `W_quantized` → `W` (onnxruntime and common exporters).
+fn strip_quant_suffix(name: &str) -> &str {
+    for s in ["_quantized", "_quant", "_QuantizeLinear", "_q", "_int8", "_uint8"] {
+        if let Some(base) = name.strip_suffix(s) {
+            return base;
+        }
+    }
+    name
+}
+
+/// Matches every variant's layers against the reference variant `reference`.
+/// Rows follow the reference's layer order; layers left unmatched in other variants get
+/// rows of their own at the end (listed, not dropped).
+#[must_use]
+pub fn match_layers(variants: &[Variant], reference: usize) -> Vec<MatchRow> {
+    let Some(refv) = variants.get(reference) else { return Vec::new() };
+    let rkeys = keys(&refv.model.graph, &refv.layers);
+    let mut rows: Vec<MatchRow> = (0..refv.layers.len())
+        .map(|i| {
+            let mut members = vec![None; variants.len()];
+            if let Some(m) = members.get_mut(reference) {
+                *m = Some((i, MatchHow::Reference));
+            }
+            MatchRow { members }
+        })
+        .collect();
+    let mut extra = Vec::new();
+    for (vi, v) in variants.iter().enumerate() {
+        if vi == reference {
+            continue;
+        }
+        let okeys = keys(&v.model.graph, &v.layers);
+        let pairs = pair(&rkeys, &okeys);
+        let mut used = vec![false; okeys.len()];
+        for (ri, (oi, how)) in pairs.into_iter().enumerate().filter_map(|(ri, p)| Some((ri, p?))) {
+            if let Some(row) = rows.get_mut(ri)
+                && let Some(m) = row.members.get_mut(vi)
+            {
+                *m = Some((oi, how));
+                if let Some(u) = used.get_mut(oi) {
+                    *u = true;
+                }
+            }
+        }
+        for (oi, _) in used.iter().enumerate().filter(|(_, u)| !**u) {
+            let mut members = vec![None; variants.len()];
+            if let Some(m) = members.get_mut(vi) {
+                *m = Some((oi, MatchHow::Unmatched));
+            }
+            extra.push(MatchRow { members });
+        }
+    }
+    rows.extend(extra);
+    rows
+}
+
+/// For each reference layer, its counterpart among `other` and how it was found.
+fn pair(reference: &[Key], other: &[Key]) -> Vec<Option<(usize, MatchHow)>> {
+    let mut result: Vec<Option<(usize, MatchHow)>> = vec![None; reference.len()];
+    let mut taken = vec![false; other.len()];
+    let compatible = |r: &Key, o: &Key| r.family == o.family && r.elems == o.elems;
+
+    // 1. node name (unique on both sides; onnxruntime's QOperator adds `_quant`)
+    let mut rnames: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, k) in reference.iter().enumerate().filter(|(_, k)| !k.name.is_empty()) {
+        rnames.entry(k.name).or_default().push(i);
+    }
+    let mut onames: HashMap<&str, usize> = HashMap::new();
+    for k in other.iter().filter(|k| !k.name.is_empty()) {
+        *onames.entry(k.name).or_default() += 1;
+    }
+    for (oi, o) in other.iter().enumerate() {
+        if o.name.is_empty() || onames.get(o.name) != Some(&1) {
+            continue;
+        }
+        let base = o.name.strip_suffix("_quant").unwrap_or(o.name);
+        let hit = [o.name, base].into_iter().find_map(|n| match rnames.get(n).map(Vec::as_slice) {
+            Some([ri]) => Some(*ri),
+            _ => None,
+        });
+        if let Some(ri) = hit
+            && result.get(ri).is_some_and(Option::is_none)
+            && reference.get(ri).is_some_and(|r| compatible(r, o))
+        {
+            result[ri] = Some((oi, MatchHow::NodeName));
+            taken[oi] = true;
+        }
+    }
+    // 2. weight traced back to the float initializer's name
+    let mut rweights: HashMap<&str, usize> = HashMap::new();
+    for (i, k) in reference.iter().enumerate() {
+        if result[i].is_none() && !k.weight_name.is_empty() {
+            rweights.insert(k.weight_name.as_str(), i);
+        }
+    }
+    for (oi, o) in other.iter().enumerate() {
+        if taken[oi] {
+            continue;
+        }
+        if let Some(&ri) = rweights.get(o.weight_name.as_str())
+            && result[ri].is_none()
+            && compatible(&reference[ri], o)
+        {
+            result[ri] = Some((oi, MatchHow::WeightTrace));
+            taken[oi] = true;
+        }
+    }
+    // 3. structure: same family and weight size, paired in topological order
+    let mut queues: HashMap<(&str, u64), std::collections::VecDeque<usize>> = HashMap::new();
+    for (oi, o) in other.iter().enumerate().filter(|(oi, _)| !taken[*oi]) {
+        queues.entry((o.family, o.elems)).or_default().push_back(oi);
+    }
+    for (ri, r) in reference.iter().enumerate() {
+        if result[ri].is_some() {
+            continue;
+        }
+        if let Some(oi) = queues.get_mut(&(r.family, r.elems)).and_then(std::collections::VecDeque::pop_front) {
+            result[ri] = Some((oi, MatchHow::Structure));
+        }
+    }
+    result
+}

@@ -1,0 +1,18 @@
+//! The pure model layer: ONNX import into our own graph types, quantization parameters,
+//! variants of one network and layer matching across them. No Bevy, no egui.
+
+pub mod dtype;
+pub mod graph;
+pub mod import;
+pub mod matching;
+pub mod quant;
+pub mod tensor;
+pub mod variants;
+
+pub use dtype::DType;
+pub use graph::{Dim, Graph, Issue, Node, NodeId, Severity, Tensor, TensorId, TensorKind};
+pub use import::{ImportError, Model, load_model};
+pub use matching::{MatchHow, MatchRow, match_layers};
+pub use quant::{Layer, LayerWeight, QuantForm, QuantParams, QuantizedWeight};
+pub use tensor::{TensorBytes, TensorData};
+pub use variants::{Variant, VariantKind, VariantSpec, discover, load_variants};

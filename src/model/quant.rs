@@ -1,0 +1,490 @@
+//! Quantization parameters, found by following edges (not name suffixes), and the
+//! dequantization arithmetic `(q − zp) · scale`, done in i32/f32.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use super::dtype::DType;
+use super::graph::{Graph, NodeId, TensorId};
+use super::tensor::{ReadError, TensorData};
+
+/// How a weight's quantization is written in the graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantForm {
+    /// `W_q → DequantizeLinear(scale, zp, axis) → layer` (onnxruntime's QDQ).
+    Qdq,
+    /// `QLinearConv` / `QLinearMatMul` with scale and zero point as node inputs.
+    QLinear,
+    /// `MatMulInteger` / `ConvInteger`, scale found on the `Mul` after the `Cast`.
+    Integer,
+    /// Weight-only: `Cast(int → float) → Mul(scale)` with no DequantizeLinear.
+    CastMul,
+    /// Declared by `graph.quantization_annotation`.
+    Annotation,
+}
+
+/// Scale and zero point of one quantized tensor, already read and validated.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QuantParams {
+    /// One scale (per-tensor) or one per channel along `axis`.
+    pub scale: Vec<f32>,
+    /// Same length as `scale`; zeros when the graph gives none.
+    pub zero_point: Vec<i32>,
+    /// Normalised (non-negative) channel axis; `None` for per-tensor.
+    pub axis: Option<usize>,
+    /// Element type of the quantized tensor.
+    pub dtype: DType,
+    /// Element type of the zero point as written (may differ: reported).
+    pub zero_point_dtype: Option<DType>,
+    pub scale_tensor: Option<String>,
+    pub zero_point_tensor: Option<String>,
+}
+
+impl QuantParams {
+    /// True for per-channel parameters.
+    #[must_use]
+    pub fn per_channel(&self) -> bool {
+        self.axis.is_some() && self.scale.len() > 1
+    }
+
+    /// Dequantizes one value of channel `c`: `(q − zp) · scale`, in i32 then f32 — never in
+    /// the quantized type, where subtracting a uint8 zero point would wrap around.
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    pub fn dequantize(&self, q: f32, c: usize) -> f32 {
+        let scale = self.scale.get(c).or(self.scale.first()).copied().unwrap_or(f32::NAN);
+        let zp = self.zero_point.get(c).or(self.zero_point.first()).copied().unwrap_or(0);
+        ((q as i32) - zp) as f32 * scale
+    }
+}
+
+/// A quantized weight as the layer sees it.
+#[derive(Clone, Debug)]
+pub struct QuantizedWeight {
+    /// The integer initializer.
+    pub q_tensor: TensorId,
+    pub form: QuantForm,
+    /// `None` when the parameters were unusable (see the layer's issues).
+    pub params: Option<QuantParams>,
+    /// Problems found with the parameters.
+    pub problems: Vec<String>,
+}
+
+/// The parameter input of a layer.
+#[derive(Clone, Debug)]
+pub enum LayerWeight {
+    /// A float initializer or constant (also float16/bfloat16).
+    Float(TensorId),
+    Quantized(QuantizedWeight),
+}
+
+impl LayerWeight {
+    /// The stored tensor (float, or the integer one).
+    #[must_use]
+    pub fn tensor(&self) -> TensorId {
+        match self {
+            Self::Float(t) => *t,
+            Self::Quantized(q) => q.q_tensor,
+        }
+    }
+}
+
+/// A graph node that carries parameters: the unit quantlens compares across variants.
+#[derive(Clone, Debug)]
+pub struct Layer {
+    pub node: NodeId,
+    pub weight: LayerWeight,
+}
+
+/// Ops whose parameter input index is known (the rest: the largest parameter input).
+fn weight_inputs(op: &str) -> &'static [usize] {
+    match op {
+        "Conv" | "ConvTranspose" | "Gemm" | "MatMul" | "MatMulInteger" | "ConvInteger" | "FusedMatMul" => &[1, 0],
+        "QLinearConv" | "QLinearMatMul" => &[3],
+        "Gather" | "GatherElements" => &[0],
+        "LSTM" | "GRU" | "RNN" => &[1, 2],
+        _ => &[],
+    }
+}
+
+/// Ops a weight may pass through unchanged on its way to the layer.
+fn is_passthrough(op: &str) -> bool {
+    matches!(op, "Transpose" | "Reshape" | "Identity" | "Flatten" | "Squeeze" | "Unsqueeze")
+}
+
+/// Finds every layer of `g` (nodes with a float or quantized parameter input), in
+/// `order`. Nodes that only carry quantization (DQ, Cast/Mul of a weight-only scheme, the
+/// scale `Mul` of `MatMulInteger`) are consumed as plumbing, not listed.
+#[must_use]
+pub fn find_layers(g: &Graph, order: &[NodeId]) -> Vec<Layer> {
+    let mut plumbing: HashSet<NodeId> = HashSet::new();
+    let mut found: Vec<(NodeId, LayerWeight)> = Vec::new();
+    // Ops with a known weight slot go first, so their plumbing is known before the rest.
+    for &n in order {
+        let Some(node) = g.node(n) else { continue };
+        let slots = weight_inputs(&node.op_type);
+        if slots.is_empty() {
+            continue;
+        }
+        for &k in slots {
+            if let Some(w) = resolve_at(g, n, k, &mut plumbing) {
+                found.push((n, w));
+                break;
+            }
+        }
+    }
+    let known: HashSet<NodeId> = found.iter().map(|(n, _)| *n).collect();
+    for &n in order {
+        let Some(node) = g.node(n) else { continue };
+        if known.contains(&n)
+            || plumbing.contains(&n)
+            || !weight_inputs(&node.op_type).is_empty()
+            || crate::model::graph::is_quant_plumbing(&node.op_type)
+            || matches!(node.op_type.as_str(), "Constant" | "Cast" | "Shape" | "Reshape")
+        {
+            continue;
+        }
+        let mut best: Option<(u64, LayerWeight)> = None;
+        for k in 0..node.inputs.len() {
+            let mut local = HashSet::new();
+            if let Some(w) = resolve_at(g, n, k, &mut local) {
+                let len = g.tensor(w.tensor()).and_then(|t| t.data.as_ref()).map_or(0, TensorData::len);
+                if best.as_ref().is_none_or(|(l, _)| len > *l) {
+                    best = Some((len, w));
+                }
+            }
+        }
+        if let Some((_, w)) = best {
+            found.push((n, w));
+        }
+    }
+    let position: std::collections::HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+    found.sort_by_key(|(n, _)| position.get(n).copied().unwrap_or(usize::MAX));
+    found.into_iter().filter(|(n, _)| !plumbing.contains(n)).map(|(node, weight)| Layer { node, weight }).collect()
+}
+
+/// Data of a tensor that holds a payload.
+fn data(g: &Graph, t: TensorId) -> Option<&TensorData> {
+    g.tensor(t)?.data.as_ref()
+}
+
+/// Resolves input `k` of node `n` to a layer weight.
+fn resolve_at(g: &Graph, n: NodeId, k: usize, plumbing: &mut HashSet<NodeId>) -> Option<LayerWeight> {
+    let node = g.node(n)?;
+    let t = g.input(n, k)?;
+    match node.op_type.as_str() {
+        "QLinearConv" => qlinear(g, n, 3, 4, 5, Some(0)),
+        "QLinearMatMul" => {
+            let rank = data(g, t).map_or(2, |d| d.shape.len());
+            qlinear(g, n, 3, 4, 5, Some(rank.saturating_sub(1)))
+        }
+        "MatMulInteger" | "ConvInteger" if k == 1 => integer_op(g, n, plumbing),
+        _ => resolve_tensor(g, t, plumbing),
+    }
+}
+
+/// Follows a tensor back to a parameter: a float initializer, or an integer one through
+/// DequantizeLinear, Cast→Mul, or a quantization annotation.
+fn resolve_tensor(g: &Graph, mut t: TensorId, plumbing: &mut HashSet<NodeId>) -> Option<LayerWeight> {
+    for _ in 0..8 {
+        let tensor = g.tensor(t)?;
+        if let Some(d) = &tensor.data {
+            if d.dtype.is_float() {
+                return Some(LayerWeight::Float(t));
+            }
+            if d.dtype.is_quantized_int() && let Some(w) = annotated(g, t) {
+                return Some(w);
+            }
+            return None;
+        }
+        let p = tensor.producer?;
+        let node = g.node(p)?;
+        match node.op_type.as_str() {
+            "DequantizeLinear" => {
+                let q = g.input(p, 0)?;
+                data(g, q)?;
+                plumbing.insert(p);
+                let axis = node.attr_int("axis").unwrap_or(1);
+                return Some(quantized(g, q, QuantForm::Qdq, g.input(p, 1), g.input(p, 2), Some(axis)));
+            }
+            "Mul" => return cast_mul(g, p, plumbing),
+            "Cast" => {
+                // float16 weights cast up to float: the parameter is the float16 tensor
+                let src = g.input(p, 0)?;
+                let d = data(g, src)?;
+                if d.dtype.is_float() {
+                    plumbing.insert(p);
+                    return Some(LayerWeight::Float(src));
+                }
+                return None;
+            }
+            op if is_passthrough(op) => t = g.input(p, 0)?,
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// `Cast(int initializer) → Mul(scale)` weight-only quantization (optionally `Sub(zp)`).
+fn cast_mul(g: &Graph, mul: NodeId, plumbing: &mut HashSet<NodeId>) -> Option<LayerWeight> {
+    for (a, b) in [(0, 1), (1, 0)] {
+        let Some(scale) = g.input(mul, b) else { continue };
+        if !data(g, scale).is_some_and(|d| d.dtype.is_float()) {
+            continue;
+        }
+        let Some(cast) = g.input_producer(mul, a) else { continue };
+        let Some(cast_node) = g.node(cast) else { continue };
+        let (cast, zp) = if cast_node.op_type == "Sub" {
+            let zp = g.input(cast, 1);
+            match g.input_producer(cast, 0) {
+                Some(c) => (c, zp),
+                None => continue,
+            }
+        } else {
+            (cast, None)
+        };
+        if g.node(cast).is_none_or(|c| c.op_type != "Cast") {
+            continue;
+        }
+        let Some(q) = g.input(cast, 0) else { continue };
+        if !data(g, q).is_some_and(|d| d.dtype.is_quantized_int()) {
+            continue;
+        }
+        plumbing.insert(mul);
+        plumbing.insert(cast);
+        if let Some(sub) = g.input_producer(mul, a) {
+            plumbing.insert(sub);
+        }
+        let axis = broadcast_axis(g, q, scale);
+        return Some(quantized(g, q, QuantForm::CastMul, Some(scale), zp, axis));
+    }
+    None
+}
+
+/// The axis along which a broadcast `scale` varies against weight `q` (numpy broadcasting).
+fn broadcast_axis(g: &Graph, q: TensorId, scale: TensorId) -> Option<i64> {
+    let qs = &data(g, q)?.shape;
+    let ss = &data(g, scale)?.shape;
+    let offset = qs.len().checked_sub(ss.len())?;
+    let axes: Vec<usize> = ss.iter().enumerate().filter(|(_, d)| **d > 1).map(|(i, _)| i + offset).collect();
+    match axes.as_slice() {
+        [a] => i64::try_from(*a).ok(),
+        _ => None,
+    }
+}
+
+/// A `QLinearConv` / `QLinearMatMul` weight with its parameters at fixed input slots.
+fn qlinear(g: &Graph, n: NodeId, w: usize, s: usize, z: usize, axis: Option<usize>) -> Option<LayerWeight> {
+    let q = g.input(n, w)?;
+    data(g, q)?;
+    let axis = axis.and_then(|a| i64::try_from(a).ok());
+    Some(quantized(g, q, QuantForm::QLinear, g.input(n, s), g.input(n, z), axis))
+}
+
+/// `MatMulInteger` / `ConvInteger`: the weight is input 1 and its zero point input 3; its
+/// scale is a float initializer multiplied in after the `Cast` of the integer output,
+/// directly or through the `Mul(x_scale, w_scale)` that onnxruntime writes.
+fn integer_op(g: &Graph, n: NodeId, plumbing: &mut HashSet<NodeId>) -> Option<LayerWeight> {
+    let q = g.input(n, 1)?;
+    data(g, q)?;
+    let zp = g.input(n, 3);
+    let axis = if g.node(n)?.op_type == "ConvInteger" { 0 } else { 1 };
+    let mut scale = None;
+    let mut frontier = g.node(n)?.outputs.clone();
+    'search: for _ in 0..3 {
+        let mut next = Vec::new();
+        for t in frontier {
+            for &c in &g.tensor(t)?.consumers {
+                let cn = g.node(c)?;
+                match cn.op_type.as_str() {
+                    "Cast" => next.extend(cn.outputs.iter().copied()),
+                    "Mul" => {
+                        for k in 0..2 {
+                            let Some(other) = g.input(c, k) else { continue };
+                            if data(g, other).is_some_and(|d| d.dtype.is_float()) {
+                                scale = Some(other);
+                                break 'search;
+                            }
+                            if let Some(pm) = g.tensor(other).and_then(|t| t.producer)
+                                && g.node(pm).is_some_and(|m| m.op_type == "Mul")
+                            {
+                                for j in 0..2 {
+                                    let Some(s) = g.input(pm, j) else { continue };
+                                    if data(g, s).is_some_and(|d| d.dtype.is_float()) {
+                                        plumbing.insert(pm);
+                                        scale = Some(s);
+                                        break 'search;
+                                    }
+                                }
+                            }
+                        }
+                        next.extend(cn.outputs.iter().copied());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        frontier = next;
+    }
+    Some(quantized(g, q, QuantForm::Integer, scale, zp, Some(axis)))
+}
+
+/// A weight quantized per `graph.quantization_annotation`.
+fn annotated(g: &Graph, q: TensorId) -> Option<LayerWeight> {
+    let keys = g.annotations.get(&g.tensor(q)?.name)?;
+    let scale = keys.get("SCALE_TENSOR").and_then(|n| g.tensor_by_name(n));
+    let zp = keys.get("ZERO_POINT_TENSOR").and_then(|n| g.tensor_by_name(n));
+    Some(quantized(g, q, QuantForm::Annotation, scale, zp, Some(1)))
+}
+
+/// Reads and validates the parameters of quantized tensor `q`. `axis` is the declared
+/// axis (ONNX default 1), applied only when the scale has more than one element.
+fn quantized(g: &Graph, q: TensorId, form: QuantForm, scale: Option<TensorId>, zp: Option<TensorId>, axis: Option<i64>) -> LayerWeight {
+    let mut problems = Vec::new();
+    let params = read_params(g, q, scale, zp, axis, &mut problems);
+    LayerWeight::Quantized(QuantizedWeight { q_tensor: q, form, params, problems })
+}
+
+fn read_small(g: &Graph, t: TensorId) -> Result<Vec<f32>, String> {
+    let d = data(g, t).ok_or("has no readable data")?;
+    if d.len() > 1 << 24 {
+        return Err("is implausibly large for a quantization parameter".into());
+    }
+    d.to_f32_vec().map_err(|e: ReadError| e.to_string())
+}
+
+fn read_params(
+    g: &Graph,
+    q: TensorId,
+    scale: Option<TensorId>,
+    zp: Option<TensorId>,
+    axis: Option<i64>,
+    problems: &mut Vec<String>,
+) -> Option<QuantParams> {
+    let qd = data(g, q)?;
+    let name = |t: TensorId| g.tensor(t).map(|t| t.name.clone());
+    let Some(scale_t) = scale else {
+        problems.push("no scale found for the quantized weight".into());
+        return None;
+    };
+    let scales = match read_small(g, scale_t) {
+        Ok(s) if !s.is_empty() => s,
+        Ok(_) => {
+            problems.push("scale is empty".into());
+            return None;
+        }
+        Err(e) => {
+            problems.push(format!("scale {e}"));
+            return None;
+        }
+    };
+    let (zero_point, zero_point_dtype) = match zp.map(|t| (t, read_small(g, t))) {
+        None => (vec![0; scales.len()], None),
+        Some((t, Ok(z))) => {
+            #[allow(clippy::cast_possible_truncation)]
+            let z: Vec<i32> = z.into_iter().map(|v| v as i32).collect();
+            (z, data(g, t).map(|d| d.dtype))
+        }
+        Some((_, Err(e))) => {
+            problems.push(format!("zero point {e}"));
+            return None;
+        }
+    };
+    let rank = qd.shape.len();
+    let axis = if scales.len() > 1 {
+        let a = axis.unwrap_or(1);
+        let r = i64::try_from(rank).unwrap_or(0);
+        let norm = if a < 0 { a + r } else { a };
+        let Some(norm) = usize::try_from(norm).ok().filter(|&v| v < rank) else {
+            problems.push(format!("axis {a} is out of range for a rank-{rank} weight"));
+            return None;
+        };
+        let channels = qd.shape.get(norm).copied().unwrap_or(0);
+        if scales.len() as u64 != channels {
+            problems.push(format!(
+                "{} scales but the weight has {channels} channels along axis {norm}",
+                scales.len()
+            ));
+            return None;
+        }
+        Some(norm)
+    } else {
+        None
+    };
+    let zero_point = if zero_point.len() == scales.len() {
+        zero_point
+    } else if zero_point.len() == 1 {
+        problems.push(format!("1 zero point for {} scales; broadcast", scales.len()));
+        vec![zero_point.first().copied().unwrap_or(0); scales.len()]
+    } else {
+        problems.push(format!("{} zero points for {} scales", zero_point.len(), scales.len()));
+        return None;
+    };
+    if let Some(zd) = zero_point_dtype
+        && zd != qd.dtype
+    {
+        problems.push(format!("zero point is {} but the weight is {}", zd.name(), qd.dtype.name()));
+    }
+    let bad: Vec<usize> = scales.iter().enumerate().filter(|(_, s)| !(s.is_finite() && **s > 0.0)).map(|(i, _)| i).collect();
+    if let Some(&first) = bad.first() {
+        problems.push(format!(
+            "{} scale(s) are zero, negative or not finite (first: channel {first} = {})",
+            bad.len(),
+            scales.get(first).copied().unwrap_or(f32::NAN)
+        ));
+    }
+    Some(QuantParams {
+        scale: scales,
+        zero_point,
+        axis,
+        dtype: qd.dtype,
+        zero_point_dtype,
+        scale_tensor: name(scale_t),
+        zero_point_tensor: zp.and_then(name),
+    })
+}
+
+/// Streams the dequantized values of `q` under `params` in chunks: `f(first_index, values)`.
+///
+/// # Errors
+/// When external data can no longer be read.
+pub fn for_each_dequantized(q: &TensorData, params: &QuantParams, mut f: impl FnMut(usize, &[f32])) -> Result<(), ReadError> {
+    let channels = params.scale.len().max(1);
+    let inner: usize = match params.axis {
+        Some(a) if channels > 1 => q.shape.iter().skip(a + 1).product::<u64>().try_into().unwrap_or(usize::MAX),
+        _ => 0,
+    };
+    let mut buf = Vec::new();
+    q.for_each_chunk(|start, chunk| {
+        buf.clear();
+        if inner == 0 {
+            buf.extend(chunk.iter().map(|&v| params.dequantize(v, 0)));
+        } else {
+            buf.extend(chunk.iter().enumerate().map(|(k, &v)| params.dequantize(v, ((start + k) / inner) % channels)));
+        }
+        f(start, &buf);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uint8_zero_point_does_not_wrap() {
+        let p = QuantParams {
+            scale: vec![0.5],
+            zero_point: vec![128],
+            axis: None,
+            dtype: DType::Uint8,
+            zero_point_dtype: Some(DType::Uint8),
+            scale_tensor: None,
+            zero_point_tensor: None,
+        };
+        // q = 3 < zp: in uint8 arithmetic this would wrap to 131
+        assert_eq!(p.dequantize(3.0, 0), -62.5);
+        assert_eq!(p.dequantize(255.0, 0), 63.5);
+    }
+}

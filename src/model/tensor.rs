@@ -1,0 +1,186 @@
+//! Tensor payloads: where an initializer's bytes live and how to stream them as `f32`.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use std::sync::Arc;
+
+use super::dtype::{DType, decode_f32};
+
+/// Elements decoded per chunk when streaming a tensor (256 KiB of `f32`).
+pub const CHUNK_ELEMS: usize = 64 * 1024;
+
+/// Where a tensor's bytes live.
+#[derive(Clone, Debug)]
+pub enum TensorBytes {
+    /// In memory: moved out of the decoded protobuf, shared, never copied again.
+    Memory(Arc<Vec<u8>>),
+    /// A byte range of an external-data file, read chunk by chunk on demand, so that
+    /// gigabytes of weights never need to be resident at once.
+    External { path: Arc<PathBuf>, offset: u64, len: u64 },
+}
+
+/// A decodable tensor payload with its validated shape.
+#[derive(Clone, Debug)]
+pub struct TensorData {
+    pub dtype: DType,
+    pub shape: Vec<u64>,
+    pub bytes: TensorBytes,
+}
+
+/// A failure to read a tensor payload at statistics time (external files can change).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read tensor data: {0}")]
+pub struct ReadError(#[from] pub std::io::Error);
+
+impl TensorData {
+    /// Number of elements (validated against the byte length at import).
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        self.shape.iter().product()
+    }
+
+    /// True when the tensor holds no element.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Streams all elements as `f32`, in order, in chunks: `f(first_index, values)`.
+    ///
+    /// # Errors
+    /// Only for external data that can no longer be read.
+    pub fn for_each_chunk(&self, mut f: impl FnMut(usize, &[f32])) -> Result<(), ReadError> {
+        let mut reader = self.reader()?;
+        let mut buf = Vec::new();
+        while let Some(start) = reader.next_chunk(&mut buf)? {
+            f(start, &buf);
+        }
+        Ok(())
+    }
+
+    /// A pull-based chunk reader (so that two tensors can be read in lockstep).
+    ///
+    /// # Errors
+    /// When an external-data file cannot be opened.
+    pub fn reader(&self) -> Result<ChunkReader<'_>, ReadError> {
+        let external = match &self.bytes {
+            TensorBytes::Memory(_) => None,
+            TensorBytes::External { path, offset, len } => {
+                let mut file = File::open(path.as_path())?;
+                file.seek(SeekFrom::Start(*offset))?;
+                Some(file.take(*len))
+            }
+        };
+        Ok(ChunkReader {
+            data: self,
+            external,
+            raw: Vec::new(),
+            pos: 0,
+            len: usize::try_from(self.len()).unwrap_or(usize::MAX),
+        })
+    }
+
+    /// Reads the whole tensor into memory as `f32` (for small tensors: scales, zero points).
+    ///
+    /// # Errors
+    /// Only for external data that can no longer be read.
+    pub fn to_f32_vec(&self) -> Result<Vec<f32>, ReadError> {
+        let mut v = Vec::with_capacity(usize::try_from(self.len()).unwrap_or(0).min(1 << 24));
+        self.for_each_chunk(|_, c| v.extend_from_slice(c))?;
+        Ok(v)
+    }
+
+    /// Path of the external file, if the data lives in one.
+    #[must_use]
+    pub fn external_path(&self) -> Option<&Path> {
+        match &self.bytes {
+            TensorBytes::External { path, .. } => Some(path.as_path()),
+            TensorBytes::Memory(_) => None,
+        }
+    }
+}
+
+/// Reads a tensor chunk by chunk; see [`TensorData::reader`].
+pub struct ChunkReader<'a> {
+    data: &'a TensorData,
+    external: Option<std::io::Take<File>>,
+    raw: Vec<u8>,
+    pos: usize,
+    len: usize,
+}
+
+impl ChunkReader<'_> {
+    /// Decodes the next chunk into `out` (replacing its contents) and returns the index of
+    /// its first element, or `None` at the end.
+    ///
+    /// # Errors
+    /// When external data can no longer be read.
+    pub fn next_chunk(&mut self, out: &mut Vec<f32>) -> Result<Option<usize>, ReadError> {
+        if self.pos >= self.len {
+            return Ok(None);
+        }
+        let start = self.pos;
+        let count = CHUNK_ELEMS.min(self.len - start);
+        out.clear();
+        out.resize(count, 0.0);
+        let dtype = self.data.dtype;
+        match (&self.data.bytes, self.external.as_mut()) {
+            (TensorBytes::Memory(bytes), _) => decode_f32(dtype, chunk_bytes(dtype, bytes, start, count), 0, out),
+            (TensorBytes::External { .. }, Some(reader)) => {
+                self.raw.resize(byte_span(dtype, start, count), 0);
+                reader.read_exact(&mut self.raw)?;
+                decode_f32(dtype, &self.raw, 0, out);
+            }
+            (TensorBytes::External { .. }, None) => return Err(ReadError(std::io::Error::other("reader not open"))),
+        }
+        self.pos += count;
+        Ok(Some(start))
+    }
+}
+
+/// Bytes covering `count` elements from element `start` (which is even for 4-bit types,
+/// since chunks hold an even number of elements).
+fn byte_span(dtype: DType, start: usize, count: usize) -> usize {
+    match dtype.elem_bytes() {
+        Some(b) => count * b,
+        None => (start % 2 + count).div_ceil(2),
+    }
+}
+
+fn chunk_bytes(dtype: DType, bytes: &[u8], start: usize, count: usize) -> &[u8] {
+    let (from, len) = match dtype.elem_bytes() {
+        Some(b) => (start * b, count * b),
+        None => (start / 2, byte_span(dtype, start, count)),
+    };
+    bytes.get(from..from + len).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_memory_tensor_across_chunks() {
+        let n = CHUNK_ELEMS + 10;
+        let bytes: Vec<u8> = (0..n).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        let t = TensorData {
+            dtype: DType::Float32,
+            shape: vec![n as u64],
+            bytes: TensorBytes::Memory(Arc::new(bytes)),
+        };
+        let mut seen = 0usize;
+        let mut starts = vec![];
+        t.for_each_chunk(|start, c| {
+            starts.push(start);
+            for (k, v) in c.iter().enumerate() {
+                assert_eq!(*v, (start + k) as f32);
+            }
+            seen += c.len();
+        })
+        .unwrap();
+        assert_eq!(seen, n);
+        assert_eq!(starts, vec![0, CHUNK_ELEMS]);
+    }
+}

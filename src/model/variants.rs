@@ -1,0 +1,156 @@
+//! Precision variants: which files of a folder are the float, int8 and uint8 versions
+//! of one network, loaded side by side.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::import::{ImportError, Model, load_model};
+use super::quant::{Layer, find_layers};
+
+/// The precision a variant's file name announces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VariantKind {
+    Float,
+    Int8,
+    Uint8,
+    Other,
+}
+
+impl VariantKind {
+    /// Classifies a file name: `*uint8*`, `*int8*`, `*float*`/`*fp32*` (case-insensitive).
+    #[must_use]
+    pub fn from_file_name(name: &str) -> Self {
+        let lower = name.to_ascii_lowercase();
+        if lower.contains("uint8") || lower.contains("u8") && lower.contains("quint8") {
+            Self::Uint8
+        } else if lower.contains("int8") {
+            Self::Int8
+        } else if lower.contains("float") || lower.contains("fp32") || lower.contains("f32") {
+            Self::Float
+        } else {
+            Self::Other
+        }
+    }
+
+    /// Default variant name for the kind.
+    #[must_use]
+    pub fn default_name(self) -> &'static str {
+        match self {
+            Self::Float => "float",
+            Self::Int8 => "int8",
+            Self::Uint8 => "uint8",
+            Self::Other => "model",
+        }
+    }
+}
+
+/// A file to load as one variant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VariantSpec {
+    pub name: String,
+    pub kind: VariantKind,
+    pub path: PathBuf,
+}
+
+/// Why a path could not be turned into variants.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    #[error("cannot read folder: {source}: {path}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("no .onnx file in folder: {0}")]
+    NoOnnx(PathBuf),
+    #[error("not an .onnx file or a folder: {0}")]
+    NotOnnx(PathBuf),
+    #[error("--variant expects NAME=PATH, got {0:?}")]
+    BadVariantArg(String),
+}
+
+/// Finds the variants of `path`: a folder's `.onnx` files (sorted, classified by name),
+/// or a single file. Files of one kind beyond the first are named by their file stem.
+///
+/// # Errors
+/// When the folder cannot be read or holds no `.onnx` file.
+pub fn discover(path: &Path) -> Result<Vec<VariantSpec>, DiscoverError> {
+    let io = |source| DiscoverError::Io { path: path.to_path_buf(), source };
+    if path.is_file() {
+        let is_onnx = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+        if !is_onnx {
+            return Err(DiscoverError::NotOnnx(path.to_path_buf()));
+        }
+        return Ok(name_specs(vec![path.to_path_buf()]));
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(io)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")))
+        .collect();
+    if files.is_empty() {
+        return Err(DiscoverError::NoOnnx(path.to_path_buf()));
+    }
+    files.sort();
+    Ok(name_specs(files))
+}
+
+fn name_specs(files: Vec<PathBuf>) -> Vec<VariantSpec> {
+    let mut specs: Vec<VariantSpec> = Vec::new();
+    for path in files {
+        let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = path.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let kind = VariantKind::from_file_name(&file);
+        let taken = |n: &str| specs.iter().any(|s| s.name == n);
+        let name = if kind != VariantKind::Other && !taken(kind.default_name()) {
+            kind.default_name().to_string()
+        } else {
+            stem
+        };
+        specs.push(VariantSpec { name, kind, path });
+    }
+    // float first, so it is the reference
+    specs.sort_by_key(|s| s.kind != VariantKind::Float);
+    specs
+}
+
+/// Parses `NAME=PATH` from `--variant`.
+///
+/// # Errors
+/// When there is no `=` or a side is empty.
+pub fn parse_variant_arg(arg: &str) -> Result<VariantSpec, DiscoverError> {
+    let Some((name, path)) = arg.split_once('=').filter(|(n, p)| !n.is_empty() && !p.is_empty()) else {
+        return Err(DiscoverError::BadVariantArg(arg.to_string()));
+    };
+    let lower = name.to_ascii_lowercase();
+    let kind = match lower.as_str() {
+        "float" | "fp32" | "f32" => VariantKind::Float,
+        _ => VariantKind::from_file_name(&lower),
+    };
+    Ok(VariantSpec { name: name.to_string(), kind, path: PathBuf::from(path) })
+}
+
+/// One loaded variant.
+#[derive(Clone, Debug)]
+pub struct Variant {
+    pub spec: VariantSpec,
+    pub model: Model,
+    /// Its layers in topological order.
+    pub layers: Vec<Layer>,
+}
+
+/// Loads one variant and finds its layers.
+///
+/// # Errors
+/// When the file is not a usable ONNX model.
+pub fn load_variant(spec: &VariantSpec) -> Result<Variant, ImportError> {
+    let model = load_model(&spec.path)?;
+    let layers = find_layers(&model.graph, &model.topo_order);
+    Ok(Variant { spec: spec.clone(), model, layers })
+}
+
+/// Loads several variants in parallel; each keeps its own result.
+#[must_use]
+pub fn load_variants(specs: &[VariantSpec]) -> Vec<Result<Variant, ImportError>> {
+    specs.par_iter().map(load_variant).collect()
+}

@@ -1,0 +1,204 @@
+//! Writes a [`Report`] as a text table, JSON or CSV, and sorts its layers.
+
+use std::fmt::Write as _;
+
+use super::build::{LayerReport, LayerVariant, Report};
+
+/// Layer order of a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortKey {
+    /// Topological order of the reference variant (the default).
+    Graph,
+    /// Worst (lowest) SQNR first; layers without metrics last.
+    Sqnr,
+    /// Largest MSE first.
+    Mse,
+    /// Largest rmse/scale first.
+    RmseScale,
+    Name,
+}
+
+/// Sorts the layers of `report` by `key` (stable).
+pub fn sort_layers(report: &mut Report, key: SortKey) {
+    let worst = |l: &LayerReport, f: &dyn Fn(&LayerVariant) -> Option<f64>| {
+        l.variants.iter().filter_map(f).max_by(f64::total_cmp)
+    };
+    let desc = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => b.total_cmp(&a),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    };
+    match key {
+        SortKey::Graph => {}
+        SortKey::Name => report.layers.sort_by(|a, b| a.layer.cmp(&b.layer)),
+        SortKey::Sqnr => report.layers.sort_by(|a, b| desc(a.worst_sqnr().map(|v| -v), b.worst_sqnr().map(|v| -v))),
+        SortKey::Mse => {
+            let f = |v: &LayerVariant| v.metrics.as_ref().map(|m| m.mse);
+            report.layers.sort_by(|a, b| desc(worst(a, &f), worst(b, &f)));
+        }
+        SortKey::RmseScale => {
+            let f = |v: &LayerVariant| v.metrics.as_ref().and_then(|m| m.rmse_over_scale);
+            report.layers.sort_by(|a, b| desc(worst(a, &f), worst(b, &f)));
+        }
+    }
+}
+
+/// Pretty JSON of the whole report.
+///
+/// # Errors
+/// Never in practice (plain data); kept for the serializer's signature.
+pub fn to_json(report: &Report) -> serde_json::Result<String> {
+    serde_json::to_string_pretty(report)
+}
+
+/// CSV columns, one row per (layer, variant). Documented in README.md.
+pub const CSV_COLUMNS: &[&str] = &[
+    "layer", "op", "depth", "variant", "node", "node_op", "matched_by", "weight", "dtype", "shape", "quant_form",
+    "per_channel", "axis", "channels", "scale_min", "scale_max", "scale_mean", "zero_point_min", "zero_point_max",
+    "count", "nan", "inf", "min", "max", "mean", "std", "q25", "q50", "q75", "sqnr_db", "mse", "max_abs", "cosine",
+    "norm_l2", "rmse_over_scale", "problems",
+];
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map(|v| format!("{v}")).unwrap_or_default()
+}
+
+/// CSV of the report (RFC 4180 quoting).
+#[must_use]
+pub fn to_csv(report: &Report) -> String {
+    let mut out = CSV_COLUMNS.join(",");
+    out.push('\n');
+    for l in &report.layers {
+        for v in &l.variants {
+            let q = v.quant.as_ref();
+            let s = v.stats.as_ref();
+            let m = v.metrics.as_ref();
+            let shape: Vec<String> = v.shape.iter().map(ToString::to_string).collect();
+            let fields = [
+                l.layer.clone(),
+                l.op.clone(),
+                l.depth.to_string(),
+                v.variant.clone(),
+                v.node.clone(),
+                v.op.clone(),
+                serde_json::to_value(v.matched_by).ok().and_then(|j| j.as_str().map(String::from)).unwrap_or_default(),
+                v.weight.clone(),
+                v.dtype.clone(),
+                shape.join("x"),
+                q.and_then(|q| serde_json::to_value(q.form).ok()).and_then(|j| j.as_str().map(String::from)).unwrap_or_default(),
+                q.map(|q| q.per_channel.to_string()).unwrap_or_default(),
+                q.and_then(|q| q.axis).map(|a| a.to_string()).unwrap_or_default(),
+                q.map(|q| q.channels.to_string()).unwrap_or_default(),
+                num(q.map(|q| q.scale.min)),
+                num(q.map(|q| q.scale.max)),
+                num(q.map(|q| q.scale.mean)),
+                num(q.map(|q| q.zero_point.min)),
+                num(q.map(|q| q.zero_point.max)),
+                s.map(|s| s.count.to_string()).unwrap_or_default(),
+                s.map(|s| s.nan.to_string()).unwrap_or_default(),
+                s.map(|s| s.inf.to_string()).unwrap_or_default(),
+                num(s.map(|s| s.min)),
+                num(s.map(|s| s.max)),
+                num(s.map(|s| s.mean)),
+                num(s.map(|s| s.std)),
+                num(s.map(|s| s.q25)),
+                num(s.map(|s| s.q50)),
+                num(s.map(|s| s.q75)),
+                num(m.map(|m| m.sqnr_db)),
+                num(m.map(|m| m.mse)),
+                num(m.map(|m| m.max_abs)),
+                num(m.map(|m| m.cosine)),
+                num(m.map(|m| m.norm_l2)),
+                num(m.and_then(|m| m.rmse_over_scale)),
+                v.problems.join("; "),
+            ];
+            let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+            out.push_str(&row.join(","));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn short(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if v.abs() >= 1e4 || v.abs() < 1e-3 {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+fn scale_text(v: &LayerVariant) -> String {
+    match &v.quant {
+        None => "-".into(),
+        Some(q) if !q.per_channel => format!("{} zp {}", short(q.scale.min), q.zero_point.min),
+        Some(q) => format!(
+            "{}..{} ({}ch ax{}) zp {}..{}",
+            short(q.scale.min),
+            short(q.scale.max),
+            q.channels,
+            q.axis.unwrap_or(0),
+            q.zero_point.min,
+            q.zero_point.max
+        ),
+    }
+}
+
+fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(width.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// A human-readable table: one line per (layer, variant), the layer named once.
+#[must_use]
+pub fn to_table(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "reference: {}", report.reference);
+    for v in &report.variants {
+        let _ = writeln!(out, "variant {:<8} {} (opset {}, {} nodes, {} layers)", v.name, v.file, v.opset, v.nodes, v.layers);
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<28} {:<8} {:<8} {:<7} {:<34} {:<21} {:>8} {:>10} {:>9} {:>8} {:>7}",
+        "LAYER", "OP", "VARIANT", "DTYPE", "SCALE / ZERO POINT", "RANGE", "SQNR dB", "MSE", "MAX|ERR|", "COSINE", "RMSE/S"
+    );
+    for l in &report.layers {
+        for (i, v) in l.variants.iter().enumerate() {
+            let (name, op) = if i == 0 { (truncate(&l.layer, 28), l.op.clone()) } else { (String::new(), String::new()) };
+            let range = v.stats.as_ref().map_or_else(|| "-".into(), |s| format!("[{}, {}]", short(s.min), short(s.max)));
+            let m = v.metrics.as_ref();
+            let cell = |f: Option<f64>| f.map_or_else(|| "-".to_string(), short);
+            let _ = writeln!(
+                out,
+                "{:<28} {:<8} {:<8} {:<7} {:<34} {:<21} {:>8} {:>10} {:>9} {:>8} {:>7}",
+                name,
+                truncate(&op, 8),
+                truncate(&v.variant, 8),
+                v.dtype,
+                truncate(&scale_text(v), 34),
+                range,
+                m.map_or_else(|| "-".into(), |m| format!("{:.2}", m.sqnr_db)),
+                cell(m.map(|m| m.mse)),
+                cell(m.map(|m| m.max_abs)),
+                m.map_or_else(|| "-".into(), |m| format!("{:.5}", m.cosine)),
+                m.and_then(|m| m.rmse_over_scale).map_or_else(|| "-".into(), |r| format!("{r:.3}")),
+            );
+            for p in &v.problems {
+                let _ = writeln!(out, "{:<28} ! {}: {p}", "", v.variant);
+            }
+        }
+    }
+    out
+}

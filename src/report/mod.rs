@@ -1,0 +1,7 @@
+//! Headless reports built from the pure layers: JSON, CSV and a text table.
+
+pub mod build;
+pub mod format;
+
+pub use build::{LayerReport, LayerVariant, Report, ReportOptions, build_report, reference_index};
+pub use format::{SortKey, sort_layers, to_csv, to_json, to_table};

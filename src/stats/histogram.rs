@@ -1,0 +1,134 @@
+//! Histograms over shared bin edges, so the float weights and every variant's dequantized
+//! weights of one layer are counted into the same bins.
+
+use serde::Serialize;
+
+use super::source::Values;
+use super::summary::Summary;
+use crate::model::tensor::ReadError;
+
+/// Counts of values in `bins` equal-width bins over `[lo, hi]` (numpy's `histogram` with
+/// `range=(lo, hi)`: the last bin includes `hi`). Values outside the range or not finite
+/// are counted in `outside` / `nonfinite`, so `counts` + `outside` + `nonfinite` = length.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Histogram {
+    pub lo: f64,
+    pub hi: f64,
+    pub counts: Vec<u64>,
+    pub outside: u64,
+    pub nonfinite: u64,
+}
+
+impl Histogram {
+    /// Bin edges (`bins + 1` values), as numpy's `linspace(lo, hi, bins + 1)`.
+    #[must_use]
+    pub fn edges(&self) -> Vec<f64> {
+        edges(self.lo, self.hi, self.counts.len())
+    }
+
+    /// Sum of the bin counts.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn edges(lo: f64, hi: f64, bins: usize) -> Vec<f64> {
+    let step = (hi - lo) / bins as f64;
+    (0..=bins).map(|i| if i == bins { hi } else { lo + step * i as f64 }).collect()
+}
+
+/// The common range of several summaries (min of mins, max of maxes, finite values);
+/// a degenerate range is widened by ±0.5 as numpy does.
+#[must_use]
+pub fn shared_range<'a>(summaries: impl IntoIterator<Item = &'a Summary>) -> Option<(f64, f64)> {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for s in summaries {
+        if s.finite() > 0 {
+            lo = lo.min(s.min);
+            hi = hi.max(s.max);
+        }
+    }
+    if !lo.is_finite() || !hi.is_finite() {
+        return None;
+    }
+    if lo == hi {
+        return Some((lo - 0.5, hi + 0.5));
+    }
+    Some((lo, hi))
+}
+
+/// Counts `values` into `bins` bins over `[lo, hi]`, bin by bin as numpy assigns them
+/// (index from the scaled offset, corrected against the actual edges).
+///
+/// # Errors
+/// When external data can no longer be read.
+#[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+pub fn histogram(values: Values<'_>, lo: f64, hi: f64, bins: usize) -> Result<Histogram, ReadError> {
+    let bins = bins.max(1);
+    let e = edges(lo, hi, bins);
+    let mut counts = vec![0u64; bins];
+    let (mut outside, mut nonfinite) = (0u64, 0u64);
+    let norm = bins as f64 / (hi - lo);
+    let last = bins - 1;
+    values.for_each_chunk(|_, chunk| {
+        for &v in chunk {
+            if !v.is_finite() {
+                nonfinite += 1;
+                continue;
+            }
+            let x = f64::from(v);
+            if x < lo || x > hi {
+                outside += 1;
+                continue;
+            }
+            let mut i = (((x - lo) * norm) as usize).min(last);
+            if i > 0 && x < e[i] {
+                i -= 1;
+            } else if i < last && x >= e[i + 1] {
+                i += 1;
+            }
+            counts[i] += 1;
+        }
+    })?;
+    Ok(Histogram { lo, hi, counts, outside, nonfinite })
+}
+
+/// Histograms of several value sets over one shared set of edges (the common range of
+/// their summaries). `None` when no set has a finite value.
+///
+/// # Errors
+/// When external data can no longer be read.
+pub fn shared_histograms(sets: &[(Values<'_>, &Summary)], bins: usize) -> Result<Option<Vec<Histogram>>, ReadError> {
+    let Some((lo, hi)) = shared_range(sets.iter().map(|(_, s)| *s)) else { return Ok(None) };
+    sets.iter().map(|(v, _)| histogram(*v, lo, hi, bins)).collect::<Result<Vec<_>, _>>().map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::summary::summarize;
+
+    #[test]
+    fn shared_bins_sum_to_element_counts() {
+        let a: Vec<f32> = (0..1000).map(|i| (i as f32).sin()).collect();
+        let b: Vec<f32> = (0..777).map(|i| (i as f32).cos() * 1.5).collect();
+        let (sa, sb) = (summarize(Values::Slice(&a)).unwrap(), summarize(Values::Slice(&b)).unwrap());
+        let hs = shared_histograms(&[(Values::Slice(&a), &sa), (Values::Slice(&b), &sb)], 17).unwrap().unwrap();
+        assert_eq!(hs[0].edges(), hs[1].edges());
+        assert_eq!(hs[0].total(), 1000);
+        assert_eq!(hs[1].total(), 777);
+        assert_eq!(hs[0].lo, sb.min.min(sa.min));
+        assert_eq!(hs[1].hi, sb.max);
+    }
+
+    #[test]
+    fn edges_follow_numpy() {
+        // np.histogram([0, 1, 2, 3, 4], bins=4, range=(0, 4)) -> [1, 1, 1, 2]
+        let h = histogram(Values::Slice(&[0.0, 1.0, 2.0, 3.0, 4.0]), 0.0, 4.0, 4).unwrap();
+        assert_eq!(h.counts, vec![1, 1, 1, 2]);
+        let h = histogram(Values::Slice(&[f32::NAN, 9.0, 0.5]), 0.0, 4.0, 4).unwrap();
+        assert_eq!((h.counts.iter().sum::<u64>(), h.outside, h.nonfinite), (1, 1, 1));
+    }
+}

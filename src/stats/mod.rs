@@ -1,0 +1,14 @@
+//! Pure statistics over tensors: summaries, shared-bin histograms, error metrics and
+//! per-channel summaries. Streamed in chunks; no Bevy.
+
+pub mod channel;
+pub mod histogram;
+pub mod metrics;
+pub mod source;
+pub mod summary;
+
+pub use channel::{ChannelSummary, Spread, channel_summaries, spread};
+pub use histogram::{Histogram, histogram, shared_histograms, shared_range};
+pub use metrics::{ErrorMetrics, compare};
+pub use source::Values;
+pub use summary::{Summary, summarize};

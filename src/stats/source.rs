@@ -1,0 +1,154 @@
+//! What statistics run over: a tensor's raw values, its dequantized values, or a slice.
+
+use crate::model::quant::QuantParams;
+use crate::model::tensor::{ChunkReader, ReadError, TensorData};
+
+/// A sequence of `f32` values that can be streamed any number of times.
+#[derive(Clone, Copy)]
+pub enum Values<'a> {
+    /// The tensor's stored values (float weights, or raw integers).
+    Raw(&'a TensorData),
+    /// `(q − zp) · scale` of a quantized tensor.
+    Dequantized(&'a TensorData, &'a QuantParams),
+    /// Values already in memory.
+    Slice(&'a [f32]),
+}
+
+impl<'a> Values<'a> {
+    /// Number of values.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        match self {
+            Self::Raw(t) | Self::Dequantized(t, _) => t.len(),
+            Self::Slice(s) => s.len() as u64,
+        }
+    }
+
+    /// True when there is no value.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shape of the underlying tensor (a slice is 1-D).
+    #[must_use]
+    pub fn shape(&self) -> Vec<u64> {
+        match self {
+            Self::Raw(t) | Self::Dequantized(t, _) => t.shape.clone(),
+            Self::Slice(s) => vec![s.len() as u64],
+        }
+    }
+
+    /// A pull-based reader over the values.
+    ///
+    /// # Errors
+    /// When external data cannot be opened.
+    pub fn reader(&self) -> Result<ValueReader<'a>, ReadError> {
+        Ok(match *self {
+            Self::Raw(t) => ValueReader { inner: Inner::Tensor(t.reader()?), params: None, channel: ChannelMap::none() },
+            Self::Dequantized(t, p) => {
+                ValueReader { inner: Inner::Tensor(t.reader()?), params: Some(p), channel: ChannelMap::new(&t.shape, p) }
+            }
+            Self::Slice(s) => ValueReader { inner: Inner::Slice(s, 0), params: None, channel: ChannelMap::none() },
+        })
+    }
+
+    /// Streams all values in chunks: `f(first_index, values)`.
+    ///
+    /// # Errors
+    /// When external data can no longer be read.
+    pub fn for_each_chunk(&self, mut f: impl FnMut(usize, &[f32])) -> Result<(), ReadError> {
+        let mut r = self.reader()?;
+        let mut buf = Vec::new();
+        while let Some(start) = r.next_chunk(&mut buf)? {
+            f(start, &buf);
+        }
+        Ok(())
+    }
+}
+
+/// Maps a flat element index to its channel along a quantization axis.
+#[derive(Clone, Copy, Debug)]
+pub struct ChannelMap {
+    /// Elements per step of the axis (product of the dims after it); 0 means per-tensor.
+    inner: usize,
+    channels: usize,
+}
+
+impl ChannelMap {
+    /// Per-tensor: every element is channel 0.
+    #[must_use]
+    pub fn none() -> Self {
+        Self { inner: 0, channels: 1 }
+    }
+
+    /// The map for `params` on a tensor of `shape`.
+    #[must_use]
+    pub fn new(shape: &[u64], params: &QuantParams) -> Self {
+        match params.axis {
+            Some(a) if params.scale.len() > 1 => Self::along(shape, a),
+            _ => Self::none(),
+        }
+    }
+
+    /// The map along `axis` of `shape`.
+    #[must_use]
+    pub fn along(shape: &[u64], axis: usize) -> Self {
+        let inner = shape.iter().skip(axis + 1).product::<u64>();
+        let channels = shape.get(axis).copied().unwrap_or(1);
+        Self { inner: usize::try_from(inner.max(1)).unwrap_or(usize::MAX), channels: usize::try_from(channels.max(1)).unwrap_or(1) }
+    }
+
+    /// Channel of element `i`.
+    #[must_use]
+    pub fn channel(&self, i: usize) -> usize {
+        if self.inner == 0 { 0 } else { (i / self.inner) % self.channels }
+    }
+
+    /// Number of channels.
+    #[must_use]
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+}
+
+enum Inner<'a> {
+    Tensor(ChunkReader<'a>),
+    Slice(&'a [f32], usize),
+}
+
+/// Reads [`Values`] chunk by chunk.
+pub struct ValueReader<'a> {
+    inner: Inner<'a>,
+    params: Option<&'a QuantParams>,
+    channel: ChannelMap,
+}
+
+impl ValueReader<'_> {
+    /// Fills `out` with the next chunk and returns its first index, or `None` at the end.
+    ///
+    /// # Errors
+    /// When external data can no longer be read.
+    pub fn next_chunk(&mut self, out: &mut Vec<f32>) -> Result<Option<usize>, ReadError> {
+        let start = match &mut self.inner {
+            Inner::Tensor(r) => r.next_chunk(out)?,
+            Inner::Slice(s, pos) => {
+                if *pos >= s.len() {
+                    return Ok(None);
+                }
+                let n = crate::model::tensor::CHUNK_ELEMS.min(s.len() - *pos);
+                out.clear();
+                out.extend_from_slice(s.get(*pos..*pos + n).unwrap_or_default());
+                let start = *pos;
+                *pos += n;
+                Some(start)
+            }
+        };
+        if let (Some(start), Some(p)) = (start, self.params) {
+            for (k, v) in out.iter_mut().enumerate() {
+                *v = p.dequantize(*v, self.channel.channel(start + k));
+            }
+        }
+        Ok(start)
+    }
+}
