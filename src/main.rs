@@ -72,7 +72,9 @@ const EXIT_DATA_ERRORS: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Report { input, format, sort, bins, out }) => run_report(&input, format, sort, bins, out.as_deref()),
+        Some(Command::Report { input, format, sort, bins, out }) => {
+            run_report(&input, format, sort, bins, out.as_deref())
+        }
         Some(Command::Bench { input, bins }) => run_bench(&input, bins),
         None => open_window(cli.path.as_deref()),
     }

@@ -1,5 +1,6 @@
 //! Every class of bad input yields a clear message naming the file, a non-zero exit code
 //! from the CLI, and never a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on broken fixtures
 
 mod common;
 
@@ -10,7 +11,11 @@ use quantlens::model::{Severity, load_model};
 
 fn cli(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_quantlens")).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[track_caller]

@@ -1,5 +1,6 @@
 //! Values against the goldens that onnx + numpy + onnxruntime computed for the fixtures:
 //! quant params, dequantized weights, statistics, error metrics and shared histograms.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on broken fixtures
 
 mod common;
 
@@ -15,7 +16,15 @@ fn check_stats(s: &Summary, g: &Value, what: &str) {
     assert_eq!(s.count, g["count"].as_u64().unwrap(), "{what} count");
     assert_eq!(s.nan, g["nan"].as_u64().unwrap(), "{what} nan");
     assert_eq!(s.inf, g["inf"].as_u64().unwrap(), "{what} inf");
-    for (k, v) in [("min", s.min), ("max", s.max), ("mean", s.mean), ("std", s.std), ("q25", s.q25), ("q50", s.q50), ("q75", s.q75)] {
+    for (k, v) in [
+        ("min", s.min),
+        ("max", s.max),
+        ("mean", s.mean),
+        ("std", s.std),
+        ("q25", s.q25),
+        ("q50", s.q50),
+        ("q75", s.q75),
+    ] {
         close(v, g[k].as_f64().unwrap(), 1e-5, &format!("{what} {k}"));
     }
 }
@@ -85,7 +94,12 @@ fn check_model(model: &str) {
             close(m.max_abs, gmx["max_abs"].as_f64().unwrap(), 1e-5, &format!("{what} max_abs"));
             close(m.cosine, gmx["cosine"].as_f64().unwrap(), 1e-5, &format!("{what} cosine"));
             close(m.norm_l2, gmx["norm_l2"].as_f64().unwrap(), 1e-5, &format!("{what} norm_l2"));
-            close(m.rmse_over_scale.unwrap(), gmx["rmse_over_scale"].as_f64().unwrap(), 1e-5, &format!("{what} rmse/scale"));
+            close(
+                m.rmse_over_scale.unwrap(),
+                gmx["rmse_over_scale"].as_f64().unwrap(),
+                1e-5,
+                &format!("{what} rmse/scale"),
+            );
         }
         let h = row.histogram.as_ref().unwrap();
         let gh = &gl["histogram"];

@@ -1,5 +1,6 @@
 //! Hostile and pathological graphs built in code: deep chains, cycles, absurd shapes,
 //! external-data paths that try to leave the model folder.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on broken fixtures
 
 use std::path::Path;
 
@@ -23,8 +24,8 @@ fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProt
     pb::NodeProto {
         op_type: op.into(),
         name: name.into(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: outputs.iter().map(|s| s.to_string()).collect(),
+        input: inputs.iter().map(ToString::to_string).collect(),
+        output: outputs.iter().map(ToString::to_string).collect(),
         ..Default::default()
     }
 }
@@ -138,7 +139,8 @@ fn external_paths_cannot_leave_the_model_folder() {
     let path = inner.join("m.onnx");
     std::fs::write(&path, model(nodes, inits).encode_to_vec()).unwrap();
     let m = load_model(&path).unwrap();
-    let msg = |name: &str| m.graph.issues.iter().find(|i| i.subject == name).map(|i| i.message.clone()).unwrap_or_default();
+    let msg =
+        |name: &str| m.graph.issues.iter().find(|i| i.subject == name).map(|i| i.message.clone()).unwrap_or_default();
     assert!(msg("dotdot").contains("leaves the model folder"), "{}", msg("dotdot"));
     assert!(msg("absolute").contains("absolute"), "{}", msg("absolute"));
     #[cfg(unix)]

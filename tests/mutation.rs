@@ -1,5 +1,6 @@
 //! Seeded mutation test: thousands of byte-level flips, truncations and insertions of each
 //! fixture; import, layer finding and statistics must never panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on broken fixtures
 
 mod common;
 
@@ -29,7 +30,7 @@ fn mutate(rng: &mut Rng, orig: &[u8]) -> Vec<u8> {
     let mut b = orig.to_vec();
     match rng.below(4) {
         0 => {
-            for _ in 0..1 + rng.below(8) {
+            for _ in 0..=rng.below(8) {
                 let i = rng.below(b.len());
                 b[i] ^= 1 << rng.below(8);
             }

@@ -81,10 +81,7 @@ impl DType {
     /// True for the integer types quantized weights are stored in.
     #[must_use]
     pub fn is_quantized_int(self) -> bool {
-        matches!(
-            self,
-            Self::Int8 | Self::Uint8 | Self::Int16 | Self::Uint16 | Self::Int4 | Self::Uint4 | Self::Int32
-        )
+        matches!(self, Self::Int8 | Self::Uint8 | Self::Int16 | Self::Uint16 | Self::Int4 | Self::Uint4 | Self::Int32)
     }
 
     /// Bytes needed for `n` elements, `None` for undecodable types or overflow.
@@ -120,14 +117,16 @@ pub fn decode_f32(dtype: DType, bytes: &[u8], start: usize, out: &mut [f32]) {
             for (o, c) in out.iter_mut().zip(bytes.chunks_exact($n)) {
                 let mut a = [0u8; $n];
                 a.copy_from_slice(c);
-                *o = <$t>::from_le_bytes(a) as f32;
+                #[allow(clippy::cast_lossless)]
+                let v = <$t>::from_le_bytes(a) as f32;
+                *o = v;
             }
         };
     }
     match dtype {
         DType::Float32 => le!(f32, 4),
         DType::Float64 => le!(f64, 8),
-        DType::Int8 => out.iter_mut().zip(bytes).for_each(|(o, &b)| *o = f32::from(b as i8)),
+        DType::Int8 => out.iter_mut().zip(bytes).for_each(|(o, &b)| *o = f32::from(b.cast_signed())),
         DType::Uint8 | DType::Bool => out.iter_mut().zip(bytes).for_each(|(o, &b)| *o = f32::from(b)),
         DType::Int16 => le!(i16, 2),
         DType::Uint16 => le!(u16, 2),
@@ -149,10 +148,10 @@ pub fn decode_f32(dtype: DType, bytes: &[u8], start: usize, out: &mut [f32]) {
             for (k, o) in out.iter_mut().enumerate() {
                 let i = start + k;
                 let byte = bytes.get(i / 2).copied().unwrap_or(0);
-                let nib = if i % 2 == 0 { byte & 0x0f } else { byte >> 4 };
+                let nib = if i.is_multiple_of(2) { byte & 0x0f } else { byte >> 4 };
                 *o = if dtype == DType::Int4 {
                     // sign-extend the 4-bit value
-                    f32::from(((nib << 4) as i8) >> 4)
+                    f32::from((nib << 4).cast_signed() >> 4)
                 } else {
                     f32::from(nib)
                 };

@@ -48,7 +48,10 @@ pub enum AttrValue {
     Floats(Vec<f32>),
     Texts(Vec<String>),
     /// A tensor attribute (e.g. `Constant.value`), by dtype and dims.
-    Tensor { dtype: String, dims: Vec<i64> },
+    Tensor {
+        dtype: String,
+        dims: Vec<i64>,
+    },
     /// A subgraph attribute (`If`, `Loop`, `Scan` bodies), by its scope name.
     Graph(String),
     Other,
@@ -230,12 +233,8 @@ impl Graph {
         let mut succ: Vec<Vec<NodeId>> = vec![Vec::new(); n];
         let mut indeg = vec![0usize; n];
         for (id, node) in self.nodes.iter().enumerate() {
-            let mut preds: Vec<NodeId> = node
-                .inputs
-                .iter()
-                .flatten()
-                .filter_map(|&t| self.tensors.get(t).and_then(|t| t.producer))
-                .collect();
+            let mut preds: Vec<NodeId> =
+                node.inputs.iter().flatten().filter_map(|&t| self.tensors.get(t).and_then(|t| t.producer)).collect();
             preds.sort_unstable();
             preds.dedup();
             for p in preds {
@@ -272,15 +271,11 @@ impl Graph {
         if order.len() < n {
             let next = order.iter().map(|&i| depth[i] + 1).max().unwrap_or(0);
             let stuck: Vec<NodeId> = (0..n).filter(|&i| indeg[i] > 0).collect();
-            let names: Vec<String> =
-                stuck.iter().take(5).map(|&i| self.nodes[i].label(i)).collect();
+            let names: Vec<String> = stuck.iter().take(5).map(|&i| self.nodes[i].label(i)).collect();
             self.issues.push(Issue {
                 severity: Severity::Error,
                 subject: names.join(", "),
-                message: format!(
-                    "graph has a cycle: {} node(s) cannot be ordered; shown after the rest",
-                    stuck.len()
-                ),
+                message: format!("graph has a cycle: {} node(s) cannot be ordered; shown after the rest", stuck.len()),
             });
             for &i in &stuck {
                 depth[i] = next;

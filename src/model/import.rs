@@ -54,9 +54,9 @@ pub fn load_model(path: &Path) -> Result<Model, ImportError> {
     if meta.len() == 0 {
         return Err(ImportError::Empty(path.to_path_buf()));
     }
-    let proto = tract_onnx::onnx().proto_model_for_path(path).map_err(|e| {
-        ImportError::NotProtobuf { path: path.to_path_buf(), reason: root_cause(&e) }
-    })?;
+    let proto = tract_onnx::onnx()
+        .proto_model_for_path(path)
+        .map_err(|e| ImportError::NotProtobuf { path: path.to_path_buf(), reason: root_cause(&e) })?;
     model_from_proto(proto, path)
 }
 
@@ -84,11 +84,8 @@ fn root_cause(e: &tract_onnx::prelude::TractError) -> String {
 /// # Errors
 /// When the protobuf holds no graph or an empty one.
 pub fn model_from_proto(mut proto: pb::ModelProto, path: &Path) -> Result<Model, ImportError> {
-    let opset = proto
-        .opset_import
-        .iter()
-        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
-        .map_or(0, |o| o.version);
+    let opset =
+        proto.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(0, |o| o.version);
     let Some(main) = proto.graph.take() else {
         return Err(ImportError::NoGraph(path.to_path_buf()));
     };
@@ -201,9 +198,21 @@ impl Builder {
                 }
                 let existing = self.scopes.get(scope).and_then(|(m, _)| m.get(name)).copied();
                 let t = match existing {
-                    Some(t) if self.g.tensors.get(t).is_some_and(|t| t.producer.is_none() && t.kind == TensorKind::Activation) => t,
+                    Some(t)
+                        if self
+                            .g
+                            .tensors
+                            .get(t)
+                            .is_some_and(|t| t.producer.is_none() && t.kind == TensorKind::Activation) =>
+                    {
+                        t
+                    }
                     Some(_) => {
-                        self.issue(Severity::Warning, name, "tensor is produced more than once; later producers get their own copy");
+                        self.issue(
+                            Severity::Warning,
+                            name,
+                            "tensor is produced more than once; later producers get their own copy",
+                        );
                         self.new_tensor(scope, name, TensorKind::Activation)
                     }
                     None => self.new_tensor(scope, name, TensorKind::Activation),
@@ -215,8 +224,8 @@ impl Builder {
             }
             let node_label = if node.name.is_empty() { format!("{}#{id}", node.op_type) } else { node.name.clone() };
             let mut attributes = Vec::with_capacity(node.attribute.len());
-            for (ai, attr) in node.attribute.iter_mut().enumerate() {
-                let value = self.attr_value(attr, &node_label, ai, &p.scope, id, scope, &mut sub);
+            for attr in &mut node.attribute {
+                let value = Self::attr_value(attr, &node_label, &p.scope, id, &mut sub);
                 attributes.push(Attribute { name: attr.name.clone(), value });
             }
             if node.op_type == "Constant" {
@@ -273,18 +282,14 @@ impl Builder {
         sub
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Converts one attribute; subgraph attributes are queued on `sub` for the caller's work list.
     fn attr_value(
-        &mut self,
         attr: &mut pb::AttributeProto,
         node_label: &str,
-        index: usize,
         parent_scope_name: &str,
         node: NodeId,
-        scope: usize,
         sub: &mut Vec<Pending>,
     ) -> AttrValue {
-        let _ = scope;
         let prefix = if parent_scope_name.is_empty() { String::new() } else { format!("{parent_scope_name}/") };
         let mut graphs = Vec::new();
         if let Some(g) = attr.g.take() {
@@ -299,13 +304,11 @@ impl Builder {
             }
             return AttrValue::Graph(base);
         }
-        let _ = index;
         if let Some(t) = &attr.t {
             return AttrValue::Tensor { dtype: DType::from_onnx(t.data_type).name(), dims: t.dims.clone() };
         }
         match attr.r#type {
             1 => AttrValue::Float(attr.f),
-            2 => AttrValue::Int(attr.i),
             3 => AttrValue::Text(String::from_utf8_lossy(&attr.s).into_owned()),
             6 => AttrValue::Floats(attr.floats.clone()),
             7 => AttrValue::Ints(attr.ints.clone()),
@@ -315,7 +318,7 @@ impl Builder {
             0 if !attr.floats.is_empty() => AttrValue::Floats(attr.floats.clone()),
             0 if !attr.s.is_empty() => AttrValue::Text(String::from_utf8_lossy(&attr.s).into_owned()),
             0 if attr.f != 0.0 => AttrValue::Float(attr.f),
-            0 => AttrValue::Int(attr.i),
+            0 | 2 => AttrValue::Int(attr.i),
             _ => AttrValue::Other,
         }
     }
@@ -333,9 +336,11 @@ impl Builder {
                     None => continue,
                 },
                 "value_float" => float_proto(vec![attr.f], vec![]),
-                "value_floats" => float_proto(attr.floats.clone(), vec![attr.floats.len() as i64]),
+                "value_floats" => {
+                    float_proto(attr.floats.clone(), vec![i64::try_from(attr.floats.len()).unwrap_or(i64::MAX)])
+                }
                 "value_int" => int_proto(vec![attr.i], vec![]),
-                "value_ints" => int_proto(attr.ints.clone(), vec![attr.ints.len() as i64]),
+                "value_ints" => int_proto(attr.ints.clone(), vec![i64::try_from(attr.ints.len()).unwrap_or(i64::MAX)]),
                 _ => continue,
             };
             self.fill_tensor(out, &mut proto);
@@ -378,7 +383,13 @@ impl Builder {
         let name = self.g.tensors.get(id).map(|t| t.name.clone()).unwrap_or_default();
         if let Some(t) = self.g.tensors.get_mut(id) {
             t.dtype = Some(dtype);
-            t.shape = Some(proto.dims.iter().map(|&d| if d >= 0 { Dim::Known(d.unsigned_abs()) } else { Dim::Symbolic(d.to_string()) }).collect());
+            t.shape = Some(
+                proto
+                    .dims
+                    .iter()
+                    .map(|&d| if d >= 0 { Dim::Known(d.unsigned_abs()) } else { Dim::Symbolic(d.to_string()) })
+                    .collect(),
+            );
         }
         match self.payload(proto, dtype) {
             Ok(data) => {
@@ -406,7 +417,8 @@ impl Builder {
         if is_external {
             return self.external(proto, dtype, shape, expected);
         }
-        let bytes = if proto.raw_data.is_empty() { typed_bytes(proto, dtype)? } else { std::mem::take(&mut proto.raw_data) };
+        let bytes =
+            if proto.raw_data.is_empty() { typed_bytes(proto, dtype)? } else { std::mem::take(&mut proto.raw_data) };
         if bytes.len() as u64 != expected {
             return Err(format!(
                 "data holds {} bytes but shape {:?} of {} needs {expected}",
@@ -418,15 +430,26 @@ impl Builder {
         Ok(TensorData { dtype, shape, bytes: TensorBytes::Memory(Arc::new(bytes)) })
     }
 
-    fn external(&self, proto: &pb::TensorProto, dtype: DType, shape: Vec<u64>, expected: u64) -> Result<TensorData, String> {
+    fn external(
+        &self,
+        proto: &pb::TensorProto,
+        dtype: DType,
+        shape: Vec<u64>,
+        expected: u64,
+    ) -> Result<TensorData, String> {
         let mut location = None;
         let mut offset = 0u64;
         let mut length = None;
         for kv in &proto.external_data {
             match kv.key.as_str() {
                 "location" => location = Some(kv.value.clone()),
-                "offset" => offset = kv.value.parse().map_err(|_| format!("bad external-data offset {:?}", kv.value))?,
-                "length" => length = Some(kv.value.parse::<u64>().map_err(|_| format!("bad external-data length {:?}", kv.value))?),
+                "offset" => {
+                    offset = kv.value.parse().map_err(|_| format!("bad external-data offset {:?}", kv.value))?;
+                }
+                "length" => {
+                    length =
+                        Some(kv.value.parse::<u64>().map_err(|_| format!("bad external-data length {:?}", kv.value))?);
+                }
                 _ => {}
             }
         }

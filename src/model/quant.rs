@@ -19,7 +19,7 @@ pub enum QuantForm {
     QLinear,
     /// `MatMulInteger` / `ConvInteger`, scale found on the `Mul` after the `Cast`.
     Integer,
-    /// Weight-only: `Cast(int → float) → Mul(scale)` with no DequantizeLinear.
+    /// Weight-only: `Cast(int → float) → Mul(scale)` with no `DequantizeLinear`.
     CastMul,
     /// Declared by `graph.quantization_annotation`.
     Annotation,
@@ -186,7 +186,7 @@ fn resolve_at(g: &Graph, n: NodeId, k: usize, plumbing: &mut HashSet<NodeId>) ->
 }
 
 /// Follows a tensor back to a parameter: a float initializer, or an integer one through
-/// DequantizeLinear, Cast→Mul, or a quantization annotation.
+/// `DequantizeLinear`, Cast→Mul, or a quantization annotation.
 fn resolve_tensor(g: &Graph, mut t: TensorId, plumbing: &mut HashSet<NodeId>) -> Option<LayerWeight> {
     for _ in 0..8 {
         let tensor = g.tensor(t)?;
@@ -194,7 +194,9 @@ fn resolve_tensor(g: &Graph, mut t: TensorId, plumbing: &mut HashSet<NodeId>) ->
             if d.dtype.is_float() {
                 return Some(LayerWeight::Float(t));
             }
-            if d.dtype.is_quantized_int() && let Some(w) = annotated(g, t) {
+            if d.dtype.is_quantized_int()
+                && let Some(w) = annotated(g, t)
+            {
                 return Some(w);
             }
             return None;
@@ -290,7 +292,7 @@ fn integer_op(g: &Graph, n: NodeId, plumbing: &mut HashSet<NodeId>) -> Option<La
     let q = g.input(n, 1)?;
     data(g, q)?;
     let zp = g.input(n, 3);
-    let axis = if g.node(n)?.op_type == "ConvInteger" { 0 } else { 1 };
+    let axis = i64::from(g.node(n)?.op_type != "ConvInteger");
     let mut scale = None;
     let mut frontier = g.node(n)?.outputs.clone();
     'search: for _ in 0..3 {
@@ -341,7 +343,14 @@ fn annotated(g: &Graph, q: TensorId) -> Option<LayerWeight> {
 
 /// Reads and validates the parameters of quantized tensor `q`. `axis` is the declared
 /// axis (ONNX default 1), applied only when the scale has more than one element.
-fn quantized(g: &Graph, q: TensorId, form: QuantForm, scale: Option<TensorId>, zp: Option<TensorId>, axis: Option<i64>) -> LayerWeight {
+fn quantized(
+    g: &Graph,
+    q: TensorId,
+    form: QuantForm,
+    scale: Option<TensorId>,
+    zp: Option<TensorId>,
+    axis: Option<i64>,
+) -> LayerWeight {
     let mut problems = Vec::new();
     let params = read_params(g, q, scale, zp, axis, &mut problems);
     LayerWeight::Quantized(QuantizedWeight { q_tensor: q, form, params, problems })
@@ -403,10 +412,7 @@ fn read_params(
         };
         let channels = qd.shape.get(norm).copied().unwrap_or(0);
         if scales.len() as u64 != channels {
-            problems.push(format!(
-                "{} scales but the weight has {channels} channels along axis {norm}",
-                scales.len()
-            ));
+            problems.push(format!("{} scales but the weight has {channels} channels along axis {norm}", scales.len()));
             return None;
         }
         Some(norm)
@@ -427,7 +433,8 @@ fn read_params(
     {
         problems.push(format!("zero point is {} but the weight is {}", zd.name(), qd.dtype.name()));
     }
-    let bad: Vec<usize> = scales.iter().enumerate().filter(|(_, s)| !(s.is_finite() && **s > 0.0)).map(|(i, _)| i).collect();
+    let bad: Vec<usize> =
+        scales.iter().enumerate().filter(|(_, s)| !(s.is_finite() && **s > 0.0)).map(|(i, _)| i).collect();
     if let Some(&first) = bad.first() {
         problems.push(format!(
             "{} scale(s) are zero, negative or not finite (first: channel {first} = {})",
@@ -450,7 +457,11 @@ fn read_params(
 ///
 /// # Errors
 /// When external data can no longer be read.
-pub fn for_each_dequantized(q: &TensorData, params: &QuantParams, mut f: impl FnMut(usize, &[f32])) -> Result<(), ReadError> {
+pub fn for_each_dequantized(
+    q: &TensorData,
+    params: &QuantParams,
+    mut f: impl FnMut(usize, &[f32]),
+) -> Result<(), ReadError> {
     let channels = params.scale.len().max(1);
     let inner: usize = match params.axis {
         Some(a) if channels > 1 => q.shape.iter().skip(a + 1).product::<u64>().try_into().unwrap_or(usize::MAX),

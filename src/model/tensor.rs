@@ -165,11 +165,8 @@ mod tests {
     fn streams_memory_tensor_across_chunks() {
         let n = CHUNK_ELEMS + 10;
         let bytes: Vec<u8> = (0..n).flat_map(|i| (i as f32).to_le_bytes()).collect();
-        let t = TensorData {
-            dtype: DType::Float32,
-            shape: vec![n as u64],
-            bytes: TensorBytes::Memory(Arc::new(bytes)),
-        };
+        let t =
+            TensorData { dtype: DType::Float32, shape: vec![n as u64], bytes: TensorBytes::Memory(Arc::new(bytes)) };
         let mut seen = 0usize;
         let mut starts = vec![];
         t.for_each_chunk(|start, c| {

@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::model::dtype::DType;
 use crate::model::graph::{Issue, shape_string};
 use crate::model::matching::{MatchHow, MatchRow, match_layers};
 use crate::model::quant::{LayerWeight, QuantForm, QuantParams};
@@ -133,7 +134,7 @@ fn variant_info(v: &Variant) -> VariantInfo {
 }
 
 /// The values a layer's weight stands for, with its quant params if any.
-fn layer_values<'a>(v: &'a Variant, li: usize) -> (Option<Values<'a>>, Option<&'a QuantParams>) {
+fn layer_values(v: &Variant, li: usize) -> (Option<Values<'_>>, Option<&QuantParams>) {
     let Some(layer) = v.layers.get(li) else { return (None, None) };
     let g = &v.model.graph;
     let data = g.tensor(layer.weight.tensor()).and_then(|t| t.data.as_ref());
@@ -234,7 +235,7 @@ fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, options:
             op: node.op_type.clone(),
             matched_by: *how,
             weight: tensor.map(|t| t.name.clone()).unwrap_or_default(),
-            dtype: tensor.and_then(|t| t.dtype).map(|d| d.name()).unwrap_or_default(),
+            dtype: tensor.and_then(|t| t.dtype).map(DType::name).unwrap_or_default(),
             shape: tensor.and_then(|t| t.data.as_ref()).map(|d| d.shape.clone()).unwrap_or_default(),
             quant,
             stats,

@@ -54,10 +54,42 @@ pub fn to_json(report: &Report) -> serde_json::Result<String> {
 
 /// CSV columns, one row per (layer, variant). Documented in README.md.
 pub const CSV_COLUMNS: &[&str] = &[
-    "layer", "op", "depth", "variant", "node", "node_op", "matched_by", "weight", "dtype", "shape", "quant_form",
-    "per_channel", "axis", "channels", "scale_min", "scale_max", "scale_mean", "zero_point_min", "zero_point_max",
-    "count", "nan", "inf", "min", "max", "mean", "std", "q25", "q50", "q75", "sqnr_db", "mse", "max_abs", "cosine",
-    "norm_l2", "rmse_over_scale", "problems",
+    "layer",
+    "op",
+    "depth",
+    "variant",
+    "node",
+    "node_op",
+    "matched_by",
+    "weight",
+    "dtype",
+    "shape",
+    "quant_form",
+    "per_channel",
+    "axis",
+    "channels",
+    "scale_min",
+    "scale_max",
+    "scale_mean",
+    "zero_point_min",
+    "zero_point_max",
+    "count",
+    "nan",
+    "inf",
+    "min",
+    "max",
+    "mean",
+    "std",
+    "q25",
+    "q50",
+    "q75",
+    "sqnr_db",
+    "mse",
+    "max_abs",
+    "cosine",
+    "norm_l2",
+    "rmse_over_scale",
+    "problems",
 ];
 
 fn csv_field(s: &str) -> String {
@@ -90,7 +122,9 @@ pub fn to_csv(report: &Report) -> String {
                 v.weight.clone(),
                 v.dtype.clone(),
                 shape.join("x"),
-                q.and_then(|q| serde_json::to_value(q.form).ok()).and_then(|j| j.as_str().map(String::from)).unwrap_or_default(),
+                q.and_then(|q| serde_json::to_value(q.form).ok())
+                    .and_then(|j| j.as_str().map(String::from))
+                    .unwrap_or_default(),
                 q.map(|q| q.per_channel.to_string()).unwrap_or_default(),
                 q.and_then(|q| q.axis).map(|a| a.to_string()).unwrap_or_default(),
                 q.map(|q| q.channels.to_string()).unwrap_or_default(),
@@ -167,17 +201,33 @@ pub fn to_table(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "reference: {}", report.reference);
     for v in &report.variants {
-        let _ = writeln!(out, "variant {:<8} {} (opset {}, {} nodes, {} layers)", v.name, v.file, v.opset, v.nodes, v.layers);
+        let _ = writeln!(
+            out,
+            "variant {:<8} {} (opset {}, {} nodes, {} layers)",
+            v.name, v.file, v.opset, v.nodes, v.layers
+        );
     }
     let _ = writeln!(
         out,
         "\n{:<28} {:<8} {:<8} {:<7} {:<34} {:<21} {:>8} {:>10} {:>9} {:>8} {:>7}",
-        "LAYER", "OP", "VARIANT", "DTYPE", "SCALE / ZERO POINT", "RANGE", "SQNR dB", "MSE", "MAX|ERR|", "COSINE", "RMSE/S"
+        "LAYER",
+        "OP",
+        "VARIANT",
+        "DTYPE",
+        "SCALE / ZERO POINT",
+        "RANGE",
+        "SQNR dB",
+        "MSE",
+        "MAX|ERR|",
+        "COSINE",
+        "RMSE/S"
     );
     for l in &report.layers {
         for (i, v) in l.variants.iter().enumerate() {
-            let (name, op) = if i == 0 { (truncate(&l.layer, 28), l.op.clone()) } else { (String::new(), String::new()) };
-            let range = v.stats.as_ref().map_or_else(|| "-".into(), |s| format!("[{}, {}]", short(s.min), short(s.max)));
+            let (name, op) =
+                if i == 0 { (truncate(&l.layer, 28), l.op.clone()) } else { (String::new(), String::new()) };
+            let range =
+                v.stats.as_ref().map_or_else(|| "-".into(), |s| format!("[{}, {}]", short(s.min), short(s.max)));
             let m = v.metrics.as_ref();
             let cell = |f: Option<f64>| f.map_or_else(|| "-".to_string(), short);
             let _ = writeln!(

@@ -45,10 +45,14 @@ impl<'a> Values<'a> {
     /// When external data cannot be opened.
     pub fn reader(&self) -> Result<ValueReader<'a>, ReadError> {
         Ok(match *self {
-            Self::Raw(t) => ValueReader { inner: Inner::Tensor(t.reader()?), params: None, channel: ChannelMap::none() },
-            Self::Dequantized(t, p) => {
-                ValueReader { inner: Inner::Tensor(t.reader()?), params: Some(p), channel: ChannelMap::new(&t.shape, p) }
+            Self::Raw(t) => {
+                ValueReader { inner: Inner::Tensor(t.reader()?), params: None, channel: ChannelMap::none() }
             }
+            Self::Dequantized(t, p) => ValueReader {
+                inner: Inner::Tensor(t.reader()?),
+                params: Some(p),
+                channel: ChannelMap::new(&t.shape, p),
+            },
             Self::Slice(s) => ValueReader { inner: Inner::Slice(s, 0), params: None, channel: ChannelMap::none() },
         })
     }
@@ -96,13 +100,16 @@ impl ChannelMap {
     pub fn along(shape: &[u64], axis: usize) -> Self {
         let inner = shape.iter().skip(axis + 1).product::<u64>();
         let channels = shape.get(axis).copied().unwrap_or(1);
-        Self { inner: usize::try_from(inner.max(1)).unwrap_or(usize::MAX), channels: usize::try_from(channels.max(1)).unwrap_or(1) }
+        Self {
+            inner: usize::try_from(inner.max(1)).unwrap_or(usize::MAX),
+            channels: usize::try_from(channels.max(1)).unwrap_or(1),
+        }
     }
 
     /// Channel of element `i`.
     #[must_use]
     pub fn channel(&self, i: usize) -> usize {
-        if self.inner == 0 { 0 } else { (i / self.inner) % self.channels }
+        i.checked_div(self.inner).map_or(0, |c| c % self.channels)
     }
 
     /// Number of channels.

@@ -1,4 +1,5 @@
 //! Shared helpers for the integration tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on broken fixtures
 #![allow(dead_code)]
 
 use std::path::PathBuf;
