@@ -1,8 +1,16 @@
 //! quantlens: see what quantization did to a network.
 //!
-//! The pure layers (`model`, `stats`, `report`) build and test without Bevy
-//! (`cargo test --no-default-features`).
+//! The pure layers (`model`, `stats`, `report`, `layout`, `view`, `theme`) build and test without
+//! Bevy (`cargo test --no-default-features`); `ui` (egui views) and `app` (Bevy plugins)
+//! come with the default `gui` feature.
 
+#[cfg(feature = "gui")]
+pub mod app;
+pub mod layout;
 pub mod model;
 pub mod report;
 pub mod stats;
+pub mod view;
+pub mod theme;
+#[cfg(feature = "gui")]
+pub mod ui;

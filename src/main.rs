@@ -1,5 +1,5 @@
-//! quantlens command line: `report` and `bench` headless; the window comes with the `gui`
-//! feature.
+//! quantlens command line: `quantlens [PATH]` opens the window (the `gui` feature);
+//! `report`, `render` and `bench` work headless.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,9 @@ struct Cli {
     command: Option<Command>,
     /// A folder of precision variants or one .onnx file (opens the window).
     path: Option<PathBuf>,
+    /// Save one screenshot of the window once the model and its statistics are in, then exit.
+    #[arg(long, value_name = "PNG")]
+    screenshot: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -39,6 +42,24 @@ enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
+    /// Renders what the window shows into a PNG, without a display (Vulkan, e.g. Mesa lavapipe).
+    Render {
+        /// A folder of variants or one .onnx file.
+        path: PathBuf,
+        /// The PNG to write (atomically).
+        #[arg(long, short)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1600)]
+        width: u32,
+        #[arg(long, default_value_t = 1000)]
+        height: u32,
+        /// 3D towers or the flat top-down view.
+        #[arg(long, value_enum, default_value_t = ViewArg::ThreeD)]
+        view: ViewArg,
+        /// Select (and frame) the layer of this name.
+        #[arg(long)]
+        select: Option<String>,
+    },
     /// Times import, statistics and histograms of a folder; prints JSON with peak RSS.
     Bench {
         #[command(flatten)]
@@ -59,6 +80,14 @@ struct Input {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ViewArg {
+    #[value(name = "3d")]
+    ThreeD,
+    #[value(name = "2d")]
+    TwoD,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     Table,
     Json,
@@ -76,12 +105,61 @@ fn main() -> ExitCode {
             run_report(&input, format, sort, bins, out.as_deref())
         }
         Some(Command::Bench { input, bins }) => run_bench(&input, bins),
-        None => open_window(cli.path.as_deref()),
+        Some(Command::Render { path, out, width, height, view, select }) => {
+            run_render(path, out, width, height, view, select)
+        }
+        None => open_window(cli.path, cli.screenshot),
     }
 }
 
-fn open_window(_path: Option<&Path>) -> ExitCode {
-    eprintln!("quantlens: the desktop window is not in this build yet; use `quantlens report PATH` (see --help)");
+fn refuse_missing(path: &Path) -> Result<(), ExitCode> {
+    if path.exists() {
+        return Ok(());
+    }
+    eprintln!("quantlens: error: no such file or folder: {}", path.display());
+    Err(ExitCode::from(EXIT_FAILED))
+}
+
+#[cfg(feature = "gui")]
+fn app_exit_code(exit: bevy::app::AppExit) -> ExitCode {
+    match exit {
+        bevy::app::AppExit::Success => ExitCode::SUCCESS,
+        bevy::app::AppExit::Error(code) => ExitCode::from(code.get()),
+    }
+}
+
+#[cfg(feature = "gui")]
+fn open_window(path: Option<PathBuf>, screenshot: Option<PathBuf>) -> ExitCode {
+    if let Some(p) = &path
+        && let Err(code) = refuse_missing(p)
+    {
+        return code;
+    }
+    app_exit_code(quantlens::app::window_app(path, screenshot).run())
+}
+
+#[cfg(not(feature = "gui"))]
+fn open_window(_path: Option<PathBuf>, _screenshot: Option<PathBuf>) -> ExitCode {
+    eprintln!("quantlens: built without the `gui` feature; use `quantlens report PATH` (see --help)");
+    ExitCode::from(EXIT_FAILED)
+}
+
+#[cfg(feature = "gui")]
+fn run_render(path: PathBuf, out: PathBuf, width: u32, height: u32, view: ViewArg, select: Option<String>) -> ExitCode {
+    if let Err(code) = refuse_missing(&path) {
+        return code;
+    }
+    let mode = match view {
+        ViewArg::ThreeD => quantlens::layout::ViewMode::ThreeD,
+        ViewArg::TwoD => quantlens::layout::ViewMode::TwoD,
+    };
+    let opts = quantlens::app::RenderOptions { path, out, width, height, mode, select };
+    app_exit_code(quantlens::app::headless_app(&opts).run())
+}
+
+#[cfg(not(feature = "gui"))]
+fn run_render(_: PathBuf, _: PathBuf, _: u32, _: u32, _: ViewArg, _: Option<String>) -> ExitCode {
+    eprintln!("quantlens: built without the `gui` feature: `render` is not available");
     ExitCode::from(EXIT_FAILED)
 }
 

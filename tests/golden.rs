@@ -4,10 +4,7 @@
 
 mod common;
 
-use common::{close, data, f64s, golden, load};
-use quantlens::model::LayerWeight;
-use quantlens::model::quant::QuantParams;
-use quantlens::model::variants::Variant;
+use common::{close, data, f64s, first_values, golden, load, params};
 use quantlens::report::{LayerReport, Report, ReportOptions, build_report};
 use quantlens::stats::{Summary, Values};
 use serde_json::Value;
@@ -31,26 +28,6 @@ fn check_stats(s: &Summary, g: &Value, what: &str) {
 
 fn layer_row<'a>(report: &'a Report, layer: &str) -> &'a LayerReport {
     report.layers.iter().find(|l| l.layer == layer).unwrap_or_else(|| panic!("layer {layer} not in report"))
-}
-
-/// The quant params of the layer whose quantized weight is `weight_q` in `v`.
-fn params<'a>(v: &'a Variant, weight_q: &str) -> (&'a QuantParams, &'a quantlens::model::TensorData) {
-    let g = &v.model.graph;
-    for l in &v.layers {
-        if let LayerWeight::Quantized(q) = &l.weight
-            && g.tensors[q.q_tensor].name == weight_q
-        {
-            return (q.params.as_ref().unwrap(), g.tensors[q.q_tensor].data.as_ref().unwrap());
-        }
-    }
-    panic!("no layer with quantized weight {weight_q} in {}", v.spec.name)
-}
-
-fn first_values(values: Values<'_>, n: usize) -> Vec<f64> {
-    let mut r = values.reader().unwrap();
-    let mut buf = Vec::new();
-    r.next_chunk(&mut buf).unwrap();
-    buf.iter().take(n).map(|&v| f64::from(v)).collect()
 }
 
 fn check_model(model: &str) {

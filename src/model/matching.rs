@@ -36,7 +36,7 @@ pub struct MatchRow {
 pub fn op_family(op: &str) -> &str {
     match op {
         "Conv" | "QLinearConv" | "ConvInteger" => "Conv",
-        "MatMul" | "QLinearMatMul" | "MatMulInteger" | "FusedMatMul" | "Gemm" => "MatMul",
+        "MatMul" | "QLinearMatMul" | "MatMulInteger" | "FusedMatMul" | "Gemm" | "QGemm" => "MatMul",
         other => other,
     }
 }

@@ -102,7 +102,7 @@ pub struct Layer {
 fn weight_inputs(op: &str) -> &'static [usize] {
     match op {
         "Conv" | "ConvTranspose" | "Gemm" | "MatMul" | "MatMulInteger" | "ConvInteger" | "FusedMatMul" => &[1, 0],
-        "QLinearConv" | "QLinearMatMul" => &[3],
+        "QLinearConv" | "QLinearMatMul" | "QGemm" => &[3],
         "Gather" | "GatherElements" => &[0],
         "LSTM" | "GRU" | "RNN" => &[1, 2],
         _ => &[],
@@ -142,6 +142,8 @@ pub fn find_layers(g: &Graph, order: &[NodeId]) -> Vec<Layer> {
             || plumbing.contains(&n)
             || !weight_inputs(&node.op_type).is_empty()
             || crate::model::graph::is_quant_plumbing(&node.op_type)
+            // QLinearAdd, QLinearGlobalAveragePool, …: their only parameters are scales
+            || node.op_type.starts_with("QLinear")
             || matches!(node.op_type.as_str(), "Constant" | "Cast" | "Shape" | "Reshape")
         {
             continue;
@@ -180,6 +182,8 @@ fn resolve_at(g: &Graph, n: NodeId, k: usize, plumbing: &mut HashSet<NodeId>) ->
             let rank = data(g, t).map_or(2, |d| d.shape.len());
             qlinear(g, n, 3, 4, 5, Some(rank.saturating_sub(1)))
         }
+        // QGemm's B is [N, K] with transB = 1 (channels along 0), else [K, N] (along 1)
+        "QGemm" => qlinear(g, n, 3, 4, 5, Some(usize::from(node.attr_int("transB").unwrap_or(0) == 0))),
         "MatMulInteger" | "ConvInteger" if k == 1 => integer_op(g, n, plumbing),
         _ => resolve_tensor(g, t, plumbing),
     }

@@ -24,7 +24,7 @@ impl VariantKind {
     #[must_use]
     pub fn from_file_name(name: &str) -> Self {
         let lower = name.to_ascii_lowercase();
-        if lower.contains("uint8") || lower.contains("u8") && lower.contains("quint8") {
+        if lower.contains("uint8") {
             Self::Uint8
         } else if lower.contains("int8") {
             Self::Int8

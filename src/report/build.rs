@@ -161,7 +161,9 @@ fn quant_summary(form: QuantForm, p: &QuantParams) -> Option<QuantSummary> {
     })
 }
 
-fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, options: ReportOptions) -> LayerReport {
+/// The report row of one match row (what the window computes per layer, on a task).
+#[must_use]
+pub fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, options: ReportOptions) -> LayerReport {
     let ref_member = row.members.get(reference).copied().flatten();
     let ref_variant = variants.get(reference);
     let (ref_values, _) = match (ref_variant, ref_member) {
@@ -209,13 +211,20 @@ fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, options:
             problems.push(format!("{} NaN and {} infinite value(s)", s.nan, s.inf));
         }
         let metrics = match (vi != reference && ref_is_float, ref_values, values) {
-            (true, Some(x), Some(y)) if x.shape() == y.shape() => match stats::compare(x, y, params) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    problems.push(e.to_string());
-                    None
+            (true, Some(x), Some(y)) if x.shape() == y.shape() || is_transpose(&x.shape(), &y.shape()) => {
+                let compared = if x.shape() == y.shape() {
+                    stats::compare(x, y, params)
+                } else {
+                    transposed(x).and_then(|xt| stats::compare(Values::Slice(&xt), y, params))
+                };
+                match compared {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        problems.push(e.to_string());
+                        None
+                    }
                 }
-            },
+            }
             (true, Some(x), Some(y)) => {
                 problems.push(format!(
                     "weight layout differs from the reference ({} vs {}); metrics skipped",
@@ -257,6 +266,31 @@ fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, options:
     });
     let (layer, op, depth) = head.unwrap_or_default();
     LayerReport { layer, op, depth, variants: out, histogram }
+}
+
+/// True when `a` and `b` are the two layouts of one matrix (`Gemm` with `transB` against
+/// `MatMulInteger`'s `[K, N]` weight, say).
+fn is_transpose(a: &[u64], b: &[u64]) -> bool {
+    matches!((a, b), ([r, c], [c2, r2]) if r == r2 && c == c2 && r != c)
+}
+
+/// The values of a 2-D tensor in transposed order.
+fn transposed(x: Values<'_>) -> Result<Vec<f32>, crate::model::tensor::ReadError> {
+    let [rows, cols] = x.shape()[..] else { return Ok(Vec::new()) };
+    let (rows, cols) = (rows as usize, cols as usize);
+    let mut flat = Vec::with_capacity(rows * cols);
+    let mut reader = x.reader()?;
+    let mut buf = Vec::new();
+    while reader.next_chunk(&mut buf)?.is_some() {
+        flat.extend_from_slice(&buf);
+    }
+    let mut out = vec![0.0; flat.len()];
+    for (i, &v) in flat.iter().enumerate() {
+        if let Some(o) = out.get_mut((i % cols) * rows + i / cols) {
+            *o = v;
+        }
+    }
+    Ok(out)
 }
 
 fn to_dims(shape: &[u64]) -> Vec<crate::model::graph::Dim> {

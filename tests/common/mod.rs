@@ -4,7 +4,10 @@
 
 use std::path::PathBuf;
 
-use quantlens::model::variants::{Variant, discover, load_variants};
+use quantlens::model::quant::QuantParams;
+use quantlens::model::variants::{Variant, discover, load_variant, load_variants};
+use quantlens::model::{LayerWeight, TensorData, VariantKind, VariantSpec};
+use quantlens::stats::Values;
 
 /// `tests/data/<rel>`.
 pub fn data(rel: &str) -> PathBuf {
@@ -32,4 +35,41 @@ pub fn close(actual: f64, expected: f64, rel: f64, what: &str) {
 /// The JSON value as f64 list.
 pub fn f64s(v: &serde_json::Value) -> Vec<f64> {
     v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+/// Loads one file under `tests/data` as a variant named `q`.
+pub fn load_file(rel: &str) -> Variant {
+    load_variant(&VariantSpec { name: "q".into(), kind: VariantKind::Other, path: data(rel) }).unwrap()
+}
+
+/// The quant params and integer tensor of the layer whose quantized weight is `weight_q`.
+pub fn params<'a>(v: &'a Variant, weight_q: &str) -> (&'a QuantParams, &'a TensorData) {
+    let g = &v.model.graph;
+    for l in &v.layers {
+        if let LayerWeight::Quantized(q) = &l.weight
+            && g.tensors[q.q_tensor].name == weight_q
+        {
+            return (q.params.as_ref().unwrap(), g.tensors[q.q_tensor].data.as_ref().unwrap());
+        }
+    }
+    panic!("no layer with quantized weight {weight_q} in {}", v.spec.name)
+}
+
+/// The first `n` values (first chunk) of a value source.
+pub fn first_values(values: Values<'_>, n: usize) -> Vec<f64> {
+    let mut r = values.reader().unwrap();
+    let mut buf = Vec::new();
+    r.next_chunk(&mut buf).unwrap();
+    buf.iter().take(n).map(|&v| f64::from(v)).collect()
+}
+
+/// All values of a value source.
+pub fn all_values(values: Values<'_>) -> Vec<f32> {
+    let mut r = values.reader().unwrap();
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    while r.next_chunk(&mut buf).unwrap().is_some() {
+        out.extend_from_slice(&buf);
+    }
+    out
 }

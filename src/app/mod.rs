@@ -1,0 +1,164 @@
+//! Bevy glue, one plugin per feature: import, stats, towers, selection, camera, panels,
+//! open (dialog, drop, recent), screenshot. [`CorePlugins`] is everything that runs
+//! without a renderer (the headless ECS tests use it with `MinimalPlugins`); the window
+//! and the headless picture add rendering, picking and egui on top.
+
+pub mod camera;
+pub mod import;
+pub mod model;
+pub mod open;
+pub mod panels;
+pub mod screenshot;
+pub mod selection;
+pub mod stats;
+pub mod towers;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bevy::app::{PluginGroupBuilder, ScheduleRunnerPlugin};
+use bevy::camera::RenderTarget;
+use bevy::prelude::*;
+use bevy::render::render_resource::TextureFormat;
+use bevy::window::{ExitCondition, RequestRedraw};
+use bevy::winit::{WinitPlugin, WinitSettings};
+use bevy_egui::{EguiGlobalSettings, EguiPlugin, PrimaryEguiContext};
+
+use crate::layout::ViewMode;
+use crate::theme;
+
+use self::camera::{OrbitCamera, TowerCamera};
+use self::model::{OpenRequest, Status, ViewSettings};
+use self::screenshot::{RenderImage, ShotJob};
+
+/// The plugins that need no renderer: import, stats, towers (entities), selection.
+pub struct CorePlugins;
+
+impl PluginGroup for CorePlugins {
+    fn build(self) -> PluginGroupBuilder {
+        PluginGroupBuilder::start::<Self>()
+            .add(import::ImportPlugin)
+            .add(stats::StatsPlugin)
+            .add(towers::TowersPlugin)
+            .add(selection::SelectionPlugin)
+    }
+}
+
+/// Everything the window and the headless picture share on top of [`CorePlugins`].
+struct ViewPlugins;
+
+impl PluginGroup for ViewPlugins {
+    fn build(self) -> PluginGroupBuilder {
+        PluginGroupBuilder::start::<Self>()
+            .add(selection::HighlightPlugin)
+            .add(camera::CameraPlugin)
+            .add(panels::PanelsPlugin)
+            .add(open::OpenPlugin)
+            .add(screenshot::ScreenshotPlugin)
+    }
+}
+
+fn background() -> Color {
+    Color::srgb(theme::BACKGROUND[0], theme::BACKGROUND[1], theme::BACKGROUND[2])
+}
+
+fn spawn_lights(commands: &mut Commands) {
+    commands.spawn((
+        DirectionalLight { illuminance: 9_000.0, shadow_maps_enabled: false, ..default() },
+        Transform::from_xyz(-4.0, 10.0, 6.0).looking_at(Vec3::ZERO, Vec3::Y),
+    ));
+    commands.insert_resource(GlobalAmbientLight { brightness: 600.0, ..default() });
+}
+
+fn spawn_window_camera(mut commands: Commands) {
+    spawn_lights(&mut commands);
+    commands.spawn((Camera3d::default(), TowerCamera, OrbitCamera::default(), Transform::default()));
+}
+
+/// Keeps a reactive desktop app updating while work runs or a camera key is held.
+fn keep_awake(
+    status: Res<Status>,
+    keys: Res<ButtonInput<KeyCode>>,
+    mouse: Res<ButtonInput<MouseButton>>,
+    mut redraw: MessageWriter<RequestRedraw>,
+) {
+    if status.progress().is_some() || keys.get_pressed().next().is_some() || mouse.get_pressed().next().is_some() {
+        redraw.write(RequestRedraw);
+    }
+}
+
+/// The desktop window, optionally opening `path` and taking one screenshot.
+#[must_use]
+pub fn window_app(path: Option<PathBuf>, screenshot: Option<PathBuf>) -> App {
+    let mut app = App::new();
+    app.add_plugins(DefaultPlugins.set(WindowPlugin {
+        primary_window: Some(Window {
+            title: "quantlens".into(),
+            resolution: (1400, 860).into(),
+            ..default()
+        }),
+        ..default()
+    }))
+    .add_plugins((MeshPickingPlugin, EguiPlugin::default()))
+    .insert_resource(WinitSettings::desktop_app())
+    .insert_resource(ClearColor(background()))
+    .add_plugins((CorePlugins, ViewPlugins))
+    .add_systems(Startup, spawn_window_camera)
+    .add_systems(Update, keep_awake);
+    if let Some(out) = screenshot {
+        app.insert_resource(ShotJob::new(out, None));
+        // a screenshot run must not wait for input events
+        app.insert_resource(WinitSettings::game());
+    }
+    if let Some(p) = path {
+        app.world_mut().write_message(OpenRequest(p));
+    }
+    app
+}
+
+/// Options of a headless picture.
+#[derive(Clone, Debug)]
+pub struct RenderOptions {
+    pub path: PathBuf,
+    pub out: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    pub mode: ViewMode,
+    pub select: Option<String>,
+}
+
+/// Renders what the window would show into a PNG, without a display.
+#[must_use]
+pub fn headless_app(opts: &RenderOptions) -> App {
+    let mut app = App::new();
+    app.add_plugins(
+        DefaultPlugins
+            .set(WindowPlugin { primary_window: None, exit_condition: ExitCondition::DontExit, ..default() })
+            .disable::<WinitPlugin>(),
+    )
+    .add_plugins(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(1.0 / 60.0)))
+    .add_plugins(EguiPlugin::default())
+    .insert_resource(ClearColor(background()))
+    .insert_resource(ViewSettings { mode: opts.mode, ..default() })
+    .insert_resource(ShotJob::new(opts.out.clone(), opts.select.clone()))
+    .add_plugins((CorePlugins, ViewPlugins));
+    let (w, h) = (opts.width.max(64), opts.height.max(64));
+    app.add_systems(Startup, move |mut commands: Commands, mut images: ResMut<Assets<Image>>, mut egui: ResMut<EguiGlobalSettings>| {
+        egui.auto_create_primary_context = false;
+        let mut image = Image::new_target_texture(w, h, TextureFormat::Rgba8UnormSrgb, None);
+        image.texture_descriptor.usage |= bevy::render::render_resource::TextureUsages::COPY_SRC;
+        let handle = images.add(image);
+        commands.insert_resource(RenderImage(handle.clone()));
+        spawn_lights(&mut commands);
+        commands.spawn((
+            Camera3d::default(),
+            RenderTarget::Image(handle.into()),
+            TowerCamera,
+            OrbitCamera::default(),
+            Transform::default(),
+            PrimaryEguiContext,
+        ));
+    });
+    app.world_mut().write_message(OpenRequest(opts.path.clone()));
+    app
+}

@@ -1,0 +1,340 @@
+//! The egui panels around the 3D view: top bar, layer list (left), inspector and
+//! histogram (right), range overview (bottom), legend, labels over the towers, and the
+//! start screen. Panels only return [`UiAction`]s; `apply_actions` turns them into
+//! messages and settings changes. The 3D viewport shrinks to the area the panels leave.
+
+use std::sync::Arc;
+
+use bevy::camera::Viewport;
+use bevy::prelude::*;
+use bevy::window::PrimaryWindow;
+use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
+
+use crate::layout::{ViewMode, legend};
+use crate::report::LayerReport;
+use crate::theme;
+use crate::ui::histogram::{HistogramState, histogram_ui};
+use crate::ui::inspector::inspector_ui;
+use crate::ui::layer_list::{LayerListState, layer_list_ui};
+use crate::ui::menu::{TopBar, legend_ui, start_ui, top_bar_ui};
+use crate::ui::ranges::{RangesState, RowRanges, ranges_ui};
+use crate::ui::{UiAction, colour};
+use crate::view::{Member, inspector};
+
+use super::camera::TowerCamera;
+use super::model::{
+    LayerRow, LayerStats, OpenModel, OpenRequest, ScreenshotRequest, SelectRequest, Selection, Status, ViewSettings,
+};
+use super::open::{OpenDialogRequest, RecentFolders};
+use super::stats::HistogramView;
+use super::towers::BlockIndex;
+
+/// The panels.
+pub struct PanelsPlugin;
+
+impl Plugin for PanelsPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_message::<UiActionMessage>()
+            .init_resource::<PanelState>()
+            .add_systems(EguiPrimaryContextPass, panels_ui)
+            .add_systems(Update, apply_actions);
+    }
+}
+
+/// A panel action, as a message.
+#[derive(Message, Debug, Clone)]
+pub struct UiActionMessage(pub UiAction);
+
+/// Panel state kept between frames, and caches rebuilt only when stats change.
+#[derive(Resource, Default)]
+pub struct PanelState {
+    pub list: LayerListState,
+    pub histogram: HistogramState,
+    pub ranges: RangesState,
+    cache_key: Option<(Entity, usize)>,
+    reports: Vec<Option<Arc<LayerReport>>>,
+    ranges_rows: Vec<RowRanges>,
+}
+
+fn refresh_caches(state: &mut PanelState, open: &OpenModel, status: &Status, rows: &Query<(&LayerRow, &LayerStats)>) {
+    let key = (open.root, status.stats_done);
+    if state.cache_key == Some(key) {
+        return;
+    }
+    state.cache_key = Some(key);
+    let n = open.data.rows.len();
+    state.reports = vec![None; n];
+    for (r, s) in rows {
+        if let Some(slot) = state.reports.get_mut(r.0) {
+            *slot = Some(s.0.clone());
+        }
+    }
+    let names: Vec<&str> = open.data.variants.iter().map(|v| v.spec.name.as_str()).collect();
+    state.ranges_rows = open
+        .list
+        .iter()
+        .map(|lr| {
+            let report = state.reports.get(lr.row).and_then(Option::as_ref);
+            names
+                .iter()
+                .map(|name| {
+                    let lv = report?.variants.iter().find(|v| v.variant == *name)?;
+                    lv.stats.as_ref().map(|s| (s.min, s.max))
+                })
+                .collect()
+        })
+        .collect();
+}
+
+fn panels_ui(
+    mut contexts: EguiContexts,
+    open: Option<Res<OpenModel>>,
+    status: Res<Status>,
+    settings: Res<ViewSettings>,
+    selection: Res<Selection>,
+    hist: Res<HistogramView>,
+    recent: Res<RecentFolders>,
+    index: Res<BlockIndex>,
+    rows: Query<(&LayerRow, &LayerStats)>,
+    mut state: ResMut<PanelState>,
+    mut cameras: Query<(&mut Camera, &GlobalTransform), With<TowerCamera>>,
+    blocks: Query<&GlobalTransform>,
+    window: Option<Single<&Window, With<PrimaryWindow>>>,
+    mut out: MessageWriter<UiActionMessage>,
+) -> Result {
+    let ctx = contexts.ctx_mut()?.clone();
+    let mut actions = Vec::new();
+    let mut root = egui::Ui::new(
+        ctx.clone(),
+        "root".into(),
+        egui::UiBuilder::new().layer_id(egui::LayerId::background()).max_rect(ctx.viewport_rect()),
+    );
+    let progress = status.progress();
+    let bar = TopBar {
+        recent: &recent.paths,
+        metric: settings.metric,
+        mode: settings.mode,
+        fold_quant: settings.fold_quant,
+        progress: progress.clone(),
+        status: status.info.clone(),
+        error: status.error.clone(),
+    };
+    let top = egui::Panel::top("top").show(&mut root, |ui| actions.extend(top_bar_ui(ui, &bar))).response.rect;
+    let Some(open) = open else {
+        egui::CentralPanel::default().show(&mut root, |ui| actions.extend(start_ui(ui, &recent.paths)));
+        if progress.is_some() {
+            ctx.request_repaint();
+        }
+        out.write_batch(actions.into_iter().map(UiActionMessage));
+        return Ok(());
+    };
+    let state = &mut *state;
+    refresh_caches(state, &open, &status, &rows);
+    let selected_row = selection.group.filter(|g| *g < open.data.rows.len());
+    let left = egui::Panel::left("layers")
+        .default_size(270.0)
+        .resizable(true)
+        .show(&mut root, |ui| {
+            ui.heading("Layers");
+            actions.extend(layer_list_ui(ui, &open.list, &mut state.list, selected_row));
+        })
+        .response
+        .rect;
+    let right = egui::Panel::right("inspector")
+        .default_size(380.0)
+        .resizable(true)
+        .show(&mut root, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                let members: Vec<Member<'_>> = selection
+                    .group
+                    .and_then(|g| index.by_group.get(&g))
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| index.by_block.iter().position(|b| b == e))
+                    .filter_map(|bi| open.layout.blocks.get(bi))
+                    .map(|b| Member { variant: b.variant, node: b.node, layer: b.layer, folded: &b.folded })
+                    .collect();
+                let report = selected_row.and_then(|r| state.reports.get(r)).and_then(Option::as_deref);
+                match inspector(&open.data.variants, &members, report) {
+                    Some(model) => {
+                        inspector_ui(ui, &model);
+                        ui.separator();
+                        ui.heading("Histogram (dequantized)");
+                        let names: Vec<String> = report
+                            .map(|r| r.variants.iter().map(|v| v.variant.clone()).collect())
+                            .unwrap_or_default();
+                        actions.extend(histogram_ui(ui, hist.histogram.as_deref(), &names, &mut state.histogram));
+                    }
+                    None => {
+                        ui.heading("Inspector");
+                        ui.label("Click a block or a layer in the list.");
+                        model_summary_ui(ui, &open);
+                    }
+                }
+            });
+        })
+        .response
+        .rect;
+    let bottom = egui::Panel::bottom("ranges")
+        .default_size(150.0)
+        .resizable(true)
+        .show(&mut root, |ui| {
+            ui.label(egui::RichText::new("Weight ranges per layer").strong());
+            actions.extend(ranges_ui(ui, &open.list, &state.ranges_rows, &mut state.ranges, selected_row));
+        })
+        .response
+        .rect;
+    let central = egui::Rect::from_min_max(egui::pos2(left.right(), top.bottom()), egui::pos2(right.left(), bottom.top()));
+    let ops: Vec<String> = {
+        let mut ops: Vec<String> = open
+            .layout
+            .blocks
+            .iter()
+            .filter_map(|b| open.data.variants.get(b.variant)?.model.graph.node(b.node).map(|n| n.op_type.clone()))
+            .collect();
+        ops.sort_unstable();
+        ops.dedup();
+        ops
+    };
+    egui::Area::new("legend".into())
+        .fixed_pos(central.left_top() + egui::vec2(8.0, 8.0))
+        .show(&ctx, |ui| {
+            egui::Frame::popup(ui.style()).show(ui, |ui| legend_ui(ui, settings.metric, &legend(settings.metric, &ops)));
+        });
+    if let Ok((mut camera, cam_t)) = cameras.single_mut() {
+        let scale = window.map_or(1.0, |w| w.scale_factor());
+        let target = camera.physical_target_size().unwrap_or(UVec2::new(1280, 800));
+        let pos = UVec2::new((central.left() * scale) as u32, (central.top() * scale) as u32).min(target - 1);
+        let size = UVec2::new((central.width() * scale) as u32, (central.height() * scale) as u32)
+            .max(UVec2::ONE)
+            .min(target - pos);
+        let viewport = Viewport { physical_position: pos, physical_size: size, ..default() };
+        if camera.viewport.as_ref().is_none_or(|v| v.physical_position != pos || v.physical_size != size) {
+            camera.viewport = Some(viewport);
+        }
+        labels(&ctx, central, &camera, cam_t, &open, &index, &blocks, selection.group, settings.mode);
+    }
+    if progress.is_some() {
+        ctx.request_repaint();
+    }
+    out.write_batch(actions.into_iter().map(UiActionMessage));
+    Ok(())
+}
+
+fn model_summary_ui(ui: &mut egui::Ui, open: &OpenModel) {
+    ui.separator();
+    ui.label(egui::RichText::new(open.data.path.display().to_string()).strong());
+    for (i, v) in open.data.variants.iter().enumerate() {
+        ui.colored_label(
+            colour(theme::variant_rgb(i)),
+            format!(
+                "{}: {} nodes, {} layers, opset {}{}",
+                v.spec.name,
+                v.model.graph.len(),
+                v.layers.len(),
+                v.model.opset,
+                if i == open.data.reference { " (reference)" } else { "" }
+            ),
+        );
+        for issue in v.model.graph.issues.iter().take(5) {
+            ui.label(egui::RichText::new(issue.to_string()).small().color(colour(theme::Swatch::BAD.rgb())));
+        }
+    }
+    for f in &open.data.failures {
+        ui.colored_label(colour(theme::Swatch::BAD.rgb()), f);
+    }
+}
+
+/// Names over the towers: variant rows, the reference's layers (where they fit without
+/// overlapping) and the selection.
+fn labels(
+    ctx: &egui::Context,
+    central: egui::Rect,
+    camera: &Camera,
+    cam_t: &GlobalTransform,
+    open: &OpenModel,
+    index: &BlockIndex,
+    blocks: &Query<&GlobalTransform>,
+    selected: Option<usize>,
+    mode: ViewMode,
+) {
+    let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Background, "labels".into())).with_clip_rect(central);
+    let font = egui::FontId::proportional(12.0);
+    let project = |p: Vec3| camera.world_to_viewport(cam_t, p).ok().map(|v| central.min + egui::vec2(v.x, v.y));
+    let l = &open.layout;
+    for (vi, v) in open.data.variants.iter().enumerate() {
+        let z = l.row_offsets.get(vi).copied().unwrap_or(0.0);
+        let at = match mode {
+            ViewMode::ThreeD => Vec3::new(l.min[0] - 1.0, 0.4, z),
+            ViewMode::TwoD => Vec3::new(l.min[0] - 1.0, 0.0, z),
+        };
+        if let Some(p) = project(at) {
+            painter.text(p, egui::Align2::RIGHT_CENTER, &v.spec.name, egui::FontId::proportional(15.0), colour(theme::variant_rgb(vi)));
+        }
+    }
+    let mut placed: Vec<egui::Rect> = Vec::new();
+    let mut candidates: Vec<usize> = Vec::new();
+    if let Some(g) = selected {
+        candidates.extend(index.by_group.get(&g).into_iter().flatten().filter_map(|e| index.by_block.iter().position(|b| b == e)));
+    }
+    candidates.extend(l.blocks.iter().enumerate().filter(|(_, b)| b.variant == open.data.reference && b.layer.is_some()).map(|(i, _)| i));
+    for bi in candidates {
+        if placed.len() >= 200 {
+            break;
+        }
+        let (Some(b), Some(e)) = (l.blocks.get(bi), index.by_block.get(bi)) else { continue };
+        let Ok(t) = blocks.get(*e) else { continue };
+        let top = t.translation() + Vec3::Y * (b.size[1] / 2.0 + 0.15);
+        let Some(p) = project(top) else { continue };
+        if !central.contains(p) {
+            continue;
+        }
+        let Some(v) = open.data.variants.get(b.variant) else { continue };
+        let name = v.model.graph.node(b.node).map(|n| n.label(b.node)).unwrap_or_default();
+        let galley = painter.layout_no_wrap(name, font.clone(), colour(theme::TEXT));
+        let rect = egui::Align2::CENTER_BOTTOM.anchor_size(p, galley.size()).expand(2.0);
+        if placed.iter().any(|r| r.intersects(rect)) {
+            continue;
+        }
+        painter.rect_filled(rect, 3.0, egui::Color32::from_black_alpha(150));
+        painter.galley(rect.min + egui::vec2(2.0, 2.0), galley, colour(theme::TEXT));
+        placed.push(rect);
+    }
+}
+
+fn apply_actions(
+    mut actions: MessageReader<UiActionMessage>,
+    mut settings: ResMut<ViewSettings>,
+    mut open: MessageWriter<OpenRequest>,
+    mut dialog: MessageWriter<OpenDialogRequest>,
+    mut select: MessageWriter<SelectRequest>,
+    mut frame: MessageWriter<super::model::FrameRequest>,
+    mut shot: MessageWriter<ScreenshotRequest>,
+) {
+    for UiActionMessage(a) in actions.read() {
+        match a {
+            UiAction::OpenDialog => {
+                dialog.write(OpenDialogRequest);
+            }
+            UiAction::Open(p) => {
+                open.write(OpenRequest(p.clone()));
+            }
+            UiAction::Select(g) => {
+                select.write(SelectRequest { group: *g, frame: false });
+            }
+            UiAction::SelectAndFrame(g) => {
+                select.write(SelectRequest { group: Some(*g), frame: true });
+            }
+            UiAction::FrameAll => {
+                frame.write(super::model::FrameRequest::All);
+            }
+            UiAction::SetMetric(m) => settings.metric = *m,
+            UiAction::SetViewMode(m) => settings.mode = *m,
+            UiAction::SetFoldQuant(f) => settings.fold_quant = *f,
+            UiAction::SetHistogramBins(b) => settings.histogram_bins = *b,
+            UiAction::Screenshot => {
+                shot.write(ScreenshotRequest(None));
+            }
+        }
+    }
+}

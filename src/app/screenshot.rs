@@ -1,0 +1,152 @@
+//! Screenshots: F12 or the File menu saves the window (or, headless, the render image) as
+//! a PNG, written atomically. A [`ShotJob`] takes one picture once the model and its
+//! statistics are in, then exits: `quantlens render` and `quantlens PATH --screenshot`.
+
+use std::path::{Path, PathBuf};
+
+use bevy::prelude::*;
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+
+use super::model::{OpenModel, OpenRequest, ScreenshotRequest, SelectRequest, Status};
+
+/// Screenshots and the one-picture job.
+pub struct ScreenshotPlugin;
+
+impl Plugin for ScreenshotPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_message::<ScreenshotRequest>()
+            .add_systems(Update, (screenshot_key, run_shot_job, take_screenshots).chain());
+    }
+}
+
+/// Render into this image instead of the primary window (headless).
+#[derive(Resource, Clone)]
+pub struct RenderImage(pub Handle<Image>);
+
+/// Take one picture when everything is loaded, then exit.
+#[derive(Resource, Debug, Clone)]
+pub struct ShotJob {
+    pub out: PathBuf,
+    /// Select (and frame) the layer of this name first.
+    pub select: Option<String>,
+    /// Frames to wait once ready (layout, egui and the renderer settle).
+    pub settle_frames: u32,
+    state: JobState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobState {
+    Waiting,
+    Settling(u32),
+    Shooting,
+}
+
+impl ShotJob {
+    /// A job writing `out`.
+    #[must_use]
+    pub fn new(out: PathBuf, select: Option<String>) -> Self {
+        Self { out, select, settle_frames: 8, state: JobState::Waiting }
+    }
+}
+
+fn screenshot_key(keys: Option<Res<ButtonInput<KeyCode>>>, mut shot: MessageWriter<ScreenshotRequest>) {
+    if keys.is_some_and(|k| k.just_pressed(KeyCode::F12)) {
+        shot.write(ScreenshotRequest(None));
+    }
+}
+
+/// First free `quantlens-screenshot-N.png` in the working folder.
+fn next_screenshot_path() -> PathBuf {
+    (1..10_000)
+        .map(|n| PathBuf::from(format!("quantlens-screenshot-{n}.png")))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| PathBuf::from("quantlens-screenshot.png"))
+}
+
+fn run_shot_job(
+    job: Option<ResMut<ShotJob>>,
+    open: Option<Res<OpenModel>>,
+    status: Res<Status>,
+    requests: MessageReader<OpenRequest>,
+    mut select: MessageWriter<SelectRequest>,
+    mut shot: MessageWriter<ScreenshotRequest>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    let Some(mut job) = job else { return };
+    if !requests.is_empty() {
+        return;
+    }
+    match job.state {
+        JobState::Waiting => {
+            if status.loading.is_some() {
+                return;
+            }
+            if open.is_none() {
+                if let Some(e) = &status.error {
+                    eprintln!("quantlens: error: {e}");
+                    exit.write(AppExit::from_code(1));
+                }
+                return;
+            }
+            if status.stats_done < status.stats_total {
+                return;
+            }
+            if let (Some(name), Some(open)) = (&job.select, &open) {
+                match open.list.iter().find(|r| &r.label == name) {
+                    Some(r) => {
+                        select.write(SelectRequest { group: Some(r.row), frame: true });
+                    }
+                    None => {
+                        eprintln!("quantlens: error: no layer named {name:?}");
+                        exit.write(AppExit::from_code(1));
+                        return;
+                    }
+                }
+            }
+            job.state = JobState::Settling(job.settle_frames);
+        }
+        JobState::Settling(0) => {
+            shot.write(ScreenshotRequest(Some(job.out.clone())));
+            job.state = JobState::Shooting;
+        }
+        JobState::Settling(n) => job.state = JobState::Settling(n - 1),
+        JobState::Shooting => {}
+    }
+}
+
+fn take_screenshots(
+    mut commands: Commands,
+    mut requests: MessageReader<ScreenshotRequest>,
+    image: Option<Res<RenderImage>>,
+    job: Option<Res<ShotJob>>,
+) {
+    for ScreenshotRequest(path) in requests.read() {
+        let path = path.clone().unwrap_or_else(next_screenshot_path);
+        let shot = match &image {
+            Some(img) => Screenshot::image(img.0.clone()),
+            None => Screenshot::primary_window(),
+        };
+        let exit = job.as_ref().is_some_and(|j| j.out == path);
+        commands.spawn(shot).observe(move |captured: On<ScreenshotCaptured>, mut status: ResMut<Status>, mut quit: MessageWriter<AppExit>| {
+            let result = save_png(&captured.image, &path);
+            match &result {
+                Ok(()) => status.info = Some(format!("screenshot saved: {}", path.display())),
+                Err(e) => status.error = Some(format!("screenshot failed: {e}: {}", path.display())),
+            }
+            if exit {
+                if let Err(e) = &result {
+                    eprintln!("quantlens: error: {e}: {}", path.display());
+                }
+                quit.write(if result.is_ok() { AppExit::Success } else { AppExit::from_code(1) });
+            }
+        });
+    }
+}
+
+/// Saves as PNG through a temporary file and a rename (never a half-written picture).
+fn save_png(image: &Image, path: &Path) -> Result<(), String> {
+    let rgb = image.clone().try_into_dynamic().map_err(|e| e.to_string())?.to_rgb8();
+    let tmp = path.with_extension("png.partial");
+    rgb.save_with_format(&tmp, image::ImageFormat::Png).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+}

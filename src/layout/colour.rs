@@ -1,0 +1,174 @@
+//! Colour by metric: which swatch a block gets for the chosen metric, and the legend.
+
+use crate::report::{LayerReport, LayerVariant};
+use crate::theme::{Swatch, magnitude_rgb, quality_rgb};
+
+/// The quantity blocks are coloured by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ColourMetric {
+    #[default]
+    OpType,
+    /// Weight SQNR against float; float blocks show the worst of their row.
+    Sqnr,
+    /// Largest absolute weight value (log scale).
+    Range,
+    /// `rmse/scale`: ≈ 0.289 is healthy rounding.
+    RmseOverScale,
+    /// NaN or infinity in the weight.
+    NanPresent,
+}
+
+impl ColourMetric {
+    pub const ALL: [Self; 5] = [Self::OpType, Self::Sqnr, Self::Range, Self::RmseOverScale, Self::NanPresent];
+
+    /// Its name in menus and the legend.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::OpType => "op type",
+            Self::Sqnr => "weight SQNR",
+            Self::Range => "weight range",
+            Self::RmseOverScale => "rmse/scale",
+            Self::NanPresent => "NaN/Inf present",
+        }
+    }
+
+    /// Whether the colour depends on statistics (blocks recolour when they arrive).
+    #[must_use]
+    pub fn needs_stats(self) -> bool {
+        self != Self::OpType
+    }
+}
+
+/// SQNR mapped to the quality ramp: 10 dB and below red, 40 dB and above green.
+pub const SQNR_RED_DB: f64 = 10.0;
+pub const SQNR_GREEN_DB: f64 = 40.0;
+/// `rmse/scale` of uniform rounding error.
+pub const HEALTHY_RMSE_OVER_SCALE: f64 = 0.288_675;
+/// Range colour spans 10^RANGE_LOG10.0 .. 10^RANGE_LOG10.1.
+const RANGE_LOG10: (f64, f64) = (-2.0, 1.0);
+
+fn sqnr_t(db: f64) -> f64 {
+    (db - SQNR_RED_DB) / (SQNR_GREEN_DB - SQNR_RED_DB)
+}
+
+fn rmse_t(v: f64) -> f64 {
+    // one octave away from 0.289 is half-way to red
+    1.0 - ((v / HEALTHY_RMSE_OVER_SCALE).log2().abs() / 2.0)
+}
+
+fn range_t(absmax: f64) -> f64 {
+    (absmax.max(1e-30).log10() - RANGE_LOG10.0) / (RANGE_LOG10.1 - RANGE_LOG10.0)
+}
+
+/// The swatch of one block: its op type, its own entry of the row's report (if the block
+/// is a layer and stats are in), and the whole row (for the reference's worst SQNR).
+#[must_use]
+pub fn block_swatch(
+    metric: ColourMetric,
+    op: &str,
+    own: Option<&LayerVariant>,
+    row: Option<&LayerReport>,
+    is_reference: bool,
+) -> Swatch {
+    match metric {
+        ColourMetric::OpType => Swatch::op(op),
+        ColourMetric::Sqnr => {
+            let db = own.and_then(|v| v.metrics.as_ref()).map(|m| m.sqnr_db);
+            let db = if is_reference { row.and_then(LayerReport::worst_sqnr) } else { db };
+            db.map_or(Swatch::NEUTRAL, |d| Swatch::quality(sqnr_t(d)))
+        }
+        ColourMetric::Range => own
+            .and_then(|v| v.stats.as_ref())
+            .filter(|s| s.count > 0)
+            .map_or(Swatch::NEUTRAL, |s| Swatch::magnitude(range_t(s.min.abs().max(s.max.abs())))),
+        ColourMetric::RmseOverScale => own
+            .and_then(|v| v.metrics.as_ref())
+            .and_then(|m| m.rmse_over_scale)
+            .map_or(Swatch::NEUTRAL, |r| Swatch::quality(rmse_t(r))),
+        ColourMetric::NanPresent => own.and_then(|v| v.stats.as_ref()).map_or(Swatch::NEUTRAL, |s| {
+            if s.nan + s.inf > 0 { Swatch::BAD } else { Swatch::GOOD }
+        }),
+    }
+}
+
+/// One legend entry: a colour and what it means.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LegendEntry {
+    pub rgb: crate::theme::Rgb,
+    pub label: String,
+}
+
+/// The legend of `metric`; for op types, of the ops present.
+#[must_use]
+pub fn legend(metric: ColourMetric, ops_present: &[String]) -> Vec<LegendEntry> {
+    let e = |rgb, label: &str| LegendEntry { rgb, label: label.to_string() };
+    let none = e(Swatch::NEUTRAL.rgb(), "no weight / not computed");
+    match metric {
+        ColourMetric::OpType => {
+            let mut seen: Vec<Swatch> = Vec::new();
+            let mut out = Vec::new();
+            for op in ops_present {
+                let s = Swatch::op(op);
+                if let Some(i) = seen.iter().position(|x| *x == s) {
+                    if let Some(entry) = out.get_mut(i) {
+                        let entry: &mut LegendEntry = entry;
+                        if entry.label.len() < 40 {
+                            entry.label.push_str(", ");
+                            entry.label.push_str(op);
+                        }
+                    }
+                } else {
+                    seen.push(s);
+                    out.push(e(s.rgb(), op));
+                }
+            }
+            out
+        }
+        ColourMetric::Sqnr => vec![
+            e(quality_rgb(0.0), &format!("≤ {SQNR_RED_DB:.0} dB")),
+            e(quality_rgb(0.5), &format!("{:.0} dB", f64::midpoint(SQNR_RED_DB, SQNR_GREEN_DB))),
+            e(quality_rgb(1.0), &format!("≥ {SQNR_GREEN_DB:.0} dB")),
+            none,
+        ],
+        ColourMetric::Range => vec![
+            e(magnitude_rgb(0.0), "|w| ≤ 0.01"),
+            e(magnitude_rgb(1.0 / 3.0), "|w| ≈ 0.1"),
+            e(magnitude_rgb(2.0 / 3.0), "|w| ≈ 1"),
+            e(magnitude_rgb(1.0), "|w| ≥ 10"),
+            none,
+        ],
+        ColourMetric::RmseOverScale => vec![
+            e(quality_rgb(1.0), "≈ 0.289 (rounding only)"),
+            e(quality_rgb(0.5), "2× off"),
+            e(quality_rgb(0.0), "≥ 4× off (clipping / bad params)"),
+            none,
+        ],
+        ColourMetric::NanPresent => {
+            vec![e(Swatch::GOOD.rgb(), "finite"), e(Swatch::BAD.rgb(), "NaN / Inf present"), none]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ramps_map_the_documented_anchors() {
+        assert_eq!(Swatch::quality(sqnr_t(5.0)), Swatch::quality(0.0));
+        assert_eq!(Swatch::quality(sqnr_t(45.0)), Swatch::quality(1.0));
+        assert_eq!(Swatch::quality(rmse_t(HEALTHY_RMSE_OVER_SCALE)), Swatch::quality(1.0));
+        assert_eq!(Swatch::quality(rmse_t(HEALTHY_RMSE_OVER_SCALE * 4.0)), Swatch::quality(0.0));
+        assert_eq!(Swatch::quality(rmse_t(HEALTHY_RMSE_OVER_SCALE / 4.0)), Swatch::quality(0.0));
+        assert!((range_t(0.1) - 1.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn op_legend_merges_ops_of_one_colour() {
+        let ops: Vec<String> = ["Conv", "QLinearConv", "Relu"].iter().map(ToString::to_string).collect();
+        let l = legend(ColourMetric::OpType, &ops);
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].label, "Conv, QLinearConv");
+    }
+}

@@ -1,0 +1,126 @@
+//! The inspector of the selected layer: one collapsible section per variant.
+
+use egui_plot::{Legend, Plot, Points};
+
+use crate::theme;
+use crate::view::{InspectorModel, MemberView, TensorView, fmt_num};
+
+use super::colour;
+
+/// Draws the inspector.
+pub fn inspector_ui(ui: &mut egui::Ui, model: &InspectorModel) {
+    ui.heading(&model.title);
+    ui.label(egui::RichText::new(format!("{} · depth {}", model.op, model.depth)).color(colour(theme::TEXT_DIM)));
+    for (i, m) in model.members.iter().enumerate() {
+        ui.separator();
+        egui::CollapsingHeader::new(
+            egui::RichText::new(format!("{} — {} ({})", m.variant, m.node, m.op_type))
+                .strong()
+                .color(colour(theme::variant_rgb(i))),
+        )
+        .id_salt(("member", i))
+        .default_open(true)
+        .show(ui, |ui| member_ui(ui, m, i));
+    }
+}
+
+fn tensors_ui(ui: &mut egui::Ui, id: &str, title: &str, tensors: &[TensorView]) {
+    if tensors.is_empty() {
+        return;
+    }
+    ui.label(egui::RichText::new(title).strong());
+    egui::Grid::new(id).striped(true).num_columns(3).show(ui, |ui| {
+        for t in tensors {
+            ui.label(&t.name).on_hover_text(&t.kind);
+            ui.label(&t.shape);
+            ui.label(&t.dtype);
+            ui.end_row();
+        }
+    });
+}
+
+fn member_ui(ui: &mut egui::Ui, m: &MemberView, i: usize) {
+    if !m.matched_by.is_empty() {
+        ui.label(format!("matched by: {}", m.matched_by));
+    }
+    if !m.attributes.is_empty() {
+        egui::Grid::new(("attrs", i)).num_columns(2).show(ui, |ui| {
+            for (k, v) in &m.attributes {
+                ui.label(egui::RichText::new(k).color(colour(theme::TEXT_DIM)));
+                ui.label(v);
+                ui.end_row();
+            }
+        });
+    }
+    tensors_ui(ui, &format!("in{i}"), "inputs", &m.inputs);
+    tensors_ui(ui, &format!("out{i}"), "outputs", &m.outputs);
+    if let Some(q) = &m.quant {
+        ui.label(egui::RichText::new(format!("weight quantization ({})", q.form)).strong());
+        ui.label(&q.summary);
+        if q.scales.len() > 1 {
+            let pts: Vec<[f64; 2]> = q.scales.iter().enumerate().map(|(c, &s)| [c as f64, f64::from(s)]).collect();
+            Plot::new(("scales", i))
+                .height(80.0)
+                .legend(Legend::default())
+                .allow_scroll(false)
+                .show(ui, |p| {
+                    p.points(Points::new("scale per channel", pts).radius(2.0).color(colour(theme::variant_rgb(i))));
+                });
+        }
+        for p in &q.problems {
+            ui.colored_label(colour(theme::Swatch::BAD.rgb()), p);
+        }
+    }
+    if !m.folded.is_empty() {
+        ui.label(egui::RichText::new(format!("folded quantization ({})", m.folded.len())).strong());
+        for f in &m.folded {
+            ui.label(egui::RichText::new(f).small());
+        }
+    }
+    if let Some(s) = &m.stats {
+        ui.label(egui::RichText::new("weight statistics").strong());
+        egui::Grid::new(("stats", i)).num_columns(4).show(ui, |ui| {
+            let cells = [
+                ("count", s.count.to_string()),
+                ("NaN/Inf", format!("{}/{}", s.nan, s.inf)),
+                ("min", fmt_num(s.min)),
+                ("max", fmt_num(s.max)),
+                ("mean", fmt_num(s.mean)),
+                ("std", fmt_num(s.std)),
+                ("q25", fmt_num(s.q25)),
+                ("median", fmt_num(s.q50)),
+                ("q75", fmt_num(s.q75)),
+            ];
+            for (k, (name, value)) in cells.iter().enumerate() {
+                ui.label(egui::RichText::new(*name).color(colour(theme::TEXT_DIM)));
+                ui.label(value);
+                if k % 2 == 1 {
+                    ui.end_row();
+                }
+            }
+        });
+    }
+    if let Some(e) = &m.metrics {
+        ui.label(egui::RichText::new("error against float").strong());
+        egui::Grid::new(("metrics", i)).num_columns(4).show(ui, |ui| {
+            let cells = [
+                ("SQNR", format!("{:.2} dB", e.sqnr_db)),
+                ("MSE", fmt_num(e.mse)),
+                ("max |err|", fmt_num(e.max_abs)),
+                ("cosine", format!("{:.6}", e.cosine)),
+                ("norm L2", fmt_num(e.norm_l2)),
+                ("rmse/scale", e.rmse_over_scale.map_or_else(|| "–".into(), |r| format!("{r:.3}"))),
+            ];
+            for (k, (name, value)) in cells.iter().enumerate() {
+                ui.label(egui::RichText::new(*name).color(colour(theme::TEXT_DIM)));
+                ui.label(value);
+                if k % 2 == 1 {
+                    ui.end_row();
+                }
+            }
+        });
+    }
+    for p in &m.problems {
+        ui.colored_label(colour(theme::Swatch::BAD.rgb()), p);
+    }
+}

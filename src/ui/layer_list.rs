@@ -1,0 +1,81 @@
+//! The searchable, sortable layer list (virtualised: only visible rows are laid out).
+
+use crate::theme;
+use crate::view::{LayerQuery, ListRow, SortBy, fmt_num, query_rows};
+
+use super::{UiAction, colour};
+
+/// What the list keeps between frames.
+#[derive(Clone, Debug, Default)]
+pub struct LayerListState {
+    pub query: LayerQuery,
+}
+
+/// Draws the list; returns the user's selection as an action.
+pub fn layer_list_ui(
+    ui: &mut egui::Ui,
+    rows: &[ListRow],
+    state: &mut LayerListState,
+    selected: Option<usize>,
+) -> Vec<UiAction> {
+    let mut actions = Vec::new();
+    ui.horizontal(|ui| {
+        ui.label("Search");
+        ui.add(egui::TextEdit::singleline(&mut state.query.text).hint_text("name or op").desired_width(120.0));
+        ui.checkbox(&mut state.query.regex, "regex");
+    });
+    let mut ops: Vec<&str> = rows.iter().map(|r| r.op.as_str()).collect();
+    ops.sort_unstable();
+    ops.dedup();
+    ui.horizontal(|ui| {
+        egui::ComboBox::from_id_salt("op_filter")
+            .selected_text(state.query.op.clone().unwrap_or_else(|| "all ops".into()))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut state.query.op, None, "all ops");
+                for op in &ops {
+                    ui.selectable_value(&mut state.query.op, Some((*op).to_string()), *op);
+                }
+            });
+        egui::ComboBox::from_id_salt("sort")
+            .selected_text(format!("sort: {}", state.query.sort.label()))
+            .show_ui(ui, |ui| {
+                for s in SortBy::ALL {
+                    ui.selectable_value(&mut state.query.sort, s, s.label());
+                }
+            });
+    });
+    let shown = match query_rows(rows, &state.query) {
+        Ok(shown) => shown,
+        Err(e) => {
+            ui.colored_label(colour(theme::Swatch::BAD.rgb()), format!("bad regex: {e}"));
+            Vec::new()
+        }
+    };
+    ui.label(egui::RichText::new(format!("{} of {} layers", shown.len(), rows.len())).color(colour(theme::TEXT_DIM)));
+    ui.separator();
+    let row_height = ui.text_style_height(&egui::TextStyle::Body) + 4.0;
+    egui::ScrollArea::vertical().auto_shrink([false, false]).show_rows(ui, row_height, shown.len(), |ui, range| {
+        for &i in shown.get(range).unwrap_or_default() {
+            let Some(r) = rows.get(i) else { continue };
+            let sqnr = r.worst_sqnr.map_or_else(|| "–".into(), |s| format!("{s:.1} dB"));
+            let text = format!("{}  ·  {}  ·  {}", r.label, r.op, sqnr);
+            let mut rich = egui::RichText::new(text);
+            if let Some(s) = r.worst_sqnr {
+                rich = rich.color(colour(theme::Swatch::quality((s - 10.0) / 30.0).rgb()));
+            }
+            let resp = ui.selectable_label(selected == Some(r.row), rich);
+            if resp.clicked() {
+                actions.push(UiAction::SelectAndFrame(r.row));
+            }
+            resp.on_hover_text(format!(
+                "depth {}, {} parameters\nMSE {}, max |err| {}, rmse/scale {}",
+                r.depth,
+                r.params,
+                r.worst_mse.map_or_else(|| "–".into(), fmt_num),
+                r.worst_max_abs.map_or_else(|| "–".into(), fmt_num),
+                r.worst_rmse_over_scale.map_or_else(|| "–".into(), fmt_num)
+            ));
+        }
+    });
+    actions
+}

@@ -1,0 +1,41 @@
+//! egui view functions: view model in, actions out. Nothing here touches Bevy or model
+//! state; each `*_ui` function draws into a `Ui` and returns the [`UiAction`]s the user
+//! asked for, which the app turns into messages.
+
+pub mod histogram;
+pub mod inspector;
+pub mod layer_list;
+pub mod menu;
+pub mod ranges;
+
+use std::path::PathBuf;
+
+use crate::layout::{ColourMetric, ViewMode};
+use crate::theme::Rgb;
+
+/// Something the user asked for in a panel.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UiAction {
+    /// Show the native folder dialog.
+    OpenDialog,
+    /// Open this folder or file.
+    Open(PathBuf),
+    /// Select a group of blocks (a layer across variants); `None` clears.
+    Select(Option<usize>),
+    /// Select and move the camera to it.
+    SelectAndFrame(usize),
+    FrameAll,
+    SetMetric(ColourMetric),
+    SetViewMode(ViewMode),
+    /// Show Q/DQ nodes folded into their layer (true) or as blocks.
+    SetFoldQuant(bool),
+    SetHistogramBins(usize),
+    Screenshot,
+}
+
+/// An egui colour from a theme colour.
+#[must_use]
+pub fn colour(rgb: Rgb) -> egui::Color32 {
+    let c = |x: f32| (x.clamp(0.0, 1.0) * 255.0).round() as u8;
+    egui::Color32::from_rgb(c(rgb[0]), c(rgb[1]), c(rgb[2]))
+}

@@ -1,0 +1,210 @@
+//! What the inspector shows of one selected layer (or node) in every variant: op,
+//! attributes, inputs and outputs with shapes and dtypes, quantization parameters
+//! (per-tensor value or per-channel summary), folded Q/DQ nodes, statistics and metrics.
+
+use crate::model::graph::{AttrValue, TensorKind, shape_string};
+use crate::model::quant::{LayerWeight, QuantParams};
+use crate::model::{NodeId, Variant};
+use crate::report::LayerReport;
+use crate::stats::{ErrorMetrics, Summary};
+
+use super::fmt_num;
+
+/// One tensor as the inspector lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorView {
+    pub name: String,
+    pub shape: String,
+    pub dtype: String,
+    /// `input`, `initializer`, `constant`, `activation`, `output`.
+    pub kind: String,
+}
+
+/// Quantization parameters in words, plus the per-channel values for a strip plot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantView {
+    pub form: String,
+    /// `scale 0.0123, zero point 0` or the per-channel summary.
+    pub summary: String,
+    pub scales: Vec<f32>,
+    pub zero_points: Vec<i32>,
+    pub problems: Vec<String>,
+}
+
+/// The node of one variant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberView {
+    pub variant: String,
+    pub node: String,
+    pub op_type: String,
+    pub matched_by: String,
+    pub attributes: Vec<(String, String)>,
+    pub inputs: Vec<TensorView>,
+    pub outputs: Vec<TensorView>,
+    pub weight: Option<String>,
+    pub quant: Option<QuantView>,
+    /// Folded quantization nodes, one line each.
+    pub folded: Vec<String>,
+    pub stats: Option<Summary>,
+    pub metrics: Option<ErrorMetrics>,
+    pub problems: Vec<String>,
+}
+
+/// The whole inspector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InspectorModel {
+    pub title: String,
+    pub op: String,
+    pub depth: u32,
+    pub members: Vec<MemberView>,
+}
+
+/// One block of the selection: variant, node, its layer index and folded nodes.
+#[derive(Clone, Debug)]
+pub struct Member<'a> {
+    pub variant: usize,
+    pub node: NodeId,
+    pub layer: Option<usize>,
+    pub folded: &'a [NodeId],
+}
+
+fn attr_text(v: &AttrValue) -> String {
+    let list = |xs: Vec<String>| {
+        if xs.len() > 8 { format!("[{}, … ({} values)]", xs[..8].join(", "), xs.len()) } else { format!("[{}]", xs.join(", ")) }
+    };
+    match v {
+        AttrValue::Int(i) => i.to_string(),
+        AttrValue::Float(f) => fmt_num(f64::from(*f)),
+        AttrValue::Text(s) => format!("{s:?}"),
+        AttrValue::Ints(xs) => list(xs.iter().map(ToString::to_string).collect()),
+        AttrValue::Floats(xs) => list(xs.iter().map(|x| fmt_num(f64::from(*x))).collect()),
+        AttrValue::Texts(xs) => list(xs.iter().map(|x| format!("{x:?}")).collect()),
+        AttrValue::Tensor { dtype, dims } => format!("tensor {dtype} {dims:?}"),
+        AttrValue::Graph(scope) => format!("subgraph {scope}"),
+        AttrValue::Other => "…".into(),
+    }
+}
+
+/// Per-tensor value or per-channel summary of quantization parameters.
+#[must_use]
+pub fn quant_summary(p: &QuantParams) -> String {
+    let (smin, smax, smean) = spread(p.scale.iter().map(|&s| f64::from(s)));
+    let (zmin, zmax, _) = spread(p.zero_point.iter().map(|&z| f64::from(z)));
+    if p.per_channel() {
+        format!(
+            "per-channel, {} channels along axis {}: scale {}..{} (mean {}), zero point {}..{} ({})",
+            p.scale.len(),
+            p.axis.unwrap_or(0),
+            fmt_num(smin),
+            fmt_num(smax),
+            fmt_num(smean),
+            zmin,
+            zmax,
+            p.dtype.name()
+        )
+    } else {
+        format!("scale {}, zero point {} ({})", fmt_num(smin), zmin, p.dtype.name())
+    }
+}
+
+fn spread(xs: impl Iterator<Item = f64>) -> (f64, f64, f64) {
+    let (mut lo, mut hi, mut sum, mut n) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0usize);
+    for x in xs {
+        lo = lo.min(x);
+        hi = hi.max(x);
+        sum += x;
+        n += 1;
+    }
+    if n == 0 { (f64::NAN, f64::NAN, f64::NAN) } else { (lo, hi, sum / n as f64) }
+}
+
+fn tensor_view(v: &Variant, t: usize) -> Option<TensorView> {
+    let g = &v.model.graph;
+    let tensor = g.tensor(t)?;
+    let shape = match (&tensor.data, &tensor.shape) {
+        (Some(d), _) => format!("{:?}", d.shape),
+        (None, Some(s)) => shape_string(s),
+        (None, None) => "?".into(),
+    };
+    let kind = match tensor.kind {
+        TensorKind::Initializer => "initializer",
+        TensorKind::Constant => "constant",
+        TensorKind::GraphInput => "graph input",
+        TensorKind::Activation if g.outputs.contains(&t) => "graph output",
+        TensorKind::Activation => "activation",
+    };
+    Some(TensorView {
+        name: tensor.name.clone(),
+        shape,
+        dtype: tensor.dtype.map_or_else(|| "?".into(), |d| d.name().to_string()),
+        kind: kind.into(),
+    })
+}
+
+/// The parameters a folded Q/DQ node carries (its scale and zero-point inputs).
+fn folded_line(v: &Variant, n: NodeId) -> Option<String> {
+    let g = &v.model.graph;
+    let node = g.node(n)?;
+    let value = |k: usize| -> Option<String> {
+        let d = g.tensor(g.input(n, k)?)?.data.as_ref()?;
+        let vals = d.to_f32_vec().ok()?;
+        Some(match vals.as_slice() {
+            [x] => fmt_num(f64::from(*x)),
+            xs => format!("{} values", xs.len()),
+        })
+    };
+    let input = g.input(n, 0).and_then(|t| g.tensor(t)).map(|t| t.name.clone()).unwrap_or_default();
+    Some(format!(
+        "{} of {input}: scale {}, zero point {}",
+        node.op_type,
+        value(1).unwrap_or_else(|| "?".into()),
+        value(2).unwrap_or_else(|| "0".into())
+    ))
+}
+
+/// Builds the inspector for the blocks of one selection.
+#[must_use]
+pub fn inspector(variants: &[Variant], members: &[Member<'_>], report: Option<&LayerReport>) -> Option<InspectorModel> {
+    let first = members.first()?;
+    let v0 = variants.get(first.variant)?;
+    let n0 = v0.model.graph.node(first.node)?;
+    let mut out = InspectorModel {
+        title: n0.label(first.node),
+        op: crate::model::matching::op_family(&n0.op_type).to_string(),
+        depth: n0.depth,
+        members: Vec::new(),
+    };
+    for m in members {
+        let Some(v) = variants.get(m.variant) else { continue };
+        let g = &v.model.graph;
+        let Some(node) = g.node(m.node) else { continue };
+        let layer = m.layer.and_then(|li| v.layers.get(li));
+        let entry = report.and_then(|r| r.variants.iter().find(|lv| lv.variant == v.spec.name));
+        let quant = layer.and_then(|l| match &l.weight {
+            LayerWeight::Quantized(q) => Some(QuantView {
+                form: format!("{:?}", q.form),
+                summary: q.params.as_ref().map_or_else(|| "unusable (see problems)".into(), quant_summary),
+                scales: q.params.as_ref().map(|p| p.scale.clone()).unwrap_or_default(),
+                zero_points: q.params.as_ref().map(|p| p.zero_point.clone()).unwrap_or_default(),
+                problems: q.problems.clone(),
+            }),
+            LayerWeight::Float(_) => None,
+        });
+        out.members.push(MemberView {
+            variant: v.spec.name.clone(),
+            node: node.label(m.node),
+            op_type: node.op_type.clone(),
+            matched_by: entry.map(|e| format!("{:?}", e.matched_by)).unwrap_or_default(),
+            attributes: node.attributes.iter().map(|a| (a.name.clone(), attr_text(&a.value))).collect(),
+            inputs: node.inputs.iter().flatten().filter_map(|&t| tensor_view(v, t)).collect(),
+            outputs: node.outputs.iter().filter_map(|&t| tensor_view(v, t)).collect(),
+            weight: layer.and_then(|l| g.tensor(l.weight.tensor())).map(|t| t.name.clone()),
+            quant,
+            folded: m.folded.iter().filter_map(|&n| folded_line(v, n)).collect(),
+            stats: entry.and_then(|e| e.stats.clone()),
+            metrics: entry.and_then(|e| e.metrics.clone()),
+            problems: entry.map(|e| e.problems.clone()).unwrap_or_default(),
+        });
+    }
+    Some(out)
+}

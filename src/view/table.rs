@@ -1,0 +1,246 @@
+//! The layer list: one row per matched layer, searchable (substring or regex over name and
+//! op type), filterable by op type, sortable by any metric.
+
+use crate::model::Variant;
+use crate::model::matching::{MatchRow, op_family};
+use crate::report::LayerReport;
+
+/// One row of the layer list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListRow {
+    /// Index of the match row.
+    pub row: usize,
+    pub label: String,
+    /// Op family (`Conv`, `MatMul`, …).
+    pub op: String,
+    pub depth: u32,
+    /// Variants that have the layer (names).
+    pub present: Vec<bool>,
+    pub worst_sqnr: Option<f64>,
+    pub worst_mse: Option<f64>,
+    pub worst_max_abs: Option<f64>,
+    /// The `rmse/scale` farthest from 0.289.
+    pub worst_rmse_over_scale: Option<f64>,
+    pub params: u64,
+}
+
+/// Sort order of the list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SortBy {
+    #[default]
+    Graph,
+    Name,
+    /// Lowest SQNR first.
+    Sqnr,
+    /// Highest MSE first.
+    Mse,
+    /// Highest max-abs error first.
+    MaxAbs,
+    /// Farthest from 0.289 first.
+    RmseOverScale,
+    /// Largest weight first.
+    Params,
+}
+
+impl SortBy {
+    pub const ALL: [Self; 7] =
+        [Self::Graph, Self::Name, Self::Sqnr, Self::Mse, Self::MaxAbs, Self::RmseOverScale, Self::Params];
+
+    /// Its name in the sort menu.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Graph => "graph order",
+            Self::Name => "name",
+            Self::Sqnr => "worst SQNR",
+            Self::Mse => "worst MSE",
+            Self::MaxAbs => "worst max |err|",
+            Self::RmseOverScale => "rmse/scale off 0.289",
+            Self::Params => "parameters",
+        }
+    }
+}
+
+/// The list's search, filter and sort.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LayerQuery {
+    pub text: String,
+    /// Interpret `text` as a regular expression (case-insensitive).
+    pub regex: bool,
+    /// Only this op family.
+    pub op: Option<String>,
+    pub sort: SortBy,
+}
+
+/// Builds the rows; `reports[i]` is the report of match row `i` once computed.
+#[must_use]
+pub fn list_rows(variants: &[Variant], rows: &[MatchRow], reports: &[Option<&LayerReport>]) -> Vec<ListRow> {
+    rows.iter()
+        .enumerate()
+        .map(|(ri, row)| {
+            let mut label = String::new();
+            let mut op = String::new();
+            let mut depth = 0;
+            let mut params = 0;
+            for (vi, m) in row.members.iter().enumerate() {
+                let Some((li, _)) = m else { continue };
+                let Some(v) = variants.get(vi) else { continue };
+                let g = &v.model.graph;
+                let Some(layer) = v.layers.get(*li) else { continue };
+                let Some(node) = g.node(layer.node) else { continue };
+                if label.is_empty() {
+                    label = node.label(layer.node);
+                    op = op_family(&node.op_type).to_string();
+                    depth = node.depth;
+                    params = g.tensor(layer.weight.tensor()).and_then(|t| t.data.as_ref()).map_or(0, |d| d.len());
+                }
+            }
+            let report = reports.get(ri).copied().flatten();
+            let metric = |f: &dyn Fn(&crate::stats::ErrorMetrics) -> Option<f64>, worst_low: bool| {
+                let vals = report?.variants.iter().filter_map(|v| v.metrics.as_ref().and_then(f));
+                if worst_low { vals.min_by(f64::total_cmp) } else { vals.max_by(f64::total_cmp) }
+            };
+            let rmse = report.and_then(|r| {
+                r.variants
+                    .iter()
+                    .filter_map(|v| v.metrics.as_ref()?.rmse_over_scale)
+                    .max_by(|a, b| rmse_distance(*a).total_cmp(&rmse_distance(*b)))
+            });
+            ListRow {
+                row: ri,
+                label,
+                op,
+                depth,
+                present: row.members.iter().map(Option::is_some).collect(),
+                worst_sqnr: metric(&|m| Some(m.sqnr_db), true),
+                worst_mse: metric(&|m| Some(m.mse), false),
+                worst_max_abs: metric(&|m| Some(m.max_abs), false),
+                worst_rmse_over_scale: rmse,
+                params,
+            }
+        })
+        .collect()
+}
+
+/// How far an `rmse/scale` is from healthy rounding (in octaves).
+#[must_use]
+pub fn rmse_distance(v: f64) -> f64 {
+    (v / crate::layout::colour::HEALTHY_RMSE_OVER_SCALE).log2().abs()
+}
+
+/// The indices into `rows` that pass `q`, in `q.sort` order. An invalid regex matches
+/// nothing and is reported as the error.
+///
+/// # Errors
+/// When `q.regex` is set and `q.text` is not a valid regular expression.
+pub fn query_rows(rows: &[ListRow], q: &LayerQuery) -> Result<Vec<usize>, String> {
+    let re = if q.regex && !q.text.is_empty() {
+        Some(
+            regex::RegexBuilder::new(&q.text)
+                .case_insensitive(true)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| e.to_string())?,
+        )
+    } else {
+        None
+    };
+    let needle = q.text.to_lowercase();
+    let mut out: Vec<usize> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| q.op.as_ref().is_none_or(|op| &r.op == op))
+        .filter(|(_, r)| match &re {
+            Some(re) => re.is_match(&r.label) || re.is_match(&r.op),
+            None => {
+                needle.is_empty() || r.label.to_lowercase().contains(&needle) || r.op.to_lowercase().contains(&needle)
+            }
+        })
+        .map(|(i, _)| i)
+        .collect();
+    // missing values sort last
+    let key = |v: Option<f64>, descending: bool| match v {
+        Some(x) if descending => -x,
+        Some(x) => x,
+        None => f64::INFINITY,
+    };
+    let get = |i: &usize| rows.get(*i);
+    match q.sort {
+        SortBy::Graph => out.sort_by_key(|i| get(i).map(|r| (r.depth, r.row))),
+        SortBy::Name => out.sort_by(|a, b| get(a).map(|r| &r.label).cmp(&get(b).map(|r| &r.label))),
+        SortBy::Sqnr => {
+            out.sort_by(|a, b| key(get(a).and_then(|r| r.worst_sqnr), false).total_cmp(&key(get(b).and_then(|r| r.worst_sqnr), false)));
+        }
+        SortBy::Mse => {
+            out.sort_by(|a, b| key(get(a).and_then(|r| r.worst_mse), true).total_cmp(&key(get(b).and_then(|r| r.worst_mse), true)));
+        }
+        SortBy::MaxAbs => out.sort_by(|a, b| {
+            key(get(a).and_then(|r| r.worst_max_abs), true).total_cmp(&key(get(b).and_then(|r| r.worst_max_abs), true))
+        }),
+        SortBy::RmseOverScale => out.sort_by(|a, b| {
+            let d = |i: &usize| key(get(i).and_then(|r| r.worst_rmse_over_scale.map(rmse_distance)), true);
+            d(a).total_cmp(&d(b))
+        }),
+        SortBy::Params => out.sort_by_key(|i| std::cmp::Reverse(get(i).map_or(0, |r| r.params))),
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(row: usize, label: &str, op: &str, sqnr: Option<f64>) -> ListRow {
+        ListRow {
+            row,
+            label: label.into(),
+            op: op.into(),
+            depth: row as u32,
+            present: vec![true],
+            worst_sqnr: sqnr,
+            worst_mse: sqnr.map(|s| 1.0 / s),
+            worst_max_abs: None,
+            worst_rmse_over_scale: None,
+            params: row as u64,
+        }
+    }
+
+    fn rows() -> Vec<ListRow> {
+        vec![
+            row(0, "stem_conv", "Conv", Some(40.0)),
+            row(1, "s1_conv1", "Conv", Some(20.0)),
+            row(2, "fc", "MatMul", None),
+            row(3, "s2_proj", "Conv", Some(30.0)),
+        ]
+    }
+
+    #[test]
+    fn substring_search_narrows_the_list() {
+        let q = LayerQuery { text: "CONV".into(), ..Default::default() };
+        assert_eq!(query_rows(&rows(), &q).unwrap(), [0, 1, 3], "case-insensitive, op type too");
+        let q = LayerQuery { text: "s1".into(), ..Default::default() };
+        assert_eq!(query_rows(&rows(), &q).unwrap(), [1]);
+        let q = LayerQuery { op: Some("MatMul".into()), ..Default::default() };
+        assert_eq!(query_rows(&rows(), &q).unwrap(), [2]);
+    }
+
+    #[test]
+    fn regex_search_and_bad_regex() {
+        let q = LayerQuery { text: r"^s\d_".into(), regex: true, ..Default::default() };
+        assert_eq!(query_rows(&rows(), &q).unwrap(), [1, 3]);
+        let q = LayerQuery { text: "(".into(), regex: true, ..Default::default() };
+        assert!(query_rows(&rows(), &q).is_err());
+    }
+
+    #[test]
+    fn sorting_puts_the_worst_first_and_missing_last() {
+        let q = LayerQuery { sort: SortBy::Sqnr, ..Default::default() };
+        assert_eq!(query_rows(&rows(), &q).unwrap(), [1, 3, 0, 2]);
+        let q = LayerQuery { sort: SortBy::Mse, ..Default::default() };
+        assert_eq!(query_rows(&rows(), &q).unwrap(), [1, 3, 0, 2]);
+        let q = LayerQuery { sort: SortBy::Name, ..Default::default() };
+        assert_eq!(query_rows(&rows(), &q).unwrap(), [2, 1, 3, 0]);
+        let q = LayerQuery { sort: SortBy::Params, ..Default::default() };
+        assert_eq!(query_rows(&rows(), &q).unwrap(), [3, 2, 1, 0]);
+    }
+}
