@@ -10,7 +10,7 @@ pub mod layout;
 pub mod model;
 pub mod report;
 pub mod stats;
-pub mod view;
 pub mod theme;
 #[cfg(feature = "gui")]
 pub mod ui;
+pub mod view;

@@ -75,7 +75,8 @@ fn opening_a_fixture_spawns_its_entities_and_stats() {
         assert_eq!(q.params.as_ref().unwrap().scale, p.0.scale);
     }
     // the stats equal the headless report's
-    let report = quantlens::report::build_report(&variants, quantlens::report::ReportOptions { histogram_bins: Some(64) });
+    let report =
+        quantlens::report::build_report(&variants, quantlens::report::ReportOptions { histogram_bins: Some(64) });
     let mut q = app.world_mut().query::<(&LayerRow, &LayerStats)>();
     for (row, stats) in q.iter(app.world()) {
         let expected = &report.layers[row.0];

@@ -41,7 +41,19 @@ fn folded_quantized_rows_line_up_with_float() {
                 float_only += 1;
                 continue;
             }
-            assert_eq!(bs.len(), 3, "{folder}: group {g}: {:?}", bs.iter().map(|b| (b.variant, &variants[b.variant].model.graph.nodes[b.node].name, &variants[b.variant].model.graph.nodes[b.node].op_type, b.depth)).collect::<Vec<_>>());
+            assert_eq!(
+                bs.len(),
+                3,
+                "{folder}: group {g}: {:?}",
+                bs.iter()
+                    .map(|b| (
+                        b.variant,
+                        &variants[b.variant].model.graph.nodes[b.node].name,
+                        &variants[b.variant].model.graph.nodes[b.node].op_type,
+                        b.depth
+                    ))
+                    .collect::<Vec<_>>()
+            );
             assert!(bs.iter().all(|b| b.depth == bs[0].depth && b.slot == bs[0].slot), "{folder}: group {g} aligned");
             assert!(bs.iter().all(|b| b.center[0] == bs[0].center[0] && b.center[1] == bs[0].center[1]));
             let zs: Vec<f32> = bs.iter().map(|b| b.center[2]).collect();
@@ -86,7 +98,8 @@ fn edges_follow_the_flow_through_folded_nodes() {
         assert_eq!(pa.variant, pb.variant, "no edge between variants");
         assert!(pa.depth < pb.depth && pa.center[0] < pb.center[0], "edge {a}->{b} goes forward");
     }
-    let per_variant: Vec<usize> = (0..3).map(|v| l.edges.iter().filter(|(a, _)| l.blocks[*a].variant == v).count()).collect();
+    let per_variant: Vec<usize> =
+        (0..3).map(|v| l.edges.iter().filter(|(a, _)| l.blocks[*a].variant == v).count()).collect();
     // each fused Relu removes one node and so one edge of the chain
     let relus = variants[0].model.graph.nodes.iter().filter(|n| n.op_type == "Relu").count();
     assert_eq!(per_variant[1], per_variant[0] - relus, "int8 edges run through Q/DQ");

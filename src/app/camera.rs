@@ -18,7 +18,8 @@ pub struct CameraPlugin;
 
 impl Plugin for CameraPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(Update, (camera_input, frame_requests, keep_projection, apply_orbit).chain());
+        app.init_resource::<AutoFrame>()
+            .add_systems(Update, (camera_input, frame_requests, keep_projection, apply_orbit).chain());
     }
 }
 
@@ -33,7 +34,9 @@ pub struct OrbitCamera {
 
 impl Default for OrbitCamera {
     fn default() -> Self {
-        Self { focus: Vec3::ZERO, yaw: -0.55, pitch: -0.45, distance: 30.0 }
+        // from the front, a little from the left and above: the flow runs left to right,
+        // the variant rows stack from back (float) to front
+        Self { focus: Vec3::ZERO, yaw: -0.3, pitch: -0.62, distance: 30.0 }
     }
 }
 
@@ -47,8 +50,9 @@ impl OrbitCamera {
                 Transform::from_translation(self.focus + rot * Vec3::new(0.0, 0.0, self.distance)).with_rotation(rot)
             }
             // straight down, flow axis (x) to the right, rows (z) downwards on screen
-            ViewMode::TwoD => Transform::from_translation(self.focus + Vec3::Y * 500.0)
-                .looking_at(self.focus, Vec3::NEG_Z),
+            ViewMode::TwoD => {
+                Transform::from_translation(self.focus + Vec3::Y * 500.0).looking_at(self.focus, Vec3::NEG_Z)
+            }
         }
     }
 
@@ -56,12 +60,28 @@ impl OrbitCamera {
     pub fn frame(&mut self, min: Vec3, max: Vec3, mode: ViewMode, aspect: f32) {
         self.focus = (min + max) / 2.0;
         let size = (max - min).max(Vec3::splat(1.0));
+        let aspect = aspect.max(0.1);
         self.distance = match mode {
-            // fit the larger of the extents seen from the orbit direction (45° fov)
-            ViewMode::ThreeD => (size.x / aspect.max(0.1)).max(size.y).max(size.z) * 1.1 + 4.0,
+            // the bounding sphere inside the narrower of the two fields of view (45° vertical)
+            ViewMode::ThreeD => {
+                let half_v = std::f32::consts::FRAC_PI_8;
+                let half_h = (half_v.tan() * aspect).atan();
+                size.length() / 2.0 / half_v.min(half_h).sin()
+            }
             // orthographic: the visible height in world units
-            ViewMode::TwoD => (size.z.max(size.x / aspect.max(0.1))) * 1.1 + 2.0,
+            ViewMode::TwoD => size.z.max(size.x / aspect) * 1.08,
         };
+    }
+}
+
+/// Until the user moves the camera, it re-frames everything whenever the viewport
+/// changes (panels appear, the window is resized).
+#[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoFrame(pub bool);
+
+impl Default for AutoFrame {
+    fn default() -> Self {
+        Self(true)
     }
 }
 
@@ -79,10 +99,18 @@ fn camera_input(
     wants: Option<Res<bevy_egui::input::EguiWantsInput>>,
     mut cameras: Query<&mut OrbitCamera, With<TowerCamera>>,
     mut frame: MessageWriter<FrameRequest>,
+    mut auto: ResMut<AutoFrame>,
 ) {
     let (pointer_free, keys_free) =
         wants.map_or((true, true), |w| (!w.wants_any_pointer_input(), !w.wants_any_keyboard_input()));
     let dt = time.delta_secs().min(0.1);
+    let touched = (pointer_free
+        && (mouse.as_ref().is_some_and(|m| m.get_pressed().next().is_some())
+            || scroll.as_ref().is_some_and(|s| s.delta != Vec2::ZERO)))
+        || (keys_free && keys.as_ref().is_some_and(|k| k.get_pressed().next().is_some()));
+    if touched {
+        auto.set_if_neq(AutoFrame(false));
+    }
     for mut cam in &mut cameras {
         let pan_scale = cam.distance * 0.0015;
         let rot = Quat::from_rotation_y(cam.yaw);
@@ -160,7 +188,10 @@ fn frame_requests(
     };
     for r in requests.read() {
         let bounds = match r {
-            FrameRequest::All => Some((Vec3::from_array(open.layout.min), Vec3::from_array(open.layout.max))),
+            // room on the left for the variant names
+            FrameRequest::All => {
+                Some((Vec3::from_array(open.layout.min) - Vec3::X * 3.0, Vec3::from_array(open.layout.max)))
+            }
             FrameRequest::Selection => {
                 let members = selection.group.and_then(|g| index.by_group.get(&g));
                 members.and_then(|es| {
@@ -191,12 +222,16 @@ fn keep_projection(
     mut cameras: Query<(&mut Projection, &mut OrbitCamera), With<TowerCamera>>,
     mut last: Local<Option<(ViewMode, Option<Entity>)>>,
     mut frame: MessageWriter<FrameRequest>,
+    mut auto: ResMut<AutoFrame>,
 ) {
     let key = (settings.mode, open.as_ref().map(|o| o.root));
     if *last == Some(key) {
         return;
     }
     let first_model = last.is_none_or(|(_, root)| root != key.1);
+    if first_model {
+        auto.set_if_neq(AutoFrame(true));
+    }
     *last = Some(key);
     for (mut proj, cam) in &mut cameras {
         *proj = match settings.mode {

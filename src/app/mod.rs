@@ -17,8 +17,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bevy::app::{PluginGroupBuilder, ScheduleRunnerPlugin};
-use bevy::camera::RenderTarget;
+use bevy::camera::visibility::RenderLayers;
+use bevy::camera::{CameraOutputMode, RenderTarget};
 use bevy::prelude::*;
+use bevy::render::render_resource::BlendState;
 use bevy::render::render_resource::TextureFormat;
 use bevy::window::{ExitCondition, RequestRedraw};
 use bevy::winit::{WinitPlugin, WinitSettings};
@@ -70,9 +72,36 @@ fn spawn_lights(commands: &mut Commands) {
     commands.insert_resource(GlobalAmbientLight { brightness: 600.0, ..default() });
 }
 
-fn spawn_window_camera(mut commands: Commands) {
-    spawn_lights(&mut commands);
-    commands.spawn((Camera3d::default(), TowerCamera, OrbitCamera::default(), Transform::default()));
+/// The tower camera (drawing into the viewport the panels leave) and, over the whole
+/// target, a camera that draws only egui (so the panels do not shrink with the viewport).
+fn spawn_cameras(commands: &mut Commands, egui: &mut EguiGlobalSettings, target: Option<RenderTarget>) {
+    egui.auto_create_primary_context = false;
+    spawn_lights(commands);
+    let mut tower = commands.spawn((Camera3d::default(), TowerCamera, OrbitCamera::default(), Transform::default()));
+    if let Some(t) = target.clone() {
+        tower.insert(t);
+    }
+    let mut ui = commands.spawn((
+        PrimaryEguiContext,
+        Camera2d,
+        RenderLayers::none(),
+        Camera {
+            order: 1,
+            output_mode: CameraOutputMode::Write {
+                blend_state: Some(BlendState::ALPHA_BLENDING),
+                clear_color: ClearColorConfig::None,
+            },
+            clear_color: ClearColorConfig::Custom(Color::NONE),
+            ..default()
+        },
+    ));
+    if let Some(t) = target {
+        ui.insert(t);
+    }
+}
+
+fn spawn_window_cameras(mut commands: Commands, mut egui: ResMut<EguiGlobalSettings>) {
+    spawn_cameras(&mut commands, &mut egui, None);
 }
 
 /// Keeps a reactive desktop app updating while work runs or a camera key is held.
@@ -88,22 +117,17 @@ fn keep_awake(
 }
 
 /// The desktop window, optionally opening `path` and taking one screenshot.
-#[must_use]
 pub fn window_app(path: Option<PathBuf>, screenshot: Option<PathBuf>) -> App {
     let mut app = App::new();
     app.add_plugins(DefaultPlugins.set(WindowPlugin {
-        primary_window: Some(Window {
-            title: "quantlens".into(),
-            resolution: (1400, 860).into(),
-            ..default()
-        }),
+        primary_window: Some(Window { title: "quantlens".into(), resolution: (1400, 860).into(), ..default() }),
         ..default()
     }))
     .add_plugins((MeshPickingPlugin, EguiPlugin::default()))
     .insert_resource(WinitSettings::desktop_app())
     .insert_resource(ClearColor(background()))
     .add_plugins((CorePlugins, ViewPlugins))
-    .add_systems(Startup, spawn_window_camera)
+    .add_systems(Startup, spawn_window_cameras)
     .add_systems(Update, keep_awake);
     if let Some(out) = screenshot {
         app.insert_resource(ShotJob::new(out, None));
@@ -128,7 +152,6 @@ pub struct RenderOptions {
 }
 
 /// Renders what the window would show into a PNG, without a display.
-#[must_use]
 pub fn headless_app(opts: &RenderOptions) -> App {
     let mut app = App::new();
     app.add_plugins(
@@ -143,22 +166,16 @@ pub fn headless_app(opts: &RenderOptions) -> App {
     .insert_resource(ShotJob::new(opts.out.clone(), opts.select.clone()))
     .add_plugins((CorePlugins, ViewPlugins));
     let (w, h) = (opts.width.max(64), opts.height.max(64));
-    app.add_systems(Startup, move |mut commands: Commands, mut images: ResMut<Assets<Image>>, mut egui: ResMut<EguiGlobalSettings>| {
-        egui.auto_create_primary_context = false;
-        let mut image = Image::new_target_texture(w, h, TextureFormat::Rgba8UnormSrgb, None);
-        image.texture_descriptor.usage |= bevy::render::render_resource::TextureUsages::COPY_SRC;
-        let handle = images.add(image);
-        commands.insert_resource(RenderImage(handle.clone()));
-        spawn_lights(&mut commands);
-        commands.spawn((
-            Camera3d::default(),
-            RenderTarget::Image(handle.into()),
-            TowerCamera,
-            OrbitCamera::default(),
-            Transform::default(),
-            PrimaryEguiContext,
-        ));
-    });
+    app.add_systems(
+        Startup,
+        move |mut commands: Commands, mut images: ResMut<Assets<Image>>, mut egui: ResMut<EguiGlobalSettings>| {
+            let mut image = Image::new_target_texture(w, h, TextureFormat::Rgba8UnormSrgb, None);
+            image.texture_descriptor.usage |= bevy::render::render_resource::TextureUsages::COPY_SRC;
+            let handle = images.add(image);
+            commands.insert_resource(RenderImage(handle.clone()));
+            spawn_cameras(&mut commands, &mut egui, Some(RenderTarget::Image(handle.into())));
+        },
+    );
     app.world_mut().write_message(OpenRequest(opts.path.clone()));
     app
 }

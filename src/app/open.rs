@@ -38,7 +38,11 @@ pub struct RecentFolders {
 #[derive(Component)]
 struct DialogTask(Task<Option<PathBuf>>);
 
-fn open_dialog(mut requests: MessageReader<OpenDialogRequest>, mut commands: Commands, running: Query<(), With<DialogTask>>) {
+fn open_dialog(
+    mut requests: MessageReader<OpenDialogRequest>,
+    mut commands: Commands,
+    running: Query<(), With<DialogTask>>,
+) {
     if requests.read().count() == 0 || !running.is_empty() {
         return;
     }

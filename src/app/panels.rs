@@ -21,9 +21,10 @@ use crate::ui::ranges::{RangesState, RowRanges, ranges_ui};
 use crate::ui::{UiAction, colour};
 use crate::view::{Member, inspector};
 
-use super::camera::TowerCamera;
+use super::camera::{AutoFrame, TowerCamera};
 use super::model::{
-    LayerRow, LayerStats, OpenModel, OpenRequest, ScreenshotRequest, SelectRequest, Selection, Status, ViewSettings,
+    FrameRequest, LayerRow, LayerStats, OpenModel, OpenRequest, ScreenshotRequest, SelectRequest, Selection, Status,
+    ViewSettings,
 };
 use super::open::{OpenDialogRequest, RecentFolders};
 use super::stats::HistogramView;
@@ -101,6 +102,8 @@ fn panels_ui(
     blocks: Query<&GlobalTransform>,
     window: Option<Single<&Window, With<PrimaryWindow>>>,
     mut out: MessageWriter<UiActionMessage>,
+    auto_frame: Res<AutoFrame>,
+    mut frame: MessageWriter<FrameRequest>,
 ) -> Result {
     let ctx = contexts.ctx_mut()?.clone();
     let mut actions = Vec::new();
@@ -155,21 +158,17 @@ fn panels_ui(
                     .map(|b| Member { variant: b.variant, node: b.node, layer: b.layer, folded: &b.folded })
                     .collect();
                 let report = selected_row.and_then(|r| state.reports.get(r)).and_then(Option::as_deref);
-                match inspector(&open.data.variants, &members, report) {
-                    Some(model) => {
-                        inspector_ui(ui, &model);
-                        ui.separator();
-                        ui.heading("Histogram (dequantized)");
-                        let names: Vec<String> = report
-                            .map(|r| r.variants.iter().map(|v| v.variant.clone()).collect())
-                            .unwrap_or_default();
-                        actions.extend(histogram_ui(ui, hist.histogram.as_deref(), &names, &mut state.histogram));
-                    }
-                    None => {
-                        ui.heading("Inspector");
-                        ui.label("Click a block or a layer in the list.");
-                        model_summary_ui(ui, &open);
-                    }
+                if let Some(model) = inspector(&open.data.variants, &members, report) {
+                    inspector_ui(ui, &model);
+                    ui.separator();
+                    ui.heading("Histogram (dequantized)");
+                    let names: Vec<String> =
+                        report.map(|r| r.variants.iter().map(|v| v.variant.clone()).collect()).unwrap_or_default();
+                    actions.extend(histogram_ui(ui, hist.histogram.as_deref(), &names, &mut state.histogram));
+                } else {
+                    ui.heading("Inspector");
+                    ui.label("Click a block or a layer in the list.");
+                    model_summary_ui(ui, &open);
                 }
             });
         })
@@ -184,7 +183,8 @@ fn panels_ui(
         })
         .response
         .rect;
-    let central = egui::Rect::from_min_max(egui::pos2(left.right(), top.bottom()), egui::pos2(right.left(), bottom.top()));
+    let central =
+        egui::Rect::from_min_max(egui::pos2(left.right(), top.bottom()), egui::pos2(right.left(), bottom.top()));
     let ops: Vec<String> = {
         let mut ops: Vec<String> = open
             .layout
@@ -196,11 +196,9 @@ fn panels_ui(
         ops.dedup();
         ops
     };
-    egui::Area::new("legend".into())
-        .fixed_pos(central.left_top() + egui::vec2(8.0, 8.0))
-        .show(&ctx, |ui| {
-            egui::Frame::popup(ui.style()).show(ui, |ui| legend_ui(ui, settings.metric, &legend(settings.metric, &ops)));
-        });
+    egui::Area::new("legend".into()).fixed_pos(central.left_top() + egui::vec2(8.0, 8.0)).show(&ctx, |ui| {
+        egui::Frame::popup(ui.style()).show(ui, |ui| legend_ui(ui, settings.metric, &legend(settings.metric, &ops)));
+    });
     if let Ok((mut camera, cam_t)) = cameras.single_mut() {
         let scale = window.map_or(1.0, |w| w.scale_factor());
         let target = camera.physical_target_size().unwrap_or(UVec2::new(1280, 800));
@@ -211,6 +209,9 @@ fn panels_ui(
         let viewport = Viewport { physical_position: pos, physical_size: size, ..default() };
         if camera.viewport.as_ref().is_none_or(|v| v.physical_position != pos || v.physical_size != size) {
             camera.viewport = Some(viewport);
+            if auto_frame.0 {
+                frame.write(FrameRequest::All);
+            }
         }
         labels(&ctx, central, &camera, cam_t, &open, &index, &blocks, selection.group, settings.mode);
     }
@@ -258,9 +259,11 @@ fn labels(
     selected: Option<usize>,
     mode: ViewMode,
 ) {
-    let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Background, "labels".into())).with_clip_rect(central);
+    let painter =
+        ctx.layer_painter(egui::LayerId::new(egui::Order::Background, "labels".into())).with_clip_rect(central);
     let font = egui::FontId::proportional(12.0);
-    let project = |p: Vec3| camera.world_to_viewport(cam_t, p).ok().map(|v| central.min + egui::vec2(v.x, v.y));
+    // logical coordinates of the render target (the viewport offset is included)
+    let project = |p: Vec3| camera.world_to_viewport(cam_t, p).ok().map(|v| egui::pos2(v.x, v.y));
     let l = &open.layout;
     for (vi, v) in open.data.variants.iter().enumerate() {
         let z = l.row_offsets.get(vi).copied().unwrap_or(0.0);
@@ -269,30 +272,48 @@ fn labels(
             ViewMode::TwoD => Vec3::new(l.min[0] - 1.0, 0.0, z),
         };
         if let Some(p) = project(at) {
-            painter.text(p, egui::Align2::RIGHT_CENTER, &v.spec.name, egui::FontId::proportional(15.0), colour(theme::variant_rgb(vi)));
+            painter.text(
+                p,
+                egui::Align2::RIGHT_CENTER,
+                &v.spec.name,
+                egui::FontId::proportional(15.0),
+                colour(theme::variant_rgb(vi)),
+            );
         }
     }
     let mut placed: Vec<egui::Rect> = Vec::new();
     let mut candidates: Vec<usize> = Vec::new();
     if let Some(g) = selected {
-        candidates.extend(index.by_group.get(&g).into_iter().flatten().filter_map(|e| index.by_block.iter().position(|b| b == e)));
+        candidates.extend(
+            index.by_group.get(&g).into_iter().flatten().filter_map(|e| index.by_block.iter().position(|b| b == e)),
+        );
     }
-    candidates.extend(l.blocks.iter().enumerate().filter(|(_, b)| b.variant == open.data.reference && b.layer.is_some()).map(|(i, _)| i));
+    candidates.extend(
+        l.blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.variant == open.data.reference && b.layer.is_some())
+            .map(|(i, _)| i),
+    );
     for bi in candidates {
         if placed.len() >= 200 {
             break;
         }
         let (Some(b), Some(e)) = (l.blocks.get(bi), index.by_block.get(bi)) else { continue };
         let Ok(t) = blocks.get(*e) else { continue };
-        let top = t.translation() + Vec3::Y * (b.size[1] / 2.0 + 0.15);
-        let Some(p) = project(top) else { continue };
+        // above the block in 3D, below it (towards the viewer's bottom) in 2D
+        let (anchor, align) = match mode {
+            ViewMode::ThreeD => (t.translation() + Vec3::Y * (b.size[1] / 2.0 + 0.15), egui::Align2::CENTER_BOTTOM),
+            ViewMode::TwoD => (t.translation() + Vec3::Z * (b.size[2] / 2.0 + 0.05), egui::Align2::CENTER_TOP),
+        };
+        let Some(p) = project(anchor) else { continue };
         if !central.contains(p) {
             continue;
         }
         let Some(v) = open.data.variants.get(b.variant) else { continue };
         let name = v.model.graph.node(b.node).map(|n| n.label(b.node)).unwrap_or_default();
         let galley = painter.layout_no_wrap(name, font.clone(), colour(theme::TEXT));
-        let rect = egui::Align2::CENTER_BOTTOM.anchor_size(p, galley.size()).expand(2.0);
+        let rect = align.anchor_size(p, galley.size()).expand(2.0);
         if placed.iter().any(|r| r.intersects(rect)) {
             continue;
         }
@@ -308,7 +329,7 @@ fn apply_actions(
     mut open: MessageWriter<OpenRequest>,
     mut dialog: MessageWriter<OpenDialogRequest>,
     mut select: MessageWriter<SelectRequest>,
-    mut frame: MessageWriter<super::model::FrameRequest>,
+    mut frame: MessageWriter<FrameRequest>,
     mut shot: MessageWriter<ScreenshotRequest>,
 ) {
     for UiActionMessage(a) in actions.read() {
@@ -326,7 +347,7 @@ fn apply_actions(
                 select.write(SelectRequest { group: Some(*g), frame: true });
             }
             UiAction::FrameAll => {
-                frame.write(super::model::FrameRequest::All);
+                frame.write(FrameRequest::All);
             }
             UiAction::SetMetric(m) => settings.metric = *m,
             UiAction::SetViewMode(m) => settings.mode = *m,

@@ -3,9 +3,13 @@
 //! statistics are in, then exits: `quantlens render` and `quantlens PATH --screenshot`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bevy::prelude::*;
+use bevy::render::render_resource::PipelineCache;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use bevy::render::{Render, RenderApp};
 
 use super::model::{OpenModel, OpenRequest, ScreenshotRequest, SelectRequest, Status};
 
@@ -14,9 +18,23 @@ pub struct ScreenshotPlugin;
 
 impl Plugin for ScreenshotPlugin {
     fn build(&self, app: &mut App) {
+        let pending = PendingPipelines::default();
         app.add_message::<ScreenshotRequest>()
+            .insert_resource(pending.clone())
             .add_systems(Update, (screenshot_key, run_shot_job, take_screenshots).chain());
+        if let Some(render) = app.get_sub_app_mut(RenderApp) {
+            render.insert_resource(pending).add_systems(Render, count_pending_pipelines);
+        }
     }
+}
+
+/// Render pipelines still compiling (shared with the render world): a picture taken
+/// before they are ready misses what they draw.
+#[derive(Resource, Clone, Default)]
+pub struct PendingPipelines(Arc<AtomicUsize>);
+
+fn count_pending_pipelines(cache: Res<PipelineCache>, pending: Res<PendingPipelines>) {
+    pending.0.store(cache.waiting_pipelines().count(), Ordering::Relaxed);
 }
 
 /// Render into this image instead of the primary window (headless).
@@ -71,6 +89,7 @@ fn run_shot_job(
     mut select: MessageWriter<SelectRequest>,
     mut shot: MessageWriter<ScreenshotRequest>,
     mut exit: MessageWriter<AppExit>,
+    pending: Res<PendingPipelines>,
 ) {
     let Some(mut job) = job else { return };
     if !requests.is_empty() {
@@ -92,18 +111,18 @@ fn run_shot_job(
                 return;
             }
             if let (Some(name), Some(open)) = (&job.select, &open) {
-                match open.list.iter().find(|r| &r.label == name) {
-                    Some(r) => {
-                        select.write(SelectRequest { group: Some(r.row), frame: true });
-                    }
-                    None => {
-                        eprintln!("quantlens: error: no layer named {name:?}");
-                        exit.write(AppExit::from_code(1));
-                        return;
-                    }
-                }
+                let Some(r) = open.list.iter().find(|r| &r.label == name) else {
+                    eprintln!("quantlens: error: no layer named {name:?}");
+                    exit.write(AppExit::from_code(1));
+                    return;
+                };
+                select.write(SelectRequest { group: Some(r.row), frame: true });
             }
             job.state = JobState::Settling(job.settle_frames);
+        }
+        // shaders compile in the background: count down only while none is pending
+        JobState::Settling(_) if pending.0.load(Ordering::Relaxed) > 0 => {
+            job.state = JobState::Settling(job.settle_frames)
         }
         JobState::Settling(0) => {
             shot.write(ScreenshotRequest(Some(job.out.clone())));
@@ -127,19 +146,21 @@ fn take_screenshots(
             None => Screenshot::primary_window(),
         };
         let exit = job.as_ref().is_some_and(|j| j.out == path);
-        commands.spawn(shot).observe(move |captured: On<ScreenshotCaptured>, mut status: ResMut<Status>, mut quit: MessageWriter<AppExit>| {
-            let result = save_png(&captured.image, &path);
-            match &result {
-                Ok(()) => status.info = Some(format!("screenshot saved: {}", path.display())),
-                Err(e) => status.error = Some(format!("screenshot failed: {e}: {}", path.display())),
-            }
-            if exit {
-                if let Err(e) = &result {
-                    eprintln!("quantlens: error: {e}: {}", path.display());
+        commands.spawn(shot).observe(
+            move |captured: On<ScreenshotCaptured>, mut status: ResMut<Status>, mut quit: MessageWriter<AppExit>| {
+                let result = save_png(&captured.image, &path);
+                match &result {
+                    Ok(()) => status.info = Some(format!("screenshot saved: {}", path.display())),
+                    Err(e) => status.error = Some(format!("screenshot failed: {e}: {}", path.display())),
                 }
-                quit.write(if result.is_ok() { AppExit::Success } else { AppExit::from_code(1) });
-            }
-        });
+                if exit {
+                    if let Err(e) = &result {
+                        eprintln!("quantlens: error: {e}: {}", path.display());
+                    }
+                    quit.write(if result.is_ok() { AppExit::Success } else { AppExit::from_code(1) });
+                }
+            },
+        );
     }
 }
 

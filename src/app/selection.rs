@@ -36,7 +36,11 @@ impl Plugin for HighlightPlugin {
 #[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SelectionSystems;
 
-fn select_clicked_block(click: On<Pointer<Click>>, blocks: Query<&GraphNode>, mut select: MessageWriter<SelectRequest>) {
+fn select_clicked_block(
+    click: On<Pointer<Click>>,
+    blocks: Query<&GraphNode>,
+    mut select: MessageWriter<SelectRequest>,
+) {
     if let Ok(node) = blocks.get(click.entity) {
         select.write(SelectRequest { group: Some(node.group), frame: false });
     }

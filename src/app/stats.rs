@@ -85,7 +85,11 @@ fn poll_stats_tasks(
 }
 
 /// Refreshes the layer list's metric columns when stats arrive.
-fn refresh_list(changed: Query<(), Changed<LayerStats>>, all: Query<(&LayerRow, &LayerStats)>, open: Option<ResMut<OpenModel>>) {
+fn refresh_list(
+    changed: Query<(), Changed<LayerStats>>,
+    all: Query<(&LayerRow, &LayerStats)>,
+    open: Option<ResMut<OpenModel>>,
+) {
     let Some(mut open) = open else { return };
     if changed.is_empty() {
         return;

@@ -45,7 +45,7 @@ pub const SQNR_RED_DB: f64 = 10.0;
 pub const SQNR_GREEN_DB: f64 = 40.0;
 /// `rmse/scale` of uniform rounding error.
 pub const HEALTHY_RMSE_OVER_SCALE: f64 = 0.288_675;
-/// Range colour spans 10^RANGE_LOG10.0 .. 10^RANGE_LOG10.1.
+/// The range colour spans `10^RANGE_LOG10.0 ..= 10^RANGE_LOG10.1`.
 const RANGE_LOG10: (f64, f64) = (-2.0, 1.0);
 
 fn sqnr_t(db: f64) -> f64 {
@@ -86,9 +86,9 @@ pub fn block_swatch(
             .and_then(|v| v.metrics.as_ref())
             .and_then(|m| m.rmse_over_scale)
             .map_or(Swatch::NEUTRAL, |r| Swatch::quality(rmse_t(r))),
-        ColourMetric::NanPresent => own.and_then(|v| v.stats.as_ref()).map_or(Swatch::NEUTRAL, |s| {
-            if s.nan + s.inf > 0 { Swatch::BAD } else { Swatch::GOOD }
-        }),
+        ColourMetric::NanPresent => own
+            .and_then(|v| v.stats.as_ref())
+            .map_or(Swatch::NEUTRAL, |s| if s.nan + s.inf > 0 { Swatch::BAD } else { Swatch::GOOD }),
     }
 }
 

@@ -9,4 +9,6 @@ pub mod colour;
 mod towers;
 
 pub use colour::{ColourMetric, LegendEntry, block_swatch, legend};
-pub use towers::{BLOCK_HEIGHT, Block, DEPTH_SPACING, Layout, LayoutOptions, SLOT_SPACING, ViewMode, footprint, layout};
+pub use towers::{
+    BLOCK_HEIGHT, Block, DEPTH_SPACING, Layout, LayoutOptions, SLOT_SPACING, ViewMode, footprint, layout,
+};

@@ -162,10 +162,8 @@ pub fn layout(variants: &[Variant], rows: &[MatchRow], reference: usize, options
         };
         let pairs: HashMap<NodeId, NodeId> = (0..g.len()).filter_map(|n| Some((n, counterpart(n)?))).collect();
         let reference_graph = variants.get(reference).map(|r| &r.model.graph);
-        let anchors: HashMap<NodeId, u32> = pairs
-            .iter()
-            .filter_map(|(&n, &r)| Some((n, reference_graph?.node(r)?.depth)))
-            .collect();
+        let anchors: HashMap<NodeId, u32> =
+            pairs.iter().filter_map(|(&n, &r)| Some((n, reference_graph?.node(r)?.depth))).collect();
         let column = columns(v, &anchors);
         let mut rank: HashMap<(u32, &str), usize> = HashMap::new();
         for &n in &v.model.topo_order {
@@ -202,7 +200,9 @@ pub fn layout(variants: &[Variant], rows: &[MatchRow], reference: usize, options
                 .and_then(|l| g.tensor(l.weight.tensor())?.data.as_ref())
                 .map_or(0, TensorData::len);
             let unmatched = vi != reference
-                && row.is_some_and(|r| rows.get(r).is_some_and(|row| row.members.get(reference).is_none_or(Option::is_none)));
+                && row.is_some_and(|r| {
+                    rows.get(r).is_some_and(|row| row.members.get(reference).is_none_or(Option::is_none))
+                });
             index.insert((vi, n), blocks.len());
             blocks.push(Block {
                 variant: vi,
@@ -265,9 +265,12 @@ fn columns(v: &Variant, anchors: &HashMap<NodeId, u32>) -> Vec<u32> {
         if node.in_cycle {
             continue;
         }
-        let mut c = node.inputs.iter().flatten().filter_map(|&t| g.tensor(t)?.producer).fold(0, |acc, p| {
-            acc.max(col.get(p).copied().unwrap_or(0) + step(p))
-        });
+        let mut c = node
+            .inputs
+            .iter()
+            .flatten()
+            .filter_map(|&t| g.tensor(t)?.producer)
+            .fold(0, |acc, p| acc.max(col.get(p).copied().unwrap_or(0) + step(p)));
         for &k in children.get(&n).into_iter().flatten() {
             c = c.max(col.get(k).copied().unwrap_or(0) + step(k));
         }
@@ -356,7 +359,9 @@ fn place(mut blocks: Vec<Block>, edges: Vec<(usize, usize)>, n_variants: usize, 
     }
     let row_offsets = match mode {
         ViewMode::ThreeD => row_offsets,
-        ViewMode::TwoD => row_offsets.iter().map(|r| r + (max_slots.saturating_sub(1)) as f32 * SLOT_SPACING / 2.0).collect(),
+        ViewMode::TwoD => {
+            row_offsets.iter().map(|r| r + (max_slots.saturating_sub(1)) as f32 * SLOT_SPACING / 2.0).collect()
+        }
     };
     Layout { blocks, edges, min, max, row_offsets, max_slots }
 }

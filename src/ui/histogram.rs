@@ -82,7 +82,8 @@ pub fn histogram_ui(
             }
         });
     ui.label(
-        egui::RichText::new(format!("{} shared bins over [{:.4}, {:.4}]", h.bins, h.lo, h.hi)).color(colour(theme::TEXT_DIM)),
+        egui::RichText::new(format!("{} shared bins over [{:.4}, {:.4}]", h.bins, h.lo, h.hi))
+            .color(colour(theme::TEXT_DIM)),
     );
     actions
 }

@@ -59,13 +59,9 @@ fn member_ui(ui: &mut egui::Ui, m: &MemberView, i: usize) {
         ui.label(&q.summary);
         if q.scales.len() > 1 {
             let pts: Vec<[f64; 2]> = q.scales.iter().enumerate().map(|(c, &s)| [c as f64, f64::from(s)]).collect();
-            Plot::new(("scales", i))
-                .height(80.0)
-                .legend(Legend::default())
-                .allow_scroll(false)
-                .show(ui, |p| {
-                    p.points(Points::new("scale per channel", pts).radius(2.0).color(colour(theme::variant_rgb(i))));
-                });
+            Plot::new(("scales", i)).height(80.0).legend(Legend::default()).allow_scroll(false).show(ui, |p| {
+                p.points(Points::new("scale per channel", pts).radius(2.0).color(colour(theme::variant_rgb(i))));
+            });
         }
         for p in &q.problems {
             ui.colored_label(colour(theme::Swatch::BAD.rgb()), p);

@@ -36,13 +36,14 @@ pub fn layer_list_ui(
                     ui.selectable_value(&mut state.query.op, Some((*op).to_string()), *op);
                 }
             });
-        egui::ComboBox::from_id_salt("sort")
-            .selected_text(format!("sort: {}", state.query.sort.label()))
-            .show_ui(ui, |ui| {
+        egui::ComboBox::from_id_salt("sort").selected_text(format!("sort: {}", state.query.sort.label())).show_ui(
+            ui,
+            |ui| {
                 for s in SortBy::ALL {
                     ui.selectable_value(&mut state.query.sort, s, s.label());
                 }
-            });
+            },
+        );
     });
     let shown = match query_rows(rows, &state.query) {
         Ok(shown) => shown,

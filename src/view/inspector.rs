@@ -70,7 +70,11 @@ pub struct Member<'a> {
 
 fn attr_text(v: &AttrValue) -> String {
     let list = |xs: Vec<String>| {
-        if xs.len() > 8 { format!("[{}, … ({} values)]", xs[..8].join(", "), xs.len()) } else { format!("[{}]", xs.join(", ")) }
+        if xs.len() > 8 {
+            format!("[{}, … ({} values)]", xs[..8].join(", "), xs.len())
+        } else {
+            format!("[{}]", xs.join(", "))
+        }
     };
     match v {
         AttrValue::Int(i) => i.to_string(),
@@ -136,7 +140,7 @@ fn tensor_view(v: &Variant, t: usize) -> Option<TensorView> {
     Some(TensorView {
         name: tensor.name.clone(),
         shape,
-        dtype: tensor.dtype.map_or_else(|| "?".into(), |d| d.name().to_string()),
+        dtype: tensor.dtype.map_or_else(|| "?".into(), |d| d.name().clone()),
         kind: kind.into(),
     })
 }

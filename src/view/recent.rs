@@ -40,7 +40,11 @@ pub fn save_recent(file: &Path, list: &[PathBuf]) -> std::io::Result<()> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let text: String = list.iter().map(|p| format!("{}\n", p.display())).collect();
+    let mut text = String::new();
+    for p in list {
+        text.push_str(&p.display().to_string());
+        text.push('\n');
+    }
     let tmp = file.with_extension("txt.tmp");
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, file)

@@ -92,7 +92,10 @@ pub fn list_rows(variants: &[Variant], rows: &[MatchRow], reports: &[Option<&Lay
                     label = node.label(layer.node);
                     op = op_family(&node.op_type).to_string();
                     depth = node.depth;
-                    params = g.tensor(layer.weight.tensor()).and_then(|t| t.data.as_ref()).map_or(0, |d| d.len());
+                    params = g
+                        .tensor(layer.weight.tensor())
+                        .and_then(|t| t.data.as_ref())
+                        .map_or(0, crate::model::TensorData::len);
                 }
             }
             let report = reports.get(ri).copied().flatten();
@@ -169,10 +172,14 @@ pub fn query_rows(rows: &[ListRow], q: &LayerQuery) -> Result<Vec<usize>, String
         SortBy::Graph => out.sort_by_key(|i| get(i).map(|r| (r.depth, r.row))),
         SortBy::Name => out.sort_by(|a, b| get(a).map(|r| &r.label).cmp(&get(b).map(|r| &r.label))),
         SortBy::Sqnr => {
-            out.sort_by(|a, b| key(get(a).and_then(|r| r.worst_sqnr), false).total_cmp(&key(get(b).and_then(|r| r.worst_sqnr), false)));
+            out.sort_by(|a, b| {
+                key(get(a).and_then(|r| r.worst_sqnr), false).total_cmp(&key(get(b).and_then(|r| r.worst_sqnr), false))
+            });
         }
         SortBy::Mse => {
-            out.sort_by(|a, b| key(get(a).and_then(|r| r.worst_mse), true).total_cmp(&key(get(b).and_then(|r| r.worst_mse), true)));
+            out.sort_by(|a, b| {
+                key(get(a).and_then(|r| r.worst_mse), true).total_cmp(&key(get(b).and_then(|r| r.worst_mse), true))
+            });
         }
         SortBy::MaxAbs => out.sort_by(|a, b| {
             key(get(a).and_then(|r| r.worst_max_abs), true).total_cmp(&key(get(b).and_then(|r| r.worst_max_abs), true))
