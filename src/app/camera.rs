@@ -66,7 +66,8 @@ impl OrbitCamera {
             ViewMode::ThreeD => {
                 let half_v = std::f32::consts::FRAC_PI_8;
                 let half_h = (half_v.tan() * aspect).atan();
-                size.length() / 2.0 / half_v.min(half_h).sin()
+                // the sphere is conservative for the flat, wide layouts: 0.8 of it fits
+                0.8 * size.length() / 2.0 / half_v.min(half_h).sin()
             }
             // orthographic: the visible height in world units
             ViewMode::TwoD => size.z.max(size.x / aspect) * 1.08,
