@@ -122,7 +122,7 @@ fn run_shot_job(
         }
         // shaders compile in the background: count down only while none is pending
         JobState::Settling(_) if pending.0.load(Ordering::Relaxed) > 0 => {
-            job.state = JobState::Settling(job.settle_frames)
+            job.state = JobState::Settling(job.settle_frames);
         }
         JobState::Settling(0) => {
             shot.write(ScreenshotRequest(Some(job.out.clone())));
