@@ -4,7 +4,8 @@ under bench-data/, which git ignores).
 
     python scripts/make_bench_model.py OUT_DIR [--size-mb 100] [--external-gb 0] [--seed 0]
 
-Default: OUT_DIR/bench_float.onnx (~size-mb MB of float weights: a chain of
+--nodes N sets the float node count (the window's 20,000-node check: --nodes 20000
+--size-mb 40). Default: OUT_DIR/bench_float.onnx (~size-mb MB of float weights: a chain of
 MatMul+Add+Relu layers, ~500 nodes at 100 MB, with weights of varied sizes) and its
 bench_int8.onnx / bench_uint8.onnx QDQ variants, quantized here with numpy per channel
 along axis 1 of each MatMul weight [K, N] (int8: symmetric, zero point 0; uint8:
@@ -124,8 +125,8 @@ def chain_dims(size_mb: float, seed: int, n_layers: int) -> list[int]:
     return [int(d) for d in dims]
 
 
-def write_in_memory(out: Path, size_mb: float, seed: int) -> list[Path]:
-    n_layers = max(1, round(500 / 3))
+def write_in_memory(out: Path, size_mb: float, seed: int, nodes: int = 500) -> list[Path]:
+    n_layers = max(1, round(nodes / 3))
     dims = chain_dims(size_mb, seed, n_layers)
     inits = {"float": [], "int8": [], "uint8": []}
     for i in range(n_layers):
@@ -221,6 +222,7 @@ def main(argv=None) -> None:
     ap.add_argument("out_dir", type=Path)
     ap.add_argument("--size-mb", type=float, default=100.0, help="float weights of bench_float.onnx, MB (default 100)")
     ap.add_argument("--external-gb", type=float, default=0.0, help="if > 0: llm_float/llm_int8 with ~GiB float weights in external data")
+    ap.add_argument("--nodes", type=int, default=500, help="float nodes (MatMul+Add+Relu triples; default 500)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     a.out_dir.mkdir(parents=True, exist_ok=True)
@@ -228,7 +230,7 @@ def main(argv=None) -> None:
     if a.external_gb > 0:
         paths = write_external(a.out_dir, a.external_gb, a.seed)
     else:
-        paths = write_in_memory(a.out_dir, a.size_mb, a.seed)
+        paths = write_in_memory(a.out_dir, a.size_mb, a.seed, a.nodes)
     files = {}
     for p in paths:
         files[p.name] = p.stat().st_size

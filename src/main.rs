@@ -60,6 +60,17 @@ enum Command {
         #[arg(long)]
         select: Option<String>,
     },
+    /// Measures the window headless: open → first frame, CPU time per frame, RSS over reopens.
+    BenchUi {
+        /// A folder of variants or one .onnx file.
+        path: PathBuf,
+        /// Measured frames (the camera moves, the selection changes every 10).
+        #[arg(long, default_value_t = 200)]
+        frames: usize,
+        /// Times the same model is opened again (each open frees the previous).
+        #[arg(long, default_value_t = 10)]
+        cycles: usize,
+    },
     /// Times import, statistics and histograms of a folder; prints JSON with peak RSS.
     Bench {
         #[command(flatten)]
@@ -108,10 +119,12 @@ fn main() -> ExitCode {
         Some(Command::Render { path, out, width, height, view, select }) => {
             run_render(path, out, width, height, view, select)
         }
+        Some(Command::BenchUi { path, frames, cycles }) => run_bench_ui(path, frames, cycles),
         None => open_window(cli.path, cli.screenshot),
     }
 }
 
+#[cfg_attr(not(feature = "gui"), allow(dead_code))]
 fn refuse_missing(path: &Path) -> Result<(), ExitCode> {
     if path.exists() {
         return Ok(());
@@ -155,6 +168,29 @@ fn run_render(path: PathBuf, out: PathBuf, width: u32, height: u32, view: ViewAr
     };
     let opts = quantlens::app::RenderOptions { path, out, width, height, mode, select };
     app_exit_code(quantlens::app::headless_app(&opts).run())
+}
+
+#[cfg(feature = "gui")]
+fn run_bench_ui(path: PathBuf, frames: usize, cycles: usize) -> ExitCode {
+    if let Err(code) = refuse_missing(&path) {
+        return code;
+    }
+    match quantlens::app::bench::bench_ui(path, frames, cycles) {
+        Ok(json) => {
+            println!("{json:#}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("quantlens: error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+#[cfg(not(feature = "gui"))]
+fn run_bench_ui(_: PathBuf, _: usize, _: usize) -> ExitCode {
+    eprintln!("quantlens: built without the `gui` feature: `bench-ui` is not available");
+    ExitCode::from(EXIT_FAILED)
 }
 
 #[cfg(not(feature = "gui"))]

@@ -3,6 +3,7 @@
 //! without a renderer (the headless ECS tests use it with `MinimalPlugins`); the window
 //! and the headless picture add rendering, picking and egui on top.
 
+pub mod bench;
 pub mod camera;
 pub mod import;
 pub mod model;
@@ -153,6 +154,13 @@ pub struct RenderOptions {
 
 /// Renders what the window would show into a PNG, without a display.
 pub fn headless_app(opts: &RenderOptions) -> App {
+    let mut app = headless_app_without_job(opts);
+    app.insert_resource(ShotJob::new(opts.out.clone(), opts.select.clone()));
+    app
+}
+
+/// The headless app drawing into an image, opening `opts.path`; takes no picture.
+pub fn headless_app_without_job(opts: &RenderOptions) -> App {
     let mut app = App::new();
     app.add_plugins(
         DefaultPlugins
@@ -163,7 +171,6 @@ pub fn headless_app(opts: &RenderOptions) -> App {
     .add_plugins(EguiPlugin::default())
     .insert_resource(ClearColor(background()))
     .insert_resource(ViewSettings { mode: opts.mode, ..default() })
-    .insert_resource(ShotJob::new(opts.out.clone(), opts.select.clone()))
     .add_plugins((CorePlugins, ViewPlugins));
     let (w, h) = (opts.width.max(64), opts.height.max(64));
     app.add_systems(

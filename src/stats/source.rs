@@ -117,6 +117,25 @@ impl ChannelMap {
     pub fn channels(&self) -> usize {
         self.channels
     }
+
+    /// Splits the chunk `values` (starting at element `start`) into runs of one channel:
+    /// `f(channel, run)`, walking the channels incrementally (no division per element).
+    pub fn for_each_run<T>(&self, start: usize, values: &mut [T], mut f: impl FnMut(usize, &mut [T])) {
+        if self.inner == 0 {
+            f(0, values);
+            return;
+        }
+        let (mut c, mut r) = ((start / self.inner) % self.channels, start % self.inner);
+        let mut rest = values;
+        while !rest.is_empty() {
+            let n = (self.inner - r).min(rest.len());
+            let (run, tail) = rest.split_at_mut(n);
+            f(c, run);
+            rest = tail;
+            r = 0;
+            c = (c + 1) % self.channels;
+        }
+    }
 }
 
 enum Inner<'a> {
@@ -152,10 +171,20 @@ impl ValueReader<'_> {
             }
         };
         if let (Some(start), Some(p)) = (start, self.params) {
-            for (k, v) in out.iter_mut().enumerate() {
-                *v = p.dequantize(*v, self.channel.channel(start + k));
-            }
+            dequantize_chunk(out, start, p, self.channel);
         }
         Ok(start)
     }
+}
+
+/// `(q − zp) · scale` of a chunk starting at element `start`, walking the channels
+/// incrementally (no division per element), in i32 then f32 like
+/// [`QuantParams::dequantize`].
+#[allow(clippy::cast_possible_truncation)]
+fn dequantize_chunk(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap) {
+    map.for_each_run(start, out, |c, run| {
+        let scale = p.scale.get(c).or(p.scale.first()).copied().unwrap_or(f32::NAN);
+        let zp = p.zero_point.get(c).or(p.zero_point.first()).copied().unwrap_or(0);
+        run.iter_mut().for_each(|v| *v = ((*v as i32) - zp) as f32 * scale);
+    });
 }

@@ -1,16 +1,17 @@
-//! Summary statistics of one tensor: count, NaN/Inf count, min, max, mean, std and
+//! Summary statistics of one tensor: count, NaN/Inf count, min, max, mean, std and exact
 //! quartiles, streamed so that external data never needs to be resident at once.
+//!
+//! Quartiles are exact in two streaming passes and O(1) memory: the first pass counts the
+//! finite values by the top 16 bits of an order-preserving integer key, which finds the
+//! bucket of every needed order statistic; the second counts the low 16 bits within those
+//! few buckets, which gives each order statistic's exact value. 8-bit quantized tensors
+//! take one pass: counting `(channel, q)` pairs describes the dequantized multiset exactly.
 
 use serde::Serialize;
 
-use super::source::Values;
+use super::source::{ChannelMap, Values};
+use crate::model::DType;
 use crate::model::tensor::ReadError;
-
-/// Up to this many elements, quartiles are exact (values are copied once and selected);
-/// above it they come from a 65,536-bin histogram over `[min, max]`, interpolated within
-/// the bin, so their error is at most `(max − min) / 65536`.
-pub const EXACT_QUANTILE_LIMIT: u64 = 1 << 24;
-const QUANTILE_BINS: usize = 1 << 16;
 
 /// Summary statistics. Min, max, mean, std and quartiles are over the finite values only;
 /// NaN and ±Inf are counted apart. Quartiles follow numpy's default (linear) method.
@@ -27,7 +28,7 @@ pub struct Summary {
     pub q25: f64,
     pub q50: f64,
     pub q75: f64,
-    /// False when the quartiles are the histogram approximation.
+    /// Always true: quartiles are exact (kept for the report format's stability).
     pub quantiles_exact: bool,
 }
 
@@ -50,126 +51,270 @@ struct Moments {
 }
 
 impl Moments {
+    /// Merges a group of `n` values with this mean, sum of squared deviations and range.
     #[allow(clippy::cast_precision_loss)]
-    fn add_chunk(&mut self, finite: &[f32]) {
-        if finite.is_empty() {
+    fn merge(&mut self, n: u64, mean: f64, m2: f64, lo: f64, hi: f64) {
+        if n == 0 {
             return;
-        }
-        let n = finite.len() as f64;
-        let mean = finite.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let mut m2 = 0.0;
-        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-        for &v in finite {
-            let v = f64::from(v);
-            m2 += (v - mean) * (v - mean);
-            lo = lo.min(v);
-            hi = hi.max(v);
         }
         if self.n == 0 {
-            *self = Self { n: finite.len() as u64, mean, m2, min: lo, max: hi };
+            *self = Self { n, mean, m2, min: lo, max: hi };
             return;
         }
-        let na = self.n as f64;
-        let total = na + n;
+        let (na, nb) = (self.n as f64, n as f64);
+        let total = na + nb;
         let delta = mean - self.mean;
-        self.mean += delta * n / total;
-        self.m2 += m2 + delta * delta * na * n / total;
-        self.n += finite.len() as u64;
+        self.mean += delta * nb / total;
+        self.m2 += m2 + delta * delta * na * nb / total;
+        self.n += n;
         self.min = self.min.min(lo);
         self.max = self.max.max(hi);
     }
+}
+
+/// An order-preserving integer key of a finite `f32`.
+fn key(v: f32) -> u32 {
+    let b = v.to_bits();
+    if b & 0x8000_0000 == 0 { b | 0x8000_0000 } else { !b }
+}
+
+fn unkey(k: u32) -> f32 {
+    f32::from_bits(if k & 0x8000_0000 == 0 { !k } else { k & 0x7fff_ffff })
+}
+
+const QUARTILES: [f64; 3] = [0.25, 0.5, 0.75];
+
+/// numpy's linear interpolation between the order statistics `value(lo)` and `value(hi)`.
+#[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn interpolate(n: u64, p: f64, value: impl Fn(u64) -> f64) -> f64 {
+    let pos = p * (n - 1) as f64;
+    let lo = pos.floor() as u64;
+    let a = value(lo);
+    let frac = pos - lo as f64;
+    if frac == 0.0 { a } else { a + (value(lo + 1) - a) * frac }
+}
+
+/// The order statistics needed for the quartiles of `n` values.
+#[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn needed_ranks(n: u64) -> Vec<u64> {
+    let mut r: Vec<u64> = QUARTILES
+        .iter()
+        .flat_map(|p| {
+            let lo = (p * (n - 1) as f64).floor() as u64;
+            [lo, (lo + 1).min(n - 1)]
+        })
+        .collect();
+    r.sort_unstable();
+    r.dedup();
+    r
 }
 
 /// Computes the [`Summary`] of `values`.
 ///
 /// # Errors
 /// When external data can no longer be read.
-#[allow(clippy::cast_precision_loss)]
 pub fn summarize(values: Values<'_>) -> Result<Summary, ReadError> {
-    let count = values.len();
-    let keep = count <= EXACT_QUANTILE_LIMIT;
-    let mut kept: Vec<f32> = Vec::new();
-    if keep {
-        kept.reserve(usize::try_from(count).unwrap_or(0));
+    if let Values::Dequantized(t, p) = values
+        && matches!(t.dtype, DType::Int8 | DType::Uint8)
+    {
+        let map = ChannelMap::new(&t.shape, p);
+        // the counts table must be small next to the tensor to pay off
+        if values.len() >= 4 * 256 * map.channels() as u64 {
+            return summarize_8bit(values, p, map);
+        }
     }
+    summarize_float(values, SELECT_LIMIT)
+}
+
+/// Up to this many finite values, quartiles come from selection over a copy of the keys
+/// (one pass over the data); above it, from the two-pass key histograms (no copy).
+const SELECT_LIMIT: u64 = 1 << 22;
+
+#[allow(clippy::cast_precision_loss)]
+fn finish(count: u64, nan: u64, inf: u64, m: Moments, quartiles: [f64; 3]) -> Summary {
+    let nf = m.n;
+    let (min, max, mean, std) =
+        if nf > 0 { (m.min, m.max, m.mean, (m.m2 / nf as f64).sqrt()) } else { (f64::NAN, f64::NAN, f64::NAN, f64::NAN) };
+    let [q25, q50, q75] = quartiles;
+    Summary { count, nan, inf, min, max, mean, std, q25, q50, q75, quantiles_exact: true }
+}
+
+/// Two streaming passes: moments and a coarse key histogram, then fine counts inside the
+/// buckets that hold the needed order statistics.
+#[allow(clippy::cast_precision_loss)]
+fn summarize_float(values: Values<'_>, select_limit: u64) -> Result<Summary, ReadError> {
+    let count = values.len();
     let (mut nan, mut inf) = (0u64, 0u64);
     let mut m = Moments::default();
-    let mut finite = Vec::new();
+    let small = count <= select_limit;
+    let mut kept: Option<Vec<u32>> = small.then(|| Vec::with_capacity(usize::try_from(count).unwrap_or(0)));
+    let mut coarse = vec![0u64; if small { 0 } else { 1 << 16 }];
     values.for_each_chunk(|_, chunk| {
-        finite.clear();
+        let (mut n, mut sum) = (0u64, 0.0f64);
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
         for &v in chunk {
-            if v.is_nan() {
+            if v.is_finite() {
+                n += 1;
+                sum += f64::from(v);
+                lo = lo.min(v);
+                hi = hi.max(v);
+                match kept.as_mut() {
+                    Some(keys) => keys.push(key(v)),
+                    None => coarse[(key(v) >> 16) as usize] += 1,
+                }
+            } else if v.is_nan() {
                 nan += 1;
-            } else if v.is_infinite() {
-                inf += 1;
             } else {
-                finite.push(v);
+                inf += 1;
             }
         }
-        m.add_chunk(&finite);
-        if keep {
-            kept.extend_from_slice(&finite);
+        if n == 0 {
+            return;
+        }
+        let mean = sum / n as f64;
+        let m2: f64 = chunk.iter().filter(|v| v.is_finite()).map(|&v| (f64::from(v) - mean).powi(2)).sum();
+        m.merge(n, mean, m2, f64::from(lo), f64::from(hi));
+    })?;
+    if m.n == 0 {
+        return Ok(finish(count, nan, inf, m, [f64::NAN; 3]));
+    }
+    if let Some(keys) = kept {
+        let q = select_quartiles(keys, m.n);
+        return Ok(finish(count, nan, inf, m, q));
+    }
+    // bucket of each needed rank, and the rank inside the bucket
+    let ranks = needed_ranks(m.n);
+    let mut located: Vec<(u64, usize, u64)> = Vec::with_capacity(ranks.len());
+    let (mut before, mut bucket) = (0u64, 0usize);
+    for &r in &ranks {
+        while bucket < coarse.len() && before + coarse[bucket] <= r {
+            before += coarse[bucket];
+            bucket += 1;
+        }
+        located.push((r, bucket, r - before));
+    }
+    let mut buckets: Vec<usize> = located.iter().map(|l| l.1).collect();
+    buckets.dedup();
+    let mut fine = vec![vec![0u64; 1 << 16]; buckets.len()];
+    let mut slot = vec![u8::MAX; 1 << 16];
+    for (i, &b) in buckets.iter().enumerate() {
+        slot[b] = u8::try_from(i).unwrap_or(u8::MAX);
+    }
+    values.for_each_chunk(|_, chunk| {
+        for &v in chunk.iter().filter(|v| v.is_finite()) {
+            let k = key(v);
+            if let Some(f) = fine.get_mut(usize::from(slot[(k >> 16) as usize])) {
+                f[(k & 0xffff) as usize] += 1;
+            }
         }
     })?;
-    let nf = m.n;
-    let std = if nf > 0 { (m.m2 / nf as f64).sqrt() } else { f64::NAN };
-    let (min, max, mean) = if nf > 0 { (m.min, m.max, m.mean) } else { (f64::NAN, f64::NAN, f64::NAN) };
-    let qs = if nf == 0 {
-        [f64::NAN; 3]
-    } else if keep {
-        exact_quantiles(&mut kept, [0.25, 0.5, 0.75])
-    } else {
-        approx_quantiles(values, min, max, nf, [0.25, 0.5, 0.75])?
-    };
-    Ok(Summary { count, nan, inf, min, max, mean, std, q25: qs[0], q50: qs[1], q75: qs[2], quantiles_exact: keep })
-}
-
-/// numpy's linear quantiles by selection (reorders `v`).
-#[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-fn exact_quantiles(v: &mut [f32], ps: [f64; 3]) -> [f64; 3] {
-    let n = v.len();
-    let mut out = [f64::NAN; 3];
-    for (o, p) in out.iter_mut().zip(ps) {
-        let pos = p * (n - 1) as f64;
-        let lo = pos.floor() as usize;
-        let hi = pos.ceil() as usize;
-        let a = select(v, lo);
-        let b = if hi == lo { a } else { select(v, hi) };
-        *o = a + (b - a) * (pos - lo as f64);
-    }
-    out
-}
-
-fn select(v: &mut [f32], k: usize) -> f64 {
-    let (_, x, _) = v.select_nth_unstable_by(k, f32::total_cmp);
-    f64::from(*x)
-}
-
-/// Quantiles from a fine histogram over `[min, max]` (second pass), linear within a bin.
-#[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-fn approx_quantiles(values: Values<'_>, min: f64, max: f64, n: u64, ps: [f64; 3]) -> Result<[f64; 3], ReadError> {
-    if max <= min {
-        return Ok([min; 3]);
-    }
-    let h = super::histogram::histogram(values, min, max, QUANTILE_BINS)?;
-    let width = (max - min) / QUANTILE_BINS as f64;
-    let mut out = [f64::NAN; 3];
-    for (o, p) in out.iter_mut().zip(ps) {
-        let rank = p * (n - 1) as f64;
-        let mut before = 0u64;
-        for (b, &c) in h.counts.iter().enumerate() {
-            if c > 0 && (before + c) as f64 > rank {
-                let frac = (rank - before as f64 + 0.5) / c as f64;
-                *o = min + width * (b as f64 + frac.clamp(0.0, 1.0));
-                break;
+    let value_of = |r: u64| -> f64 {
+        let Some(&(_, b, mut within)) = located.iter().find(|l| l.0 == r) else { return f64::NAN };
+        let Some(counts) = buckets.iter().position(|&x| x == b).and_then(|i| fine.get(i)) else { return f64::NAN };
+        for (low, &c) in counts.iter().enumerate() {
+            if within < c {
+                return f64::from(unkey(((b as u32) << 16) | low as u32));
             }
-            before += c;
+            within -= c;
         }
-        if o.is_nan() {
-            *o = max;
+        f64::NAN
+    };
+    let q = QUARTILES.map(|p| interpolate(m.n, p, value_of));
+    Ok(finish(count, nan, inf, m, q))
+}
+
+/// Quartiles of the finite keys by selection: the median first, then the quartiles in
+/// each half; an upper neighbour is the minimum of what lies above its order statistic.
+#[allow(clippy::cast_possible_truncation)]
+fn select_quartiles(mut keys: Vec<u32>, n: u64) -> [f64; 3] {
+    let ranks: Vec<usize> = QUARTILES.iter().map(|&p| needed_lo(n, p)).collect();
+    let (r0, mid, r2) = (ranks[0], ranks[1], ranks[2]);
+    keys.select_nth_unstable(mid);
+    if r0 < mid
+        && let Some(left) = keys.get_mut(..mid)
+    {
+        left.select_nth_unstable(r0);
+    }
+    if r2 > mid
+        && let Some(right) = keys.get_mut(mid + 1..)
+        && r2 - mid - 1 < right.len()
+    {
+        right.select_nth_unstable(r2 - mid - 1);
+    }
+    let selected = [r0, mid, r2];
+    let value_of = |r: u64| -> f64 {
+        let r = r as usize;
+        if selected.contains(&r) {
+            return keys.get(r).map_or(f64::NAN, |&x| f64::from(unkey(x)));
+        }
+        // r is one past a selected rank: the smallest key up to the next selected one
+        let next = selected.iter().find(|&&s| s >= r).copied().unwrap_or(keys.len() - 1);
+        keys.get(r..=next.max(r).min(keys.len() - 1)).and_then(|s| s.iter().min()).map_or(f64::NAN, |&x| f64::from(unkey(x)))
+    };
+    QUARTILES.map(|p| interpolate(n, p, value_of))
+}
+
+#[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn needed_lo(n: u64, p: f64) -> usize {
+    (p * (n - 1) as f64).floor() as usize
+}
+
+/// One pass over the integers: the `(channel, q)` counts are the dequantized multiset.
+#[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss, clippy::cast_sign_loss)]
+fn summarize_8bit(values: Values<'_>, p: &crate::model::QuantParams, map: ChannelMap) -> Result<Summary, ReadError> {
+    let Values::Dequantized(t, _) = values else { return summarize_float(values, SELECT_LIMIT) };
+    let count = values.len();
+    let offset = if t.dtype == DType::Int8 { 128 } else { 0 };
+    let channels = map.channels();
+    let mut counts = vec![0u64; channels * 256];
+    Values::Raw(t).for_each_chunk(|start, chunk| {
+        let mut chunk = chunk.to_vec();
+        map.for_each_run(start, &mut chunk, |c, run| {
+            if let Some(row) = counts.get_mut(c * 256..c * 256 + 256) {
+                for &q in run.iter() {
+                    if let Some(slot) = row.get_mut((q as i32 + offset) as usize) {
+                        *slot += 1;
+                    }
+                }
+            }
+        });
+    })?;
+    // distinct dequantized values with their counts, as `dequantize` computes them
+    let (mut nan, mut inf) = (0u64, 0u64);
+    let mut pairs: Vec<(f32, u64)> = Vec::new();
+    for (i, &n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+        let (c, q) = (i / 256, i as i32 % 256 - offset);
+        let v = p.dequantize(q as f32, c);
+        if v.is_nan() {
+            nan += n;
+        } else if v.is_infinite() {
+            inf += n;
+        } else {
+            pairs.push((v, n));
         }
     }
-    Ok(out)
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let nf: u64 = pairs.iter().map(|x| x.1).sum();
+    let mut m = Moments::default();
+    if nf > 0 {
+        let mean = pairs.iter().map(|&(v, n)| f64::from(v) * n as f64).sum::<f64>() / nf as f64;
+        let m2 = pairs.iter().map(|&(v, n)| (f64::from(v) - mean).powi(2) * n as f64).sum();
+        let lo = pairs.first().map_or(f64::NAN, |x| f64::from(x.0));
+        let hi = pairs.last().map_or(f64::NAN, |x| f64::from(x.0));
+        m.merge(nf, mean, m2, lo, hi);
+    }
+    let value_of = |r: u64| -> f64 {
+        let mut before = 0;
+        for &(v, n) in &pairs {
+            if r < before + n {
+                return f64::from(v);
+            }
+            before += n;
+        }
+        f64::NAN
+    };
+    let q = if nf > 0 { QUARTILES.map(|p| interpolate(nf, p, value_of)) } else { [f64::NAN; 3] };
+    Ok(finish(count, nan, inf, m, q))
 }
 
 #[cfg(test)]
@@ -190,6 +335,35 @@ mod tests {
     }
 
     #[test]
+    fn two_pass_quantiles_equal_sorting_ones() {
+        let mut state = 0x9e37_79b9_u64;
+        let mut rnd = || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 8.0
+        };
+        for n in (1..60).chain([255, 256, 1001, 4096]) {
+            // duplicates and negative zero included
+            let v: Vec<f32> = (0..n).map(|i| if i % 7 == 0 { -0.0 } else { (rnd() * 4.0).round() / 4.0 }).collect();
+            let mut sorted = v.clone();
+            sorted.sort_by(f32::total_cmp);
+            let expected: Vec<f64> = [0.25, 0.5, 0.75]
+                .iter()
+                .map(|p| {
+                    let pos = p * (n - 1) as f64;
+                    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+                    let (a, b) = (f64::from(sorted[lo]), f64::from(sorted[hi]));
+                    a + (b - a) * (pos - lo as f64)
+                })
+                .collect();
+            // both methods: selection over a copy, and the two-pass key histograms
+            for limit in [SELECT_LIMIT, 0] {
+                let s = summarize_float(Values::Slice(&v), limit).unwrap();
+                assert_eq!(vec![s.q25, s.q50, s.q75], expected, "n = {n}, limit {limit}");
+            }
+        }
+    }
+
+    #[test]
     fn counts_nan_and_inf_apart() {
         let v = [1.0, f32::NAN, f32::INFINITY, 3.0, f32::NEG_INFINITY];
         let s = summarize(Values::Slice(&v)).unwrap();
@@ -198,15 +372,49 @@ mod tests {
     }
 
     #[test]
-    fn approximate_quantiles_are_within_one_bin() {
-        let v: Vec<f32> = (0..100_001).map(|i| (i as f32 * 0.618_034).fract() * 8.0 - 4.0).collect();
-        let mut sorted = v.clone();
-        let exact = exact_quantiles(&mut sorted, [0.25, 0.5, 0.75]);
-        let (lo, hi) = (-4.0, 4.0);
-        let approx = approx_quantiles(Values::Slice(&v), lo, hi, v.len() as u64, [0.25, 0.5, 0.75]).unwrap();
-        for (a, e) in approx.iter().zip(exact) {
-            assert!((a - e).abs() <= 8.0 / QUANTILE_BINS as f64 * 1.01, "{a} vs {e}");
+    fn eight_bit_counts_equal_the_streamed_dequantized_values() {
+        use crate::model::{QuantParams, TensorBytes, TensorData};
+        // [3 channels, 5] int8 with per-channel scales and zero points (uint8 too)
+        for (dtype, bytes) in [
+            (DType::Int8, (0..15u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect::<Vec<u8>>()),
+            (DType::Uint8, (0..15u8).map(|i| i.wrapping_mul(53)).collect()),
+        ] {
+            let t = TensorData { dtype, shape: vec![3, 5], bytes: TensorBytes::Memory(std::sync::Arc::new(bytes)) };
+            let p = QuantParams {
+                scale: vec![0.5, 0.01, 0.25],
+                zero_point: vec![3, -7, 0].into_iter().map(|z| if dtype == DType::Uint8 { z + 7 } else { z }).collect(),
+                axis: Some(0),
+                dtype,
+                zero_point_dtype: Some(dtype),
+                scale_tensor: None,
+                zero_point_tensor: None,
+            };
+            let fast = summarize(Values::Dequantized(&t, &p)).unwrap();
+            let mut plain = Vec::new();
+            Values::Dequantized(&t, &p).for_each_chunk(|_, c| plain.extend_from_slice(c)).unwrap();
+            let slow = summarize_float(Values::Slice(&plain), SELECT_LIMIT).unwrap();
+            assert_eq!((fast.count, fast.min, fast.max, fast.q25, fast.q50, fast.q75), (slow.count, slow.min, slow.max, slow.q25, slow.q50, slow.q75));
+            assert!((fast.mean - slow.mean).abs() < 1e-12 && (fast.std - slow.std).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn quantiles_stay_exact_on_one_value_repeated_and_wide_ranges() {
+        let v = vec![0.125f32; 70_000];
+        let s = summarize(Values::Slice(&v)).unwrap();
+        assert_eq!((s.q25, s.q50, s.q75, s.std), (0.125, 0.125, 0.125, 0.0));
+        let v: Vec<f32> = (0..100_001).map(|i| if i % 2 == 0 { 1e-30 * i as f32 } else { -1e30 / i as f32 }).collect();
+        let mut sorted = v.clone();
+        sorted.sort_by(f32::total_cmp);
+        for limit in [SELECT_LIMIT, 0] {
+            let s = summarize_float(Values::Slice(&v), limit).unwrap();
+            assert_eq!(s.q50, f64::from(sorted[50_000]));
+            assert_eq!(s.q25, f64::from(sorted[25_000]));
+            assert_eq!(s.q75, f64::from(sorted[75_000]));
+        }
+        let v = vec![0.125f32; 70_000];
+        let s = summarize_float(Values::Slice(&v), 0).unwrap();
+        assert_eq!((s.q25, s.q50, s.q75), (0.125, 0.125, 0.125));
     }
 
     #[test]

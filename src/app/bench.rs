@@ -1,0 +1,151 @@
+//! `quantlens bench-ui`: the window's figures, measured headless (the same app as
+//! `render`): time from "open" to the first frame with towers, main-world CPU time per
+//! frame (our systems, egui, Bevy's own) while the camera moves, and the resident set
+//! over repeated opens of the same model (a second open must free the first).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+
+use super::camera::{OrbitCamera, TowerCamera};
+use super::model::{GraphNode, OpenModel, OpenRequest, SelectRequest, Status};
+use super::{RenderOptions, headless_app_without_job};
+
+/// Main-world time of the current frame (`First` to `Last`).
+#[derive(Resource, Default)]
+struct FrameClock {
+    start: Option<Instant>,
+    last: Duration,
+}
+
+fn clock_start(mut c: ResMut<FrameClock>) {
+    c.start = Some(Instant::now());
+}
+
+fn clock_end(mut c: ResMut<FrameClock>) {
+    if let Some(s) = c.start.take() {
+        c.last = s.elapsed();
+    }
+}
+
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1000.0)
+}
+
+fn settled(app: &App) -> bool {
+    let s = app.world().resource::<Status>();
+    s.loading.is_none() && s.stats_done >= s.stats_total && app.world().get_resource::<OpenModel>().is_some()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len().saturating_sub(1)) as f64 * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(f64::NAN)
+}
+
+/// Runs the measurements and returns them as JSON.
+///
+/// # Errors
+/// When the model cannot be opened.
+pub fn bench_ui(path: PathBuf, frames: usize, cycles: usize) -> Result<serde_json::Value, String> {
+    let opts = RenderOptions {
+        path: path.clone(),
+        out: PathBuf::new(),
+        width: 1600,
+        height: 1000,
+        mode: crate::layout::ViewMode::ThreeD,
+        select: None,
+    };
+    let mut app = headless_app_without_job(&opts);
+    app.init_resource::<FrameClock>().add_systems(First, clock_start).add_systems(Last, clock_end);
+    app.finish();
+    app.cleanup();
+    let rss_before = rss_mb();
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(600);
+    // open → first frame with the towers spawned
+    let mut first_frame_s = None;
+    while first_frame_s.is_none() {
+        app.update();
+        let blocks = app.world_mut().query::<&GraphNode>().iter(app.world()).count();
+        if blocks > 0 {
+            first_frame_s = Some(t0.elapsed().as_secs_f64());
+        }
+        if let Some(e) = &app.world().resource::<Status>().error {
+            return Err(e.clone());
+        }
+        if Instant::now() > deadline {
+            return Err("timed out opening".into());
+        }
+    }
+    while !settled(&app) {
+        app.update();
+        if Instant::now() > deadline {
+            return Err("timed out computing statistics".into());
+        }
+    }
+    let stats_s = t0.elapsed().as_secs_f64();
+    let (blocks, rows) = {
+        let o = app.world().resource::<OpenModel>();
+        (o.layout.blocks.len(), o.data.rows.len())
+    };
+    // warm-up (pipelines, egui fonts), then measured frames with the camera moving and
+    // the selection changing every 10 frames
+    for _ in 0..30 {
+        app.update();
+    }
+    let mut main_ms = Vec::with_capacity(frames);
+    let mut update_ms = Vec::with_capacity(frames);
+    for f in 0..frames {
+        {
+            let mut q = app.world_mut().query_filtered::<&mut OrbitCamera, With<TowerCamera>>();
+            for mut cam in q.iter_mut(app.world_mut()) {
+                cam.yaw += 0.01;
+            }
+        }
+        if f % 10 == 0 {
+            let group = Some((f / 10) % rows.max(1));
+            app.world_mut().write_message(SelectRequest { group, frame: false });
+        }
+        let t = Instant::now();
+        app.update();
+        update_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        main_ms.push(app.world().resource::<FrameClock>().last.as_secs_f64() * 1e3);
+    }
+    main_ms.sort_by(f64::total_cmp);
+    update_ms.sort_by(f64::total_cmp);
+    let rss_loaded = rss_mb();
+    // open the same model again, `cycles` times: each open replaces (frees) the last
+    let mut rss_cycles = Vec::with_capacity(cycles);
+    for _ in 0..cycles {
+        app.world_mut().write_message(OpenRequest(path.clone()));
+        app.update();
+        while !settled(&app) || app.world().resource::<Status>().loading.is_some() {
+            app.update();
+            if Instant::now() > deadline {
+                return Err("timed out reopening".into());
+            }
+        }
+        for _ in 0..3 {
+            app.update();
+        }
+        rss_cycles.push((rss_mb() * 10.0).round() / 10.0);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    Ok(serde_json::json!({
+        "path": path.display().to_string(),
+        "blocks": blocks,
+        "layer_rows": rows,
+        "open_to_first_frame_s": first_frame_s,
+        "open_to_stats_done_s": stats_s,
+        "frames": frames,
+        "main_world_ms": { "mean": mean(&main_ms), "p50": percentile(&main_ms, 0.5), "p95": percentile(&main_ms, 0.95) },
+        "app_update_ms": { "mean": mean(&update_ms), "p50": percentile(&update_ms, 0.5), "p95": percentile(&update_ms, 0.95) },
+        "rss_mb": { "before_open": rss_before, "loaded": rss_loaded, "after_each_reopen": rss_cycles },
+    }))
+}

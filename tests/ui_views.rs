@@ -1,0 +1,99 @@
+//! The egui view functions, driven with egui_kittest: the inspector shows a per-tensor
+//! scale and a per-channel summary, the layer search narrows the list, a click selects.
+#![cfg(feature = "gui")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on broken fixtures
+
+mod common;
+
+use common::{load, load_file};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use quantlens::layout::{LayoutOptions, layout};
+use quantlens::model::{Variant, match_layers};
+use quantlens::ui::UiAction;
+use quantlens::ui::inspector::inspector_ui;
+use quantlens::ui::layer_list::{LayerListState, layer_list_ui};
+use quantlens::view::{InspectorModel, Member, fmt_num, inspector, list_rows};
+
+/// The inspector model of the layer named `name` (all its counterparts).
+fn inspect(variants: &[Variant], name: &str) -> InspectorModel {
+    let rows = match_layers(variants, 0);
+    let l = layout(variants, &rows, 0, LayoutOptions::default());
+    let group = l
+        .blocks
+        .iter()
+        .find(|b| b.variant == 0 && variants[0].model.graph.nodes[b.node].name == name)
+        .unwrap()
+        .group;
+    let members: Vec<Member<'_>> = l
+        .blocks
+        .iter()
+        .filter(|b| b.group == group)
+        .map(|b| Member { variant: b.variant, node: b.node, layer: b.layer, folded: &b.folded })
+        .collect();
+    inspector(variants, &members, None).unwrap()
+}
+
+#[test]
+fn inspector_shows_a_per_tensor_scale() {
+    let variants = vec![load_file("edge/opset12_qdq.onnx")];
+    let model = inspect(&variants, "fc1");
+    let (p, _) = common::params(&variants[0], "fc1.weight_quantized");
+    let mut harness = Harness::new_ui(|ui| inspector_ui(ui, &model));
+    harness.run();
+    let expected = format!("scale {}, zero point {} (int8)", fmt_num(f64::from(p.scale[0])), p.zero_point[0]);
+    assert!(harness.query_by_label_contains(&expected).is_some(), "{expected}");
+    assert!(harness.query_by_label_contains("per-channel").is_none());
+    assert!(harness.query_by_label_contains("fc1.weight_quantized").is_some(), "the inputs are listed");
+}
+
+#[test]
+fn inspector_shows_the_channel_summary_per_variant() {
+    let variants = load("resnet8");
+    let model = inspect(&variants, "s1_conv1");
+    assert_eq!(model.members.len(), 3);
+    let mut harness = Harness::new_ui(|ui| inspector_ui(ui, &model));
+    harness.run();
+    for v in &variants[1..] {
+        let (p, _) = common::params(v, "s1_conv1.weight_quantized");
+        let lo = p.scale.iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = p.scale.iter().copied().fold(0.0, f32::max);
+        let expected = format!(
+            "per-channel, {} channels along axis 0: scale {}..{}",
+            p.scale.len(),
+            fmt_num(f64::from(lo)),
+            fmt_num(f64::from(hi))
+        );
+        assert!(harness.query_by_label_contains(&expected).is_some(), "{}: {expected}", v.spec.name);
+    }
+    assert_eq!(harness.query_all_by_label_contains("16 channels along axis 0").count(), 2, "int8 and uint8");
+}
+
+struct ListHarnessState {
+    list: LayerListState,
+    actions: Vec<UiAction>,
+}
+
+#[test]
+fn search_narrows_the_layer_list_and_a_click_selects() {
+    let variants = load("resnet8");
+    let rows = match_layers(&variants, 0);
+    let list = list_rows(&variants, &rows, &vec![None; rows.len()]);
+    let mut harness = Harness::new_ui_state(
+        |ui, s: &mut ListHarnessState| {
+            let a = layer_list_ui(ui, &list, &mut s.list, None);
+            s.actions.extend(a);
+        },
+        ListHarnessState { list: LayerListState::default(), actions: Vec::new() },
+    );
+    harness.run();
+    assert!(harness.query_by_label_contains("10 of 10 layers").is_some());
+    harness.state_mut().list.query.text = "s2_".into();
+    harness.run();
+    assert!(harness.query_by_label_contains("3 of 10 layers").is_some());
+    assert!(harness.query_by_label_contains("stem_conv").is_none(), "filtered out");
+    harness.get_by_label_contains("s2_proj").click();
+    harness.run();
+    let s2_proj = list.iter().find(|r| r.label == "s2_proj").unwrap().row;
+    assert!(harness.state().actions.contains(&UiAction::SelectAndFrame(s2_proj)), "{:?}", harness.state().actions);
+}
