@@ -313,15 +313,13 @@ fn run_bench(input: &Input, bins: usize) -> ExitCode {
     let import_s = t.elapsed().as_secs_f64();
     let import_rss = peak_rss_mib();
     reset_peak_rss();
-    let t = Instant::now();
-    let report = build_report(&variants, ReportOptions { histogram_bins: None });
-    let stats_s = t.elapsed().as_secs_f64();
-    let stats_rss = peak_rss_mib();
+    let phases = quantlens::report::bench::run_phases(&variants, bins);
+    let phases_rss = peak_rss_mib();
     reset_peak_rss();
     let t = Instant::now();
     let with_hist = build_report(&variants, ReportOptions { histogram_bins: Some(bins) });
-    let stats_hist_s = t.elapsed().as_secs_f64();
-    let hist_rss = peak_rss_mib();
+    let report_s = t.elapsed().as_secs_f64();
+    let report_rss = peak_rss_mib();
     let file_bytes: u64 = variants.iter().map(|v| std::fs::metadata(&v.spec.path).map_or(0, |m| m.len())).sum();
     let external: u64 = variants
         .iter()
@@ -333,17 +331,23 @@ fn run_bench(input: &Input, bins: usize) -> ExitCode {
         .sum();
     let json = serde_json::json!({
         "variants": variants.len(),
-        "layers": report.layers.len(),
+        "layers": with_hist.layers.len(),
         "histogrammed_layers": with_hist.layers.iter().filter(|l| l.histogram.is_some()).count(),
         "files_mb": file_bytes as f64 / 1e6,
         "external_data_mb": external as f64 / 1e6,
         "import_s": import_s,
-        "stats_s": stats_s,
-        "stats_and_histograms_s": stats_hist_s,
+        "stats_s": phases.stats_s,
+        "histograms_s": phases.histograms_s,
+        "import_stats_histograms_s": import_s + phases.stats_s + phases.histograms_s,
+        "metrics_s": phases.metrics_s,
+        "summaries": phases.summaries,
+        "histograms": phases.histograms,
+        "compared": phases.compared,
+        "full_report_s": report_s,
         "wall_s": total.elapsed().as_secs_f64(),
         "peak_rss_import_mb": import_rss * 1.048_576,
-        "peak_rss_stats_mb": stats_rss * 1.048_576,
-        "peak_rss_histograms_mb": hist_rss * 1.048_576,
+        "peak_rss_phases_mb": phases_rss * 1.048_576,
+        "peak_rss_report_mb": report_rss * 1.048_576,
         "threads": rayon::current_num_threads(),
     });
     println!("{json:#}");

@@ -19,12 +19,8 @@ use quantlens::view::{InspectorModel, Member, fmt_num, inspector, list_rows};
 fn inspect(variants: &[Variant], name: &str) -> InspectorModel {
     let rows = match_layers(variants, 0);
     let l = layout(variants, &rows, 0, LayoutOptions::default());
-    let group = l
-        .blocks
-        .iter()
-        .find(|b| b.variant == 0 && variants[0].model.graph.nodes[b.node].name == name)
-        .unwrap()
-        .group;
+    let group =
+        l.blocks.iter().find(|b| b.variant == 0 && variants[0].model.graph.nodes[b.node].name == name).unwrap().group;
     let members: Vec<Member<'_>> = l
         .blocks
         .iter()

@@ -133,8 +133,9 @@ fn variant_info(v: &Variant) -> VariantInfo {
     }
 }
 
-/// The values a layer's weight stands for, with its quant params if any.
-fn layer_values(v: &Variant, li: usize) -> (Option<Values<'_>>, Option<&QuantParams>) {
+/// The values a layer's weight stands for (raw float, or dequantized), with its quant params.
+#[must_use]
+pub fn layer_values(v: &Variant, li: usize) -> (Option<Values<'_>>, Option<&QuantParams>) {
     let Some(layer) = v.layers.get(li) else { return (None, None) };
     let g = &v.model.graph;
     let data = g.tensor(layer.weight.tensor()).and_then(|t| t.data.as_ref());

@@ -133,8 +133,11 @@ const SELECT_LIMIT: u64 = 1 << 22;
 #[allow(clippy::cast_precision_loss)]
 fn finish(count: u64, nan: u64, inf: u64, m: Moments, quartiles: [f64; 3]) -> Summary {
     let nf = m.n;
-    let (min, max, mean, std) =
-        if nf > 0 { (m.min, m.max, m.mean, (m.m2 / nf as f64).sqrt()) } else { (f64::NAN, f64::NAN, f64::NAN, f64::NAN) };
+    let (min, max, mean, std) = if nf > 0 {
+        (m.min, m.max, m.mean, (m.m2 / nf as f64).sqrt())
+    } else {
+        (f64::NAN, f64::NAN, f64::NAN, f64::NAN)
+    };
     let [q25, q50, q75] = quartiles;
     Summary { count, nan, inf, min, max, mean, std, q25, q50, q75, quantiles_exact: true }
 }
@@ -249,7 +252,9 @@ fn select_quartiles(mut keys: Vec<u32>, n: u64) -> [f64; 3] {
         }
         // r is one past a selected rank: the smallest key up to the next selected one
         let next = selected.iter().find(|&&s| s >= r).copied().unwrap_or(keys.len() - 1);
-        keys.get(r..=next.max(r).min(keys.len() - 1)).and_then(|s| s.iter().min()).map_or(f64::NAN, |&x| f64::from(unkey(x)))
+        keys.get(r..=next.max(r).min(keys.len() - 1))
+            .and_then(|s| s.iter().min())
+            .map_or(f64::NAN, |&x| f64::from(unkey(x)))
     };
     QUARTILES.map(|p| interpolate(n, p, value_of))
 }
@@ -393,7 +398,10 @@ mod tests {
             let mut plain = Vec::new();
             Values::Dequantized(&t, &p).for_each_chunk(|_, c| plain.extend_from_slice(c)).unwrap();
             let slow = summarize_float(Values::Slice(&plain), SELECT_LIMIT).unwrap();
-            assert_eq!((fast.count, fast.min, fast.max, fast.q25, fast.q50, fast.q75), (slow.count, slow.min, slow.max, slow.q25, slow.q50, slow.q75));
+            assert_eq!(
+                (fast.count, fast.min, fast.max, fast.q25, fast.q50, fast.q75),
+                (slow.count, slow.min, slow.max, slow.q25, slow.q50, slow.q75)
+            );
             assert!((fast.mean - slow.mean).abs() < 1e-12 && (fast.std - slow.std).abs() < 1e-12);
         }
     }
