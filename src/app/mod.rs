@@ -161,17 +161,25 @@ pub fn headless_app(opts: &RenderOptions) -> App {
 
 /// The headless app drawing into an image, opening `opts.path`; takes no picture.
 pub fn headless_app_without_job(opts: &RenderOptions) -> App {
+    headless_app_with(opts, false)
+}
+
+/// The headless app; `sequential` renders after the main world instead of beside it (so
+/// that timing the main world is not disturbed by a CPU renderer on the same cores).
+pub fn headless_app_with(opts: &RenderOptions, sequential: bool) -> App {
     let mut app = App::new();
-    app.add_plugins(
-        DefaultPlugins
-            .set(WindowPlugin { primary_window: None, exit_condition: ExitCondition::DontExit, ..default() })
-            .disable::<WinitPlugin>(),
-    )
-    .add_plugins(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(1.0 / 60.0)))
-    .add_plugins(EguiPlugin::default())
-    .insert_resource(ClearColor(background()))
-    .insert_resource(ViewSettings { mode: opts.mode, ..default() })
-    .add_plugins((CorePlugins, ViewPlugins));
+    let mut plugins = DefaultPlugins
+        .set(WindowPlugin { primary_window: None, exit_condition: ExitCondition::DontExit, ..default() })
+        .disable::<WinitPlugin>();
+    if sequential {
+        plugins = plugins.disable::<bevy::render::pipelined_rendering::PipelinedRenderingPlugin>();
+    }
+    app.add_plugins(plugins)
+        .add_plugins(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(1.0 / 60.0)))
+        .add_plugins(EguiPlugin::default())
+        .insert_resource(ClearColor(background()))
+        .insert_resource(ViewSettings { mode: opts.mode, ..default() })
+        .add_plugins((CorePlugins, ViewPlugins));
     let (w, h) = (opts.width.max(64), opts.height.max(64));
     app.add_systems(
         Startup,

@@ -23,8 +23,8 @@ use crate::view::{Member, inspector};
 
 use super::camera::{AutoFrame, TowerCamera};
 use super::model::{
-    FrameRequest, LayerRow, LayerStats, OpenModel, OpenRequest, ScreenshotRequest, SelectRequest, Selection, Status,
-    ViewSettings,
+    FrameRequest, GraphNode, LayerRow, LayerStats, OpenModel, OpenRequest, ScreenshotRequest, SelectRequest, Selection,
+    Status, ViewSettings,
 };
 use super::open::{OpenDialogRequest, RecentFolders};
 use super::stats::HistogramView;
@@ -99,7 +99,7 @@ fn panels_ui(
     rows: Query<(&LayerRow, &LayerStats)>,
     mut state: ResMut<PanelState>,
     mut cameras: Query<(&mut Camera, &GlobalTransform), With<TowerCamera>>,
-    blocks: Query<&GlobalTransform>,
+    blocks: Query<(&GlobalTransform, &GraphNode)>,
     window: Option<Single<&Window, With<PrimaryWindow>>>,
     mut out: MessageWriter<UiActionMessage>,
     auto_frame: Res<AutoFrame>,
@@ -139,7 +139,8 @@ fn panels_ui(
         .resizable(true)
         .show(&mut root, |ui| {
             ui.heading("Layers");
-            actions.extend(layer_list_ui(ui, &open.list, &mut state.list, selected_row));
+            let version = open.root.to_bits() ^ (status.stats_done as u64).rotate_left(40);
+            actions.extend(layer_list_ui(ui, &open.list, version, &mut state.list, selected_row));
         })
         .response
         .rect;
@@ -153,7 +154,7 @@ fn panels_ui(
                     .and_then(|g| index.by_group.get(&g))
                     .into_iter()
                     .flatten()
-                    .filter_map(|e| index.by_block.iter().position(|b| b == e))
+                    .filter_map(|e| blocks.get(*e).ok().map(|(_, n)| n.block))
                     .filter_map(|bi| open.layout.blocks.get(bi))
                     .map(|b| Member { variant: b.variant, node: b.node, layer: b.layer, folded: &b.folded })
                     .collect();
@@ -185,19 +186,9 @@ fn panels_ui(
         .rect;
     let central =
         egui::Rect::from_min_max(egui::pos2(left.right(), top.bottom()), egui::pos2(right.left(), bottom.top()));
-    let ops: Vec<String> = {
-        let mut ops: Vec<String> = open
-            .layout
-            .blocks
-            .iter()
-            .filter_map(|b| open.data.variants.get(b.variant)?.model.graph.node(b.node).map(|n| n.op_type.clone()))
-            .collect();
-        ops.sort_unstable();
-        ops.dedup();
-        ops
-    };
     egui::Area::new("legend".into()).fixed_pos(central.left_top() + egui::vec2(8.0, 8.0)).show(&ctx, |ui| {
-        egui::Frame::popup(ui.style()).show(ui, |ui| legend_ui(ui, settings.metric, &legend(settings.metric, &ops)));
+        egui::Frame::popup(ui.style())
+            .show(ui, |ui| legend_ui(ui, settings.metric, &legend(settings.metric, &open.layout.ops)));
     });
     if let Ok((mut camera, cam_t)) = cameras.single_mut() {
         let scale = window.map_or(1.0, |w| w.scale_factor());
@@ -255,7 +246,7 @@ fn labels(
     cam_t: &GlobalTransform,
     open: &OpenModel,
     index: &BlockIndex,
-    blocks: &Query<&GlobalTransform>,
+    blocks: &Query<(&GlobalTransform, &GraphNode)>,
     selected: Option<usize>,
     mode: ViewMode,
 ) {
@@ -285,7 +276,7 @@ fn labels(
     let mut candidates: Vec<usize> = Vec::new();
     if let Some(g) = selected {
         candidates.extend(
-            index.by_group.get(&g).into_iter().flatten().filter_map(|e| index.by_block.iter().position(|b| b == e)),
+            index.by_group.get(&g).into_iter().flatten().filter_map(|e| blocks.get(*e).ok().map(|(_, n)| n.block)),
         );
     }
     candidates.extend(
@@ -295,12 +286,23 @@ fn labels(
             .filter(|(_, b)| b.variant == open.data.reference && b.layer.is_some())
             .map(|(i, _)| i),
     );
-    for bi in candidates {
-        if placed.len() >= 200 {
+    // labels of a column need room: when columns stand closer than a short name, label
+    // only the selection (the rest would overlap anyway)
+    let column_px = match (project(Vec3::ZERO), project(Vec3::X * crate::layout::DEPTH_SPACING)) {
+        (Some(a), Some(b)) => (b - a).length(),
+        _ => 0.0,
+    };
+    let selection_only = column_px < 12.0;
+    let n_selected = selected.and_then(|g| index.by_group.get(&g)).map_or(0, Vec::len);
+    // text layout is the expensive part: overlap is tested on an estimate first, and the
+    // number of tries is bounded
+    let mut tries = 0;
+    for (k, bi) in candidates.into_iter().enumerate() {
+        if placed.len() >= 150 || tries >= 300 || (selection_only && k >= n_selected) {
             break;
         }
         let (Some(b), Some(e)) = (l.blocks.get(bi), index.by_block.get(bi)) else { continue };
-        let Ok(t) = blocks.get(*e) else { continue };
+        let Ok((t, _)) = blocks.get(*e) else { continue };
         // above the block in 3D, below it (towards the viewer's bottom) in 2D
         let (anchor, align) = match mode {
             ViewMode::ThreeD => (t.translation() + Vec3::Y * (b.size[1] / 2.0 + 0.15), egui::Align2::CENTER_BOTTOM),
@@ -311,7 +313,12 @@ fn labels(
             continue;
         }
         let Some(v) = open.data.variants.get(b.variant) else { continue };
+        tries += 1;
         let name = v.model.graph.node(b.node).map(|n| n.label(b.node)).unwrap_or_default();
+        let estimate = align.anchor_size(p, egui::vec2(6.5 * name.len() as f32, 14.0)).expand(2.0);
+        if placed.iter().any(|r| r.intersects(estimate)) {
+            continue;
+        }
         let galley = painter.layout_no_wrap(name, font.clone(), colour(theme::TEXT));
         let rect = align.anchor_size(p, galley.size()).expand(2.0);
         if placed.iter().any(|r| r.intersects(rect)) {

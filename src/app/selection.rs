@@ -75,7 +75,7 @@ fn draw_highlights(
             gizmos.cube(grown, colour(if i == 0 { theme::SELECTED } else { theme::COUNTERPART }));
         }
     }
-    for (bi, _) in open.layout.blocks.iter().enumerate().filter(|(_, b)| b.unmatched) {
+    for &bi in &open.layout.unmatched {
         let Some(Ok((_, t))) = index.by_block.get(bi).map(|e| blocks.get(*e)) else { continue };
         gizmos.cube(t.compute_transform().with_scale(t.scale() * 1.08), colour(theme::UNMATCHED));
     }

@@ -78,6 +78,10 @@ pub struct Layout {
     pub row_offsets: Vec<f32>,
     /// Tallest tower (slots).
     pub max_slots: u32,
+    /// Blocks of unmatched layers (outlined).
+    pub unmatched: Vec<usize>,
+    /// Distinct op types drawn (for the legend), sorted.
+    pub ops: Vec<String>,
 }
 
 impl Layout {
@@ -232,7 +236,16 @@ pub fn layout(variants: &[Variant], rows: &[MatchRow], reference: usize, options
     }
     assign_slots(&mut blocks);
     let edges = edges(variants, &blocks, &index, options.fold_quant);
-    place(blocks, edges, variants.len(), options.mode)
+    let mut ops: Vec<String> = blocks
+        .iter()
+        .filter_map(|b| variants.get(b.variant)?.model.graph.node(b.node).map(|n| n.op_type.clone()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    ops.shrink_to_fit();
+    let mut l = place(blocks, edges, variants.len(), options.mode);
+    l.ops = ops;
+    l
 }
 
 /// Counterpart groups being assigned.
@@ -363,7 +376,8 @@ fn place(mut blocks: Vec<Block>, edges: Vec<(usize, usize)>, n_variants: usize, 
             row_offsets.iter().map(|r| r + (max_slots.saturating_sub(1)) as f32 * SLOT_SPACING / 2.0).collect()
         }
     };
-    Layout { blocks, edges, min, max, row_offsets, max_slots }
+    let unmatched = blocks.iter().enumerate().filter(|(_, b)| b.unmatched).map(|(i, _)| i).collect();
+    Layout { blocks, edges, min, max, row_offsets, max_slots, unmatched, ops: Vec::new() }
 }
 
 #[cfg(test)]

@@ -185,6 +185,8 @@ fn dequantize_chunk(out: &mut [f32], start: usize, p: &QuantParams, map: Channel
     map.for_each_run(start, out, |c, run| {
         let scale = p.scale.get(c).or(p.scale.first()).copied().unwrap_or(f32::NAN);
         let zp = p.zero_point.get(c).or(p.zero_point.first()).copied().unwrap_or(0);
-        run.iter_mut().for_each(|v| *v = ((*v as i32) - zp) as f32 * scale);
+        for v in run.iter_mut() {
+            *v = ((*v as i32) - zp) as f32 * scale;
+        }
     });
 }

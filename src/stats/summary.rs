@@ -288,7 +288,7 @@ fn summarize_8bit(values: Values<'_>, p: &crate::model::QuantParams, map: Channe
     let (mut nan, mut inf) = (0u64, 0u64);
     let mut pairs: Vec<(f32, u64)> = Vec::new();
     for (i, &n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
-        let (c, q) = (i / 256, i as i32 % 256 - offset);
+        let (c, q) = (i / 256, i32::try_from(i % 256).unwrap_or(0) - offset);
         let v = p.dequantize(q as f32, c);
         if v.is_nan() {
             nan += n;
@@ -354,7 +354,7 @@ mod tests {
             let expected: Vec<f64> = [0.25, 0.5, 0.75]
                 .iter()
                 .map(|p| {
-                    let pos = p * (n - 1) as f64;
+                    let pos = p * f64::from(n - 1);
                     let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
                     let (a, b) = (f64::from(sorted[lo]), f64::from(sorted[hi]));
                     a + (b - a) * (pos - lo as f64)

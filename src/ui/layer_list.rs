@@ -9,12 +9,16 @@ use super::{UiAction, colour};
 #[derive(Clone, Debug, Default)]
 pub struct LayerListState {
     pub query: LayerQuery,
+    /// The last query's result, for the rows' `version` (filtering 10k rows every frame
+    /// would cost more than the rest of the panel).
+    cached: Option<(LayerQuery, u64, Result<Vec<usize>, String>)>,
 }
 
 /// Draws the list; returns the user's selection as an action.
 pub fn layer_list_ui(
     ui: &mut egui::Ui,
     rows: &[ListRow],
+    version: u64,
     state: &mut LayerListState,
     selected: Option<usize>,
 ) -> Vec<UiAction> {
@@ -45,7 +49,12 @@ pub fn layer_list_ui(
             },
         );
     });
-    let shown = match query_rows(rows, &state.query) {
+    let fresh = state.cached.as_ref().is_some_and(|(q, v, _)| *q == state.query && *v == version);
+    if !fresh {
+        state.cached = Some((state.query.clone(), version, query_rows(rows, &state.query)));
+    }
+    let result = state.cached.as_ref().map_or(Ok(Vec::new()), |(_, _, r)| r.clone());
+    let shown = match result {
         Ok(shown) => shown,
         Err(e) => {
             ui.colored_label(colour(theme::Swatch::BAD.rgb()), format!("bad regex: {e}"));
