@@ -12,21 +12,73 @@ use super::camera::{OrbitCamera, TowerCamera};
 use super::model::{GraphNode, OpenModel, OpenRequest, SelectRequest, Status};
 use super::{RenderOptions, headless_app_with};
 
-/// Main-world time of the current frame (`First` to `Last`).
+/// Main-world time of the current frame (`First` to `Last`), split into phases: `First`
+/// and `PreUpdate` (input, picking), `Update` (most of our systems), the egui pass (our
+/// panels and egui's layout), the rest of `PostUpdate` (Bevy's transforms, visibility,
+/// our highlight gizmos) and `Last`.
 #[derive(Resource, Default)]
 struct FrameClock {
     start: Option<Instant>,
+    marks: Vec<Instant>,
     last: Duration,
+    /// Per phase of the last frame, in `PHASES` order.
+    phases: Vec<Duration>,
 }
+
+/// Names of the measured phases (see [`FrameClock`]).
+const PHASES: [&str; 5] = ["first_pre_update", "update", "egui_pass", "post_update_rest", "last"];
+
+#[derive(bevy::ecs::schedule::ScheduleLabel, Clone, Debug, PartialEq, Eq, Hash)]
+struct AfterPreUpdate;
+
+#[derive(bevy::ecs::schedule::ScheduleLabel, Clone, Debug, PartialEq, Eq, Hash)]
+struct AfterUpdate;
+
+#[derive(bevy::ecs::schedule::ScheduleLabel, Clone, Debug, PartialEq, Eq, Hash)]
+struct AfterPostUpdate;
 
 fn clock_start(mut c: ResMut<FrameClock>) {
     c.start = Some(Instant::now());
+    c.marks.clear();
+}
+
+fn clock_mark(mut c: ResMut<FrameClock>) {
+    c.marks.push(Instant::now());
 }
 
 fn clock_end(mut c: ResMut<FrameClock>) {
+    let end = Instant::now();
     if let Some(s) = c.start.take() {
-        c.last = s.elapsed();
+        c.last = end - s;
+        // marks: after PreUpdate, after Update, egui start, egui end, after PostUpdate
+        if let [pre, upd, egui_start, egui_end, post] = c.marks[..] {
+            c.phases = vec![
+                pre - s,
+                upd - pre,
+                egui_end - egui_start,
+                (post - upd).saturating_sub(egui_end - egui_start),
+                end - post,
+            ];
+        }
     }
+}
+
+/// Adds the frame clock's systems and stamp schedules to `app`.
+fn add_frame_clock(app: &mut App) {
+    use bevy::app::MainScheduleOrder;
+    use bevy_egui::EguiPostUpdateSet;
+    app.init_resource::<FrameClock>()
+        .add_systems(First, clock_start)
+        .add_systems(AfterPreUpdate, clock_mark)
+        .add_systems(AfterUpdate, clock_mark)
+        .add_systems(PostUpdate, clock_mark.before(EguiPostUpdateSet::EndPass))
+        .add_systems(PostUpdate, clock_mark.after(EguiPostUpdateSet::EndPass).before(EguiPostUpdateSet::ProcessOutput))
+        .add_systems(AfterPostUpdate, clock_mark)
+        .add_systems(Last, clock_end);
+    let mut order = app.world_mut().resource_mut::<MainScheduleOrder>();
+    order.insert_after(PreUpdate, AfterPreUpdate);
+    order.insert_after(Update, AfterUpdate);
+    order.insert_after(PostUpdate, AfterPostUpdate);
 }
 
 fn rss_mb() -> f64 {
@@ -64,7 +116,7 @@ pub fn bench_ui(path: PathBuf, frames: usize, cycles: usize) -> Result<serde_jso
     // render after the main world, so its time is ours alone (run with LP_NUM_THREADS=0
     // so that Mesa's lavapipe rasterizes on the main thread too)
     let mut app = headless_app_with(&opts, true);
-    app.init_resource::<FrameClock>().add_systems(First, clock_start).add_systems(Last, clock_end);
+    add_frame_clock(&mut app);
     app.finish();
     app.cleanup();
     let rss_before = rss_mb();
@@ -103,6 +155,7 @@ pub fn bench_ui(path: PathBuf, frames: usize, cycles: usize) -> Result<serde_jso
     }
     let mut main_ms = Vec::with_capacity(frames);
     let mut update_ms = Vec::with_capacity(frames);
+    let mut phase_ms: Vec<Vec<f64>> = vec![Vec::with_capacity(frames); PHASES.len()];
     for f in 0..frames {
         {
             let mut q = app.world_mut().query_filtered::<&mut OrbitCamera, With<TowerCamera>>();
@@ -117,7 +170,11 @@ pub fn bench_ui(path: PathBuf, frames: usize, cycles: usize) -> Result<serde_jso
         let t = Instant::now();
         app.update();
         update_ms.push(t.elapsed().as_secs_f64() * 1e3);
-        main_ms.push(app.world().resource::<FrameClock>().last.as_secs_f64() * 1e3);
+        let clock = app.world().resource::<FrameClock>();
+        main_ms.push(clock.last.as_secs_f64() * 1e3);
+        for (acc, d) in phase_ms.iter_mut().zip(&clock.phases) {
+            acc.push(d.as_secs_f64() * 1e3);
+        }
     }
     main_ms.sort_by(f64::total_cmp);
     update_ms.sort_by(f64::total_cmp);
@@ -147,6 +204,7 @@ pub fn bench_ui(path: PathBuf, frames: usize, cycles: usize) -> Result<serde_jso
         "open_to_stats_done_s": stats_s,
         "frames": frames,
         "main_world_ms": { "mean": mean(&main_ms), "p50": percentile(&main_ms, 0.5), "p95": percentile(&main_ms, 0.95) },
+        "main_world_phases_mean_ms": PHASES.iter().zip(&phase_ms).map(|(n, v)| (n.to_string(), serde_json::json!(mean(v)))).collect::<serde_json::Map<_, _>>(),
         "app_update_ms": { "mean": mean(&update_ms), "p50": percentile(&update_ms, 0.5), "p95": percentile(&update_ms, 0.95) },
         "rss_mb": { "before_open": rss_before, "loaded": rss_loaded, "after_each_reopen": rss_cycles },
     }))

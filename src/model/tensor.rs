@@ -60,6 +60,39 @@ impl TensorData {
         Ok(())
     }
 
+    /// Streams the stored bytes of a tensor with a fixed element size, in chunks of whole
+    /// elements: `f(first_index, bytes)` (no decoding: the fast path of 8-bit tensors).
+    ///
+    /// # Errors
+    /// Only for external data that can no longer be read; an unsupported element size
+    /// (4-bit types) streams nothing.
+    pub fn for_each_raw_chunk(&self, mut f: impl FnMut(usize, &[u8])) -> Result<(), ReadError> {
+        let Some(elem) = self.dtype.elem_bytes() else { return Ok(()) };
+        let len = usize::try_from(self.len()).unwrap_or(usize::MAX);
+        let step = CHUNK_ELEMS * 4 / elem;
+        match &self.bytes {
+            TensorBytes::Memory(bytes) => {
+                for start in (0..len).step_by(step) {
+                    let n = step.min(len - start);
+                    f(start, bytes.get(start * elem..(start + n) * elem).unwrap_or_default());
+                }
+            }
+            TensorBytes::External { path, offset, len: byte_len } => {
+                let mut file = File::open(path.as_path())?;
+                file.seek(SeekFrom::Start(*offset))?;
+                let mut file = file.take(*byte_len);
+                let mut raw = Vec::new();
+                for start in (0..len).step_by(step) {
+                    let n = step.min(len - start);
+                    raw.resize(n * elem, 0);
+                    file.read_exact(&mut raw)?;
+                    f(start, &raw);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A pull-based chunk reader (so that two tensors can be read in lockstep).
     ///
     /// # Errors

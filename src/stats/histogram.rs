@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::source::Values;
+use super::source::{QuantCounts, Values, counted_8bit};
 use super::summary::Summary;
 use crate::model::tensor::ReadError;
 
@@ -66,33 +66,78 @@ pub fn shared_range<'a>(summaries: impl IntoIterator<Item = &'a Summary>) -> Opt
 /// When external data can no longer be read.
 #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 pub fn histogram(values: Values<'_>, lo: f64, hi: f64, bins: usize) -> Result<Histogram, ReadError> {
-    let bins = bins.max(1);
-    let e = edges(lo, hi, bins);
-    let mut counts = vec![0u64; bins];
-    let (mut outside, mut nonfinite) = (0u64, 0u64);
-    let norm = bins as f64 / (hi - lo);
-    let last = bins - 1;
+    let mut binner = Binner::new(lo, hi, bins);
+    // 8-bit tensors: bin each distinct (channel, q) value once, with its count
+    if let Some((t, p, map)) = counted_8bit(values)
+        && let Some(counts) = QuantCounts::of(t, map)?
+    {
+        for (v, n) in counts.values(p) {
+            binner.add(v, n);
+        }
+        return Ok(binner.finish());
+    }
     values.for_each_chunk(|_, chunk| {
         for &v in chunk {
-            if !v.is_finite() {
-                nonfinite += 1;
-                continue;
-            }
-            let x = f64::from(v);
-            if x < lo || x > hi {
-                outside += 1;
-                continue;
-            }
-            let mut i = (((x - lo) * norm) as usize).min(last);
-            if i > 0 && x < e[i] {
-                i -= 1;
-            } else if i < last && x >= e[i + 1] {
-                i += 1;
-            }
-            counts[i] += 1;
+            binner.add(v, 1);
         }
     })?;
-    Ok(Histogram { lo, hi, counts, outside, nonfinite })
+    Ok(binner.finish())
+}
+
+/// Counts values into bins as numpy assigns them (index from the scaled offset,
+/// corrected against the actual edges).
+struct Binner {
+    lo: f64,
+    hi: f64,
+    edges: Vec<f64>,
+    norm: f64,
+    counts: Vec<u64>,
+    outside: u64,
+    nonfinite: u64,
+}
+
+impl Binner {
+    #[allow(clippy::cast_precision_loss)]
+    fn new(lo: f64, hi: f64, bins: usize) -> Self {
+        let bins = bins.max(1);
+        Self {
+            lo,
+            hi,
+            edges: edges(lo, hi, bins),
+            norm: bins as f64 / (hi - lo),
+            counts: vec![0; bins],
+            outside: 0,
+            nonfinite: 0,
+        }
+    }
+
+    #[inline]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    fn add(&mut self, v: f32, n: u64) {
+        if !v.is_finite() {
+            self.nonfinite += n;
+            return;
+        }
+        let x = f64::from(v);
+        if x < self.lo || x > self.hi {
+            self.outside += n;
+            return;
+        }
+        let last = self.counts.len() - 1;
+        let mut i = (((x - self.lo) * self.norm) as usize).min(last);
+        if i > 0 && self.edges.get(i).is_some_and(|&e| x < e) {
+            i -= 1;
+        } else if i < last && self.edges.get(i + 1).is_some_and(|&e| x >= e) {
+            i += 1;
+        }
+        if let Some(c) = self.counts.get_mut(i) {
+            *c += n;
+        }
+    }
+
+    fn finish(self) -> Histogram {
+        Histogram { lo: self.lo, hi: self.hi, counts: self.counts, outside: self.outside, nonfinite: self.nonfinite }
+    }
 }
 
 /// Histograms of several value sets over one shared set of edges (the common range of

@@ -1,5 +1,6 @@
 //! What statistics run over: a tensor's raw values, its dequantized values, or a slice.
 
+use crate::model::DType;
 use crate::model::quant::QuantParams;
 use crate::model::tensor::{ChunkReader, ReadError, TensorData};
 
@@ -182,11 +183,175 @@ impl ValueReader<'_> {
 /// [`QuantParams::dequantize`].
 #[allow(clippy::cast_possible_truncation)]
 fn dequantize_chunk(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap) {
+    let scale_of = |c: usize| p.scale.get(c).or(p.scale.first()).copied().unwrap_or(f32::NAN);
+    let zp_of = |c: usize| p.zero_point.get(c).or(p.zero_point.first()).copied().unwrap_or(0);
+    if map.inner > 0 && map.inner < 16 {
+        // short runs (e.g. MatMul weights along axis 1): a channel cursor per element
+        let (mut c, mut r) = ((start / map.inner) % map.channels, start % map.inner);
+        for v in out.iter_mut() {
+            *v = ((*v as i32) - zp_of(c)) as f32 * scale_of(c);
+            r += 1;
+            if r == map.inner {
+                r = 0;
+                c += 1;
+                if c == map.channels {
+                    c = 0;
+                }
+            }
+        }
+        return;
+    }
     map.for_each_run(start, out, |c, run| {
-        let scale = p.scale.get(c).or(p.scale.first()).copied().unwrap_or(f32::NAN);
-        let zp = p.zero_point.get(c).or(p.zero_point.first()).copied().unwrap_or(0);
+        let (scale, zp) = (scale_of(c), zp_of(c));
         for v in run.iter_mut() {
             *v = ((*v as i32) - zp) as f32 * scale;
         }
     });
+}
+
+/// An 8-bit quantized tensor described exactly by how often each `(channel, q)` pair
+/// occurs: the multiset of its dequantized values, counted in one pass over the raw
+/// bytes (no decoding, no float per element).
+pub struct QuantCounts {
+    /// `counts[c * 256 + (q + offset)]`.
+    pub counts: Vec<u64>,
+    /// 128 for int8 (so that q = −128 is slot 0), 0 for uint8.
+    pub offset: i32,
+}
+
+impl QuantCounts {
+    /// Counts `t` (int8 or uint8; `None` for other dtypes) along `map`'s channels.
+    ///
+    /// # Errors
+    /// When external data can no longer be read.
+    pub fn of(t: &TensorData, map: ChannelMap) -> Result<Option<Self>, ReadError> {
+        let offset = match t.dtype {
+            DType::Int8 => 128,
+            DType::Uint8 => 0,
+            _ => return Ok(None),
+        };
+        // int8 bytes are two's complement: flipping the top bit orders them from −128
+        let flip: u8 = if offset == 128 { 0x80 } else { 0 };
+        let mut counts = vec![0u64; map.channels() * 256];
+        t.for_each_raw_chunk(|start, bytes| {
+            if map.inner == 0 {
+                for &b in bytes {
+                    if let Some(slot) = counts.get_mut(usize::from(b ^ flip)) {
+                        *slot += 1;
+                    }
+                }
+                return;
+            }
+            // channel cursor: (channel, position within its run), no division per element
+            let (mut c, mut r) = ((start / map.inner) % map.channels, start % map.inner);
+            for &b in bytes {
+                if let Some(slot) = counts.get_mut(c * 256 + usize::from(b ^ flip)) {
+                    *slot += 1;
+                }
+                r += 1;
+                if r == map.inner {
+                    r = 0;
+                    c += 1;
+                    if c == map.channels {
+                        c = 0;
+                    }
+                }
+            }
+        })?;
+        Ok(Some(Self { counts, offset }))
+    }
+
+    /// Each present `(dequantized value, count)`, as [`QuantParams::dequantize`] computes it.
+    #[allow(clippy::cast_precision_loss)]
+    pub fn values<'s>(&'s self, p: &'s QuantParams) -> impl Iterator<Item = (f32, u64)> + 's {
+        self.counts.iter().enumerate().filter(|(_, n)| **n > 0).map(move |(i, &n)| {
+            let (c, q) = (i / 256, i32::try_from(i % 256).unwrap_or(0) - self.offset);
+            (p.dequantize(q as f32, c), n)
+        })
+    }
+}
+
+/// Whether counting `(channel, q)` pairs pays off for `values` (an 8-bit dequantized
+/// tensor with at least 64 values per channel: the counts table, 256 per channel, is then
+/// cheaper to walk than the values); returns the tensor, params and map.
+#[must_use]
+pub fn counted_8bit(values: Values<'_>) -> Option<(&TensorData, &QuantParams, ChannelMap)> {
+    let Values::Dequantized(t, p) = values else { return None };
+    if !matches!(t.dtype, DType::Int8 | DType::Uint8) {
+        return None;
+    }
+    let map = ChannelMap::new(&t.shape, p);
+    (values.len() >= 64 * map.channels() as u64).then_some((t, p, map))
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::cast_possible_wrap,
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss
+)]
+mod tests {
+    use super::*;
+    use crate::model::TensorBytes;
+    use crate::stats::summary::summarize;
+
+    /// An int8 tensor `[rows, channels, inner]` quantized along axis 1.
+    fn along_axis_1(rows: usize, channels: usize, inner: usize) -> (TensorData, QuantParams) {
+        let n = rows * channels * inner;
+        let bytes: Vec<u8> = (0..n).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect();
+        let shape = if inner == 1 {
+            vec![rows as u64, channels as u64]
+        } else {
+            vec![rows as u64, channels as u64, inner as u64]
+        };
+        let t = TensorData { dtype: DType::Int8, shape, bytes: TensorBytes::Memory(std::sync::Arc::new(bytes)) };
+        let p = QuantParams {
+            scale: (0..channels).map(|c| 0.01 * (c + 1) as f32).collect(),
+            zero_point: (0..channels).map(|c| c as i32 - 1).collect(),
+            axis: Some(1),
+            dtype: DType::Int8,
+            zero_point_dtype: Some(DType::Int8),
+            scale_tensor: None,
+            zero_point_tensor: None,
+        };
+        (t, p)
+    }
+
+    #[test]
+    fn short_channel_runs_dequantize_across_chunk_boundaries() {
+        // 300,000 elements: several decode chunks and raw chunks, starting mid-run
+        // (40 channels: more than 4096 distinct pairs, the weighted radix path)
+        for (channels, inner) in [(3, 1), (5, 2), (7, 20), (40, 1)] {
+            let (t, p) = along_axis_1(300_000 / (channels * inner), channels, inner);
+            let raw = t.to_f32_vec().unwrap();
+            let mut seen = 0;
+            Values::Dequantized(&t, &p)
+                .for_each_chunk(|start, chunk| {
+                    for (k, &v) in chunk.iter().enumerate() {
+                        let i = start + k;
+                        assert_eq!(v, p.dequantize(raw[i], (i / inner) % channels), "element {i}");
+                    }
+                    seen += chunk.len();
+                })
+                .unwrap();
+            assert_eq!(seen as u64, t.len());
+            // the (channel, q) counts describe the same multiset
+            let counts = QuantCounts::of(&t, ChannelMap::new(&t.shape, &p)).unwrap().unwrap();
+            let mut expected = vec![0u64; channels * 256];
+            for (i, &q) in raw.iter().enumerate() {
+                expected[(i / inner) % channels * 256 + (q as i32 + 128) as usize] += 1;
+            }
+            assert_eq!(counts.counts, expected);
+            let mut plain = Vec::new();
+            Values::Dequantized(&t, &p).for_each_chunk(|_, c| plain.extend_from_slice(c)).unwrap();
+            let (fast, slow) =
+                (summarize(Values::Dequantized(&t, &p)).unwrap(), summarize(Values::Slice(&plain)).unwrap());
+            assert_eq!(
+                (fast.min, fast.max, fast.q25, fast.q50, fast.q75),
+                (slow.min, slow.max, slow.q25, slow.q50, slow.q75)
+            );
+            assert!((fast.mean - slow.mean).abs() < 1e-9 && (fast.std - slow.std).abs() < 1e-9);
+        }
+    }
 }

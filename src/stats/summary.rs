@@ -9,8 +9,7 @@
 
 use serde::Serialize;
 
-use super::source::{ChannelMap, Values};
-use crate::model::DType;
+use super::source::{QuantCounts, Values, counted_8bit};
 use crate::model::tensor::ReadError;
 
 /// Summary statistics. Min, max, mean, std and quartiles are over the finite values only;
@@ -114,14 +113,10 @@ fn needed_ranks(n: u64) -> Vec<u64> {
 /// # Errors
 /// When external data can no longer be read.
 pub fn summarize(values: Values<'_>) -> Result<Summary, ReadError> {
-    if let Values::Dequantized(t, p) = values
-        && matches!(t.dtype, DType::Int8 | DType::Uint8)
+    if let Some((t, p, map)) = counted_8bit(values)
+        && let Some(counts) = QuantCounts::of(t, map)?
     {
-        let map = ChannelMap::new(&t.shape, p);
-        // the counts table must be small next to the tensor to pay off
-        if values.len() >= 4 * 256 * map.channels() as u64 {
-            return summarize_8bit(values, p, map);
-        }
+        return Ok(summarize_counted(values.len(), &counts, p));
     }
     summarize_float(values, SELECT_LIMIT)
 }
@@ -152,30 +147,43 @@ fn summarize_float(values: Values<'_>, select_limit: u64) -> Result<Summary, Rea
     let small = count <= select_limit;
     let mut kept: Option<Vec<u32>> = small.then(|| Vec::with_capacity(usize::try_from(count).unwrap_or(0)));
     let mut coarse = vec![0u64; if small { 0 } else { 1 << 16 }];
+    let mut finite_buf: Vec<f32> = Vec::new();
     values.for_each_chunk(|_, chunk| {
-        let (mut n, mut sum) = (0u64, 0.0f64);
-        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-        for &v in chunk {
-            if v.is_finite() {
-                n += 1;
-                sum += f64::from(v);
-                lo = lo.min(v);
-                hi = hi.max(v);
-                match kept.as_mut() {
-                    Some(keys) => keys.push(key(v)),
-                    None => coarse[(key(v) >> 16) as usize] += 1,
+        // the common case (all finite) runs over the chunk itself, in loops the compiler
+        // vectorises; otherwise over a copy of its finite values
+        let chunk = if chunk.iter().all(|v| v.is_finite()) {
+            chunk
+        } else {
+            finite_buf.clear();
+            for &v in chunk {
+                if v.is_finite() {
+                    finite_buf.push(v);
+                } else if v.is_nan() {
+                    nan += 1;
+                } else {
+                    inf += 1;
                 }
-            } else if v.is_nan() {
-                nan += 1;
-            } else {
-                inf += 1;
             }
-        }
-        if n == 0 {
+            &finite_buf
+        };
+        if chunk.is_empty() {
             return;
         }
+        let n = chunk.len() as u64;
+        let sum = lane_sum(chunk, f64::from);
+        let (lo, hi) = chunk.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        match kept.as_mut() {
+            Some(keys) => keys.extend(chunk.iter().map(|&v| key(v))),
+            None => {
+                for &v in chunk {
+                    if let Some(c) = coarse.get_mut((key(v) >> 16) as usize) {
+                        *c += 1;
+                    }
+                }
+            }
+        }
         let mean = sum / n as f64;
-        let m2: f64 = chunk.iter().filter(|v| v.is_finite()).map(|&v| (f64::from(v) - mean).powi(2)).sum();
+        let m2 = lane_sum(chunk, |v| (f64::from(v) - mean).powi(2));
         m.merge(n, mean, m2, f64::from(lo), f64::from(hi));
     })?;
     if m.n == 0 {
@@ -185,45 +193,104 @@ fn summarize_float(values: Values<'_>, select_limit: u64) -> Result<Summary, Rea
         let q = select_quartiles(keys, m.n);
         return Ok(finish(count, nan, inf, m, q));
     }
-    // bucket of each needed rank, and the rank inside the bucket
-    let ranks = needed_ranks(m.n);
-    let mut located: Vec<(u64, usize, u64)> = Vec::with_capacity(ranks.len());
-    let (mut before, mut bucket) = (0u64, 0usize);
-    for &r in &ranks {
-        while bucket < coarse.len() && before + coarse[bucket] <= r {
-            before += coarse[bucket];
-            bucket += 1;
-        }
-        located.push((r, bucket, r - before));
-    }
-    let mut buckets: Vec<usize> = located.iter().map(|l| l.1).collect();
-    buckets.dedup();
-    let mut fine = vec![vec![0u64; 1 << 16]; buckets.len()];
-    let mut slot = vec![u8::MAX; 1 << 16];
-    for (i, &b) in buckets.iter().enumerate() {
-        slot[b] = u8::try_from(i).unwrap_or(u8::MAX);
-    }
+    let mut radix = Radix { coarse, ..Radix::default() };
+    radix.locate(m.n);
     values.for_each_chunk(|_, chunk| {
         for &v in chunk.iter().filter(|v| v.is_finite()) {
-            let k = key(v);
-            if let Some(f) = fine.get_mut(usize::from(slot[(k >> 16) as usize])) {
-                f[(k & 0xffff) as usize] += 1;
-            }
+            radix.add_fine(key(v), 1);
         }
     })?;
-    let value_of = |r: u64| -> f64 {
-        let Some(&(_, b, mut within)) = located.iter().find(|l| l.0 == r) else { return f64::NAN };
-        let Some(counts) = buckets.iter().position(|&x| x == b).and_then(|i| fine.get(i)) else { return f64::NAN };
-        for (low, &c) in counts.iter().enumerate() {
-            if within < c {
-                return f64::from(unkey(((b as u32) << 16) | low as u32));
-            }
-            within -= c;
+    Ok(finish(count, nan, inf, m, radix.quartiles(m.n)))
+}
+
+/// Exact order statistics in two passes over keys: a coarse histogram of their top 16
+/// bits, then, inside the few buckets holding the needed ranks, of their low 16 bits.
+#[derive(Default)]
+struct Radix {
+    coarse: Vec<u64>,
+    /// (rank, bucket, rank within the bucket)
+    located: Vec<(u64, usize, u64)>,
+    buckets: Vec<usize>,
+    fine: Vec<Vec<u64>>,
+    /// bucket → index into `fine` (`u8::MAX`: not needed)
+    slot: Vec<u8>,
+}
+
+impl Radix {
+    fn new() -> Self {
+        Self { coarse: vec![0; 1 << 16], ..Self::default() }
+    }
+
+    #[inline]
+    fn add_coarse(&mut self, k: u32, n: u64) {
+        if let Some(c) = self.coarse.get_mut((k >> 16) as usize) {
+            *c += n;
         }
-        f64::NAN
-    };
-    let q = QUARTILES.map(|p| interpolate(m.n, p, value_of));
-    Ok(finish(count, nan, inf, m, q))
+    }
+
+    /// Finds the bucket of each rank needed for the quartiles of `n` values.
+    fn locate(&mut self, n: u64) {
+        let (mut before, mut bucket) = (0u64, 0usize);
+        for r in needed_ranks(n) {
+            while let Some(&c) = self.coarse.get(bucket)
+                && before + c <= r
+            {
+                before += c;
+                bucket += 1;
+            }
+            self.located.push((r, bucket, r - before));
+        }
+        self.buckets = self.located.iter().map(|l| l.1).collect();
+        self.buckets.dedup();
+        self.fine = vec![vec![0u64; 1 << 16]; self.buckets.len()];
+        self.slot = vec![u8::MAX; 1 << 16];
+        for (i, &b) in self.buckets.iter().enumerate() {
+            if let Some(s) = self.slot.get_mut(b) {
+                *s = u8::try_from(i).unwrap_or(u8::MAX);
+            }
+        }
+    }
+
+    #[inline]
+    fn add_fine(&mut self, k: u32, n: u64) {
+        let Some(&s) = self.slot.get((k >> 16) as usize) else { return };
+        if let Some(c) = self.fine.get_mut(usize::from(s)).and_then(|f| f.get_mut((k & 0xffff) as usize)) {
+            *c += n;
+        }
+    }
+
+    #[allow(clippy::cast_possible_truncation)]
+    fn quartiles(&self, n: u64) -> [f64; 3] {
+        let value_of = |r: u64| -> f64 {
+            let Some(&(_, b, mut within)) = self.located.iter().find(|l| l.0 == r) else { return f64::NAN };
+            let Some(counts) = self.buckets.iter().position(|&x| x == b).and_then(|i| self.fine.get(i)) else {
+                return f64::NAN;
+            };
+            for (low, &c) in counts.iter().enumerate() {
+                if within < c {
+                    return f64::from(unkey(((b as u32) << 16) | low as u32));
+                }
+                within -= c;
+            }
+            f64::NAN
+        };
+        QUARTILES.map(|p| interpolate(n, p, value_of))
+    }
+}
+
+/// `Σ f(v)` in f64 over eight independent partial sums (so that the additions pipeline
+/// and vectorise instead of waiting on one another).
+#[inline]
+fn lane_sum(values: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let mut lanes = values.chunks_exact(8);
+    for c in &mut lanes {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
+        }
+    }
+    let tail: f64 = lanes.remainder().iter().map(|&v| f(v)).sum();
+    acc.iter().sum::<f64>() + tail
 }
 
 /// Quartiles of the finite keys by selection: the median first, then the quartiles in
@@ -264,32 +331,13 @@ fn needed_lo(n: u64, p: f64) -> usize {
     (p * (n - 1) as f64).floor() as usize
 }
 
-/// One pass over the integers: the `(channel, q)` counts are the dequantized multiset.
-#[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss, clippy::cast_sign_loss)]
-fn summarize_8bit(values: Values<'_>, p: &crate::model::QuantParams, map: ChannelMap) -> Result<Summary, ReadError> {
-    let Values::Dequantized(t, _) = values else { return summarize_float(values, SELECT_LIMIT) };
-    let count = values.len();
-    let offset = if t.dtype == DType::Int8 { 128 } else { 0 };
-    let channels = map.channels();
-    let mut counts = vec![0u64; channels * 256];
-    Values::Raw(t).for_each_chunk(|start, chunk| {
-        let mut chunk = chunk.to_vec();
-        map.for_each_run(start, &mut chunk, |c, run| {
-            if let Some(row) = counts.get_mut(c * 256..c * 256 + 256) {
-                for &q in run.iter() {
-                    if let Some(slot) = row.get_mut((q as i32 + offset) as usize) {
-                        *slot += 1;
-                    }
-                }
-            }
-        });
-    })?;
+/// The summary of an 8-bit tensor from its `(channel, q)` counts (one pass over the bytes).
+#[allow(clippy::cast_precision_loss)]
+fn summarize_counted(count: u64, counts: &QuantCounts, p: &crate::model::QuantParams) -> Summary {
     // distinct dequantized values with their counts, as `dequantize` computes them
     let (mut nan, mut inf) = (0u64, 0u64);
     let mut pairs: Vec<(f32, u64)> = Vec::new();
-    for (i, &n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
-        let (c, q) = (i / 256, i32::try_from(i % 256).unwrap_or(0) - offset);
-        let v = p.dequantize(q as f32, c);
+    for (v, n) in counts.values(p) {
         if v.is_nan() {
             nan += n;
         } else if v.is_infinite() {
@@ -298,28 +346,41 @@ fn summarize_8bit(values: Values<'_>, p: &crate::model::QuantParams, map: Channe
             pairs.push((v, n));
         }
     }
-    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
     let nf: u64 = pairs.iter().map(|x| x.1).sum();
-    let mut m = Moments::default();
-    if nf > 0 {
-        let mean = pairs.iter().map(|&(v, n)| f64::from(v) * n as f64).sum::<f64>() / nf as f64;
-        let m2 = pairs.iter().map(|&(v, n)| (f64::from(v) - mean).powi(2) * n as f64).sum();
-        let lo = pairs.first().map_or(f64::NAN, |x| f64::from(x.0));
-        let hi = pairs.last().map_or(f64::NAN, |x| f64::from(x.0));
-        m.merge(nf, mean, m2, lo, hi);
+    if nf == 0 {
+        return finish(count, nan, inf, Moments::default(), [f64::NAN; 3]);
     }
-    let value_of = |r: u64| -> f64 {
-        let mut before = 0;
-        for &(v, n) in &pairs {
-            if r < before + n {
-                return f64::from(v);
+    let mut m = Moments::default();
+    let mean = pairs.iter().map(|&(v, n)| f64::from(v) * n as f64).sum::<f64>() / nf as f64;
+    let m2 = pairs.iter().map(|&(v, n)| (f64::from(v) - mean).powi(2) * n as f64).sum();
+    let (lo, hi) = pairs.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &(v, _)| (lo.min(v), hi.max(v)));
+    m.merge(nf, mean, m2, f64::from(lo), f64::from(hi));
+    let q = if pairs.len() <= 4096 {
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let value_of = |r: u64| -> f64 {
+            let mut before = 0;
+            for &(v, n) in &pairs {
+                if r < before + n {
+                    return f64::from(v);
+                }
+                before += n;
             }
-            before += n;
+            f64::NAN
+        };
+        QUARTILES.map(|p| interpolate(nf, p, value_of))
+    } else {
+        // many channels: the weighted two-pass key histograms instead of a sort
+        let mut radix = Radix::new();
+        for &(v, n) in &pairs {
+            radix.add_coarse(key(v), n);
         }
-        f64::NAN
+        radix.locate(nf);
+        for &(v, n) in &pairs {
+            radix.add_fine(key(v), n);
+        }
+        radix.quartiles(nf)
     };
-    let q = if nf > 0 { QUARTILES.map(|p| interpolate(nf, p, value_of)) } else { [f64::NAN; 3] };
-    Ok(finish(count, nan, inf, m, q))
+    finish(count, nan, inf, m, q)
 }
 
 #[cfg(test)]
@@ -378,13 +439,14 @@ mod tests {
 
     #[test]
     fn eight_bit_counts_equal_the_streamed_dequantized_values() {
-        use crate::model::{QuantParams, TensorBytes, TensorData};
-        // [3 channels, 5] int8 with per-channel scales and zero points (uint8 too)
+        use crate::model::{DType, QuantParams, TensorBytes, TensorData};
+        // [3 channels, 2000] int8 with per-channel scales and zero points (uint8 too):
+        // large enough for the counted path (≥ 4 · 256 per channel)
         for (dtype, bytes) in [
-            (DType::Int8, (0..15u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect::<Vec<u8>>()),
-            (DType::Uint8, (0..15u8).map(|i| i.wrapping_mul(53)).collect()),
+            (DType::Int8, (0..6000u32).map(|i| (i.wrapping_mul(37) ^ 0x5a) as u8).collect::<Vec<u8>>()),
+            (DType::Uint8, (0..6000u32).map(|i| (i.wrapping_mul(53) % 251) as u8).collect()),
         ] {
-            let t = TensorData { dtype, shape: vec![3, 5], bytes: TensorBytes::Memory(std::sync::Arc::new(bytes)) };
+            let t = TensorData { dtype, shape: vec![3, 2000], bytes: TensorBytes::Memory(std::sync::Arc::new(bytes)) };
             let p = QuantParams {
                 scale: vec![0.5, 0.01, 0.25],
                 zero_point: vec![3, -7, 0].into_iter().map(|z| if dtype == DType::Uint8 { z + 7 } else { z }).collect(),
@@ -394,6 +456,7 @@ mod tests {
                 scale_tensor: None,
                 zero_point_tensor: None,
             };
+            assert!(crate::stats::source::counted_8bit(Values::Dequantized(&t, &p)).is_some());
             let fast = summarize(Values::Dequantized(&t, &p)).unwrap();
             let mut plain = Vec::new();
             Values::Dequantized(&t, &p).for_each_chunk(|_, c| plain.extend_from_slice(c)).unwrap();
@@ -403,6 +466,12 @@ mod tests {
                 (slow.count, slow.min, slow.max, slow.q25, slow.q50, slow.q75)
             );
             assert!((fast.mean - slow.mean).abs() < 1e-12 && (fast.std - slow.std).abs() < 1e-12);
+            // the histogram from counts bins exactly as the streamed values do
+            let (lo, hi) = (fast.min - 0.1, fast.max);
+            let counted = crate::stats::histogram(Values::Dequantized(&t, &p), lo, hi, 37).unwrap();
+            let streamed = crate::stats::histogram(Values::Slice(&plain), lo, hi, 37).unwrap();
+            assert_eq!(counted, streamed);
+            assert_eq!(counted.total(), 6000);
         }
     }
 
