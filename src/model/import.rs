@@ -97,6 +97,7 @@ pub fn model_from_proto(mut proto: pb::ModelProto, path: &Path) -> Result<Model,
     builder.build(main);
     let mut g = builder.g;
     let topo_order = g.compute_depths();
+    super::shapes::infer_shapes(&mut g, &topo_order);
     Ok(Model { path: path.to_path_buf(), graph: g, opset, producer: proto.producer_name, topo_order })
 }
 

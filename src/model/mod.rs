@@ -6,6 +6,7 @@ pub mod graph;
 pub mod import;
 pub mod matching;
 pub mod quant;
+pub mod shapes;
 pub mod tensor;
 pub mod variants;
 
