@@ -66,8 +66,9 @@ impl OrbitCamera {
             ViewMode::ThreeD => {
                 let half_v = std::f32::consts::FRAC_PI_8;
                 let half_h = (half_v.tan() * aspect).atan();
-                // the sphere is conservative for the flat, wide layouts: 0.8 of it fits
-                0.8 * size.length() / 2.0 / half_v.min(half_h).sin()
+                // the sphere is conservative for the flat, wide layouts, but the near end
+                // of an oblique view looms larger: 0.95 of it keeps both ends in view
+                0.95 * size.length() / 2.0 / half_v.min(half_h).sin()
             }
             // orthographic: the visible height in world units
             ViewMode::TwoD => size.z.max(size.x / aspect) * 1.08,
