@@ -139,6 +139,35 @@ impl ChannelMap {
     }
 }
 
+/// Walks the channels element by element (for runs too short to split): the channel and
+/// the position within its run, no division per element. Needs `map.inner > 0`.
+struct Cursor {
+    channel: usize,
+    within: usize,
+    map: ChannelMap,
+}
+
+impl Cursor {
+    fn at(map: ChannelMap, start: usize) -> Self {
+        Self { channel: (start / map.inner) % map.channels, within: start % map.inner, map }
+    }
+
+    /// The channel of the current element; moves to the next.
+    #[inline]
+    fn next_channel(&mut self) -> usize {
+        let c = self.channel;
+        self.within += 1;
+        if self.within == self.map.inner {
+            self.within = 0;
+            self.channel += 1;
+            if self.channel == self.map.channels {
+                self.channel = 0;
+            }
+        }
+        c
+    }
+}
+
 enum Inner<'a> {
     Tensor(ChunkReader<'a>),
     Slice(&'a [f32], usize),
@@ -187,17 +216,10 @@ fn dequantize_chunk(out: &mut [f32], start: usize, p: &QuantParams, map: Channel
     let zp_of = |c: usize| p.zero_point.get(c).or(p.zero_point.first()).copied().unwrap_or(0);
     if map.inner > 0 && map.inner < 16 {
         // short runs (e.g. MatMul weights along axis 1): a channel cursor per element
-        let (mut c, mut r) = ((start / map.inner) % map.channels, start % map.inner);
+        let mut cursor = Cursor::at(map, start);
         for v in out.iter_mut() {
+            let c = cursor.next_channel();
             *v = ((*v as i32) - zp_of(c)) as f32 * scale_of(c);
-            r += 1;
-            if r == map.inner {
-                r = 0;
-                c += 1;
-                if c == map.channels {
-                    c = 0;
-                }
-            }
         }
         return;
     }
@@ -242,19 +264,10 @@ impl QuantCounts {
                 }
                 return;
             }
-            // channel cursor: (channel, position within its run), no division per element
-            let (mut c, mut r) = ((start / map.inner) % map.channels, start % map.inner);
+            let mut cursor = Cursor::at(map, start);
             for &b in bytes {
-                if let Some(slot) = counts.get_mut(c * 256 + usize::from(b ^ flip)) {
+                if let Some(slot) = counts.get_mut(cursor.next_channel() * 256 + usize::from(b ^ flip)) {
                     *slot += 1;
-                }
-                r += 1;
-                if r == map.inner {
-                    r = 0;
-                    c += 1;
-                    if c == map.channels {
-                        c = 0;
-                    }
                 }
             }
         })?;
