@@ -247,3 +247,21 @@ fn bad_quant_params_are_reported_per_layer() {
     assert!(problems("negative_scale").contains("zero, negative or not finite"));
     assert_eq!(r.layers.len(), 6, "every layer is still listed");
 }
+
+#[test]
+fn main_graph_payloads_are_ranges_of_one_file_buffer() {
+    let m = quantlens::model::import::load_model(&data("resnet8/resnet8_float.onnx")).unwrap();
+    let bufs: Vec<_> = m
+        .graph
+        .tensors
+        .iter()
+        .filter_map(|t| match &t.data.as_ref()?.bytes {
+            TensorBytes::Shared { buf, .. } => Some(std::sync::Arc::clone(buf)),
+            _ => None,
+        })
+        .collect();
+    let initializers = m.graph.tensors.iter().filter(|t| t.data.is_some()).count();
+    assert!(bufs.len() >= 20 && bufs.len() == initializers, "{} of {initializers} shared", bufs.len());
+    assert!(bufs.iter().all(|b| std::sync::Arc::ptr_eq(b, &bufs[0])), "one buffer, not copies");
+    assert_eq!(bufs[0].len() as u64, std::fs::metadata(data("resnet8/resnet8_float.onnx")).unwrap().len());
+}

@@ -7,7 +7,6 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use tract_onnx::pb;
-use tract_onnx::prelude::Framework;
 
 use super::dtype::DType;
 use super::graph::{AttrValue, Attribute, Dim, Graph, Issue, Node, NodeId, Severity, Tensor, TensorId, TensorKind};
@@ -40,8 +39,8 @@ pub struct Model {
     pub topo_order: Vec<NodeId>,
 }
 
-/// Loads `path`. Uses tract-onnx's protobuf decoder (memory-mapped read); tensor payloads
-/// are moved out of the protobuf, or left in external files and streamed later.
+/// Loads `path`: the file is read once, decoded with tract-onnx's protobuf types, and the
+/// initializer payloads stay ranges of that buffer (or of external files, streamed later).
 ///
 /// # Errors
 /// When the file cannot be read or is not a usable ONNX model.
@@ -54,10 +53,8 @@ pub fn load_model(path: &Path) -> Result<Model, ImportError> {
     if meta.len() == 0 {
         return Err(ImportError::Empty(path.to_path_buf()));
     }
-    let proto = tract_onnx::onnx()
-        .proto_model_for_path(path)
-        .map_err(|e| ImportError::NotProtobuf { path: path.to_path_buf(), reason: root_cause(&e) })?;
-    model_from_proto(proto, path)
+    let bytes = std::fs::read(path).map_err(io)?;
+    model_from_vec(bytes, path)
 }
 
 /// Decodes a model from bytes already in memory (tests, fuzzing, embedded files); `path`
@@ -66,24 +63,44 @@ pub fn load_model(path: &Path) -> Result<Model, ImportError> {
 /// # Errors
 /// When the bytes are not a usable ONNX model.
 pub fn model_from_bytes(bytes: &[u8], path: &Path) -> Result<Model, ImportError> {
+    model_from_vec(bytes.to_vec(), path)
+}
+
+/// Decodes a model from its file's bytes. The main graph's initializer payloads are not
+/// copied out: the protobuf is decoded without them (see [`super::wire`]) and the tensors
+/// keep byte ranges of `bytes`, so the model is in memory once.
+fn model_from_vec(bytes: Vec<u8>, path: &Path) -> Result<Model, ImportError> {
     use prost::Message as _;
     if bytes.is_empty() {
         return Err(ImportError::Empty(path.to_path_buf()));
     }
-    let proto = pb::ModelProto::decode(bytes)
-        .map_err(|e| ImportError::NotProtobuf { path: path.to_path_buf(), reason: e.to_string() })?;
-    model_from_proto(proto, path)
+    let not_protobuf =
+        |e: prost::DecodeError| ImportError::NotProtobuf { path: path.to_path_buf(), reason: e.to_string() };
+    match super::wire::strip_raw_data(&bytes) {
+        Some(stripped) => {
+            let proto = pb::ModelProto::decode(stripped.pruned.as_slice()).map_err(not_protobuf)?;
+            let raw = RawPayloads { buf: Arc::new(bytes), ranges: stripped.raw };
+            build_model(proto, path, Some(raw))
+        }
+        None => build_model(pb::ModelProto::decode(bytes.as_slice()).map_err(not_protobuf)?, path, None),
+    }
 }
 
-fn root_cause(e: &tract_onnx::prelude::TractError) -> String {
-    e.chain().last().map_or_else(|| e.to_string(), ToString::to_string)
+/// The file buffer and, per main-graph initializer, the range of its stripped payload.
+struct RawPayloads {
+    buf: Arc<Vec<u8>>,
+    ranges: Vec<Option<std::ops::Range<usize>>>,
 }
 
 /// Builds a [`Model`] from a decoded protobuf; `path` locates external data.
 ///
 /// # Errors
 /// When the protobuf holds no graph or an empty one.
-pub fn model_from_proto(mut proto: pb::ModelProto, path: &Path) -> Result<Model, ImportError> {
+pub fn model_from_proto(proto: pb::ModelProto, path: &Path) -> Result<Model, ImportError> {
+    build_model(proto, path, None)
+}
+
+fn build_model(mut proto: pb::ModelProto, path: &Path, raw: Option<RawPayloads>) -> Result<Model, ImportError> {
     let opset =
         proto.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(0, |o| o.version);
     let Some(main) = proto.graph.take() else {
@@ -93,7 +110,7 @@ pub fn model_from_proto(mut proto: pb::ModelProto, path: &Path) -> Result<Model,
         return Err(ImportError::EmptyGraph(path.to_path_buf()));
     }
     let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let mut builder = Builder { g: Graph::default(), dir, scopes: Vec::new(), pending_inputs: Vec::new() };
+    let mut builder = Builder { g: Graph::default(), dir, scopes: Vec::new(), pending_inputs: Vec::new(), raw };
     builder.build(main);
     let mut g = builder.g;
     let topo_order = g.compute_depths();
@@ -116,6 +133,8 @@ struct Builder {
     scopes: Vec<(HashMap<String, TensorId>, Option<usize>)>,
     /// Input names of the nodes of the graph being added, resolved once all outputs exist.
     pending_inputs: Vec<(NodeId, Vec<String>)>,
+    /// Stripped payloads of the main graph's initializers (zero-copy import).
+    raw: Option<RawPayloads>,
 }
 
 impl Builder {
@@ -174,10 +193,14 @@ impl Builder {
             let keys = ann.quant_parameter_tensor_names.into_iter().map(|e| (e.key, e.value)).collect();
             self.g.annotations.insert(name, keys);
         }
-        for mut init in std::mem::take(&mut graph.initializer) {
+        for (i, mut init) in std::mem::take(&mut graph.initializer).into_iter().enumerate() {
             let name = init.name.clone();
             let id = self.new_tensor(scope, &name, TensorKind::Initializer);
-            self.fill_tensor(id, &mut init);
+            let shared = match (&self.raw, scope) {
+                (Some(raw), 0) => raw.ranges.get(i).cloned().flatten().map(|r| (Arc::clone(&raw.buf), r)),
+                _ => None,
+            };
+            self.fill_tensor(id, &mut init, shared);
         }
         for vi in &graph.input {
             let known = self.scopes.get(scope).and_then(|(m, _)| m.get(&vi.name)).copied();
@@ -344,7 +367,7 @@ impl Builder {
                 "value_ints" => int_proto(attr.ints.clone(), vec![i64::try_from(attr.ints.len()).unwrap_or(i64::MAX)]),
                 _ => continue,
             };
-            self.fill_tensor(out, &mut proto);
+            self.fill_tensor(out, &mut proto, None);
             return;
         }
     }
@@ -379,7 +402,12 @@ impl Builder {
     }
 
     /// Validates and attaches the payload of an initializer or constant.
-    fn fill_tensor(&mut self, id: TensorId, proto: &mut pb::TensorProto) {
+    fn fill_tensor(
+        &mut self,
+        id: TensorId,
+        proto: &mut pb::TensorProto,
+        shared: Option<(Arc<Vec<u8>>, std::ops::Range<usize>)>,
+    ) {
         let dtype = DType::from_onnx(proto.data_type);
         let name = self.g.tensors.get(id).map(|t| t.name.clone()).unwrap_or_default();
         if let Some(t) = self.g.tensors.get_mut(id) {
@@ -392,7 +420,7 @@ impl Builder {
                     .collect(),
             );
         }
-        match self.payload(proto, dtype) {
+        match self.payload(proto, dtype, shared) {
             Ok(data) => {
                 if let Some(t) = self.g.tensors.get_mut(id) {
                     t.data = Some(data);
@@ -402,7 +430,12 @@ impl Builder {
         }
     }
 
-    fn payload(&self, proto: &mut pb::TensorProto, dtype: DType) -> Result<TensorData, String> {
+    fn payload(
+        &self,
+        proto: &mut pb::TensorProto,
+        dtype: DType,
+        shared: Option<(Arc<Vec<u8>>, std::ops::Range<usize>)>,
+    ) -> Result<TensorData, String> {
         if let DType::Unsupported(code) = dtype {
             return Err(format!("unsupported data type {code}; tensor skipped"));
         }
@@ -417,6 +450,16 @@ impl Builder {
         let is_external = proto.data_location == Some(pb::tensor_proto::DataLocation::External as i32);
         if is_external {
             return self.external(proto, dtype, shape, expected);
+        }
+        if let Some((buf, range)) = shared.filter(|(_, r)| !r.is_empty()) {
+            if range.len() as u64 != expected {
+                return Err(format!(
+                    "data holds {} bytes but shape {shape:?} of {} needs {expected}",
+                    range.len(),
+                    dtype.name()
+                ));
+            }
+            return Ok(TensorData { dtype, shape, bytes: TensorBytes::Shared { buf, range } });
         }
         let bytes =
             if proto.raw_data.is_empty() { typed_bytes(proto, dtype)? } else { std::mem::take(&mut proto.raw_data) };

@@ -9,6 +9,7 @@ pub mod quant;
 pub mod shapes;
 pub mod tensor;
 pub mod variants;
+pub mod wire;
 
 pub use dtype::DType;
 pub use graph::{Dim, Graph, Issue, Node, NodeId, Severity, Tensor, TensorId, TensorKind};

@@ -16,6 +16,8 @@ pub const CHUNK_ELEMS: usize = 64 * 1024;
 pub enum TensorBytes {
     /// In memory: moved out of the decoded protobuf, shared, never copied again.
     Memory(Arc<Vec<u8>>),
+    /// A byte range of the model file's own buffer (zero-copy import, see `model::wire`).
+    Shared { buf: Arc<Vec<u8>>, range: std::ops::Range<usize> },
     /// A byte range of an external-data file, read chunk by chunk on demand, so that
     /// gigabytes of weights never need to be resident at once.
     External { path: Arc<PathBuf>, offset: u64, len: u64 },
@@ -33,6 +35,18 @@ pub struct TensorData {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read tensor data: {0}")]
 pub struct ReadError(#[from] pub std::io::Error);
+
+impl TensorBytes {
+    /// The bytes, when they are in memory.
+    #[must_use]
+    pub fn in_memory(&self) -> Option<&[u8]> {
+        match self {
+            Self::Memory(b) => Some(b.as_slice()),
+            Self::Shared { buf, range } => buf.get(range.clone()),
+            Self::External { .. } => None,
+        }
+    }
+}
 
 impl TensorData {
     /// Number of elements (validated against the byte length at import).
@@ -71,7 +85,8 @@ impl TensorData {
         let len = usize::try_from(self.len()).unwrap_or(usize::MAX);
         let step = CHUNK_ELEMS * 4 / elem;
         match &self.bytes {
-            TensorBytes::Memory(bytes) => {
+            TensorBytes::Memory(_) | TensorBytes::Shared { .. } => {
+                let bytes = self.bytes.in_memory().unwrap_or_default();
                 for start in (0..len).step_by(step) {
                     let n = step.min(len - start);
                     f(start, bytes.get(start * elem..(start + n) * elem).unwrap_or_default());
@@ -99,7 +114,7 @@ impl TensorData {
     /// When an external-data file cannot be opened.
     pub fn reader(&self) -> Result<ChunkReader<'_>, ReadError> {
         let external = match &self.bytes {
-            TensorBytes::Memory(_) => None,
+            TensorBytes::Memory(_) | TensorBytes::Shared { .. } => None,
             TensorBytes::External { path, offset, len } => {
                 let mut file = File::open(path.as_path())?;
                 file.seek(SeekFrom::Start(*offset))?;
@@ -130,7 +145,7 @@ impl TensorData {
     pub fn external_path(&self) -> Option<&Path> {
         match &self.bytes {
             TensorBytes::External { path, .. } => Some(path.as_path()),
-            TensorBytes::Memory(_) => None,
+            TensorBytes::Memory(_) | TensorBytes::Shared { .. } => None,
         }
     }
 }
@@ -160,7 +175,10 @@ impl ChunkReader<'_> {
         out.resize(count, 0.0);
         let dtype = self.data.dtype;
         match (&self.data.bytes, self.external.as_mut()) {
-            (TensorBytes::Memory(bytes), _) => decode_f32(dtype, chunk_bytes(dtype, bytes, start, count), 0, out),
+            (TensorBytes::Memory(_) | TensorBytes::Shared { .. }, _) => {
+                let bytes = self.data.bytes.in_memory().unwrap_or_default();
+                decode_f32(dtype, chunk_bytes(dtype, bytes, start, count), 0, out);
+            }
             (TensorBytes::External { .. }, Some(reader)) => {
                 self.raw.resize(byte_span(dtype, start, count), 0);
                 reader.read_exact(&mut self.raw)?;

@@ -149,18 +149,10 @@ pub fn load_variant(spec: &VariantSpec) -> Result<Variant, ImportError> {
     Ok(Variant { spec: spec.clone(), model, layers })
 }
 
-/// Above this combined size, files are decoded one after the other: while a file is
-/// decoded its mapped pages and the decoded tensors are both resident, so decoding all at
-/// once would double the peak memory of large models.
-const PARALLEL_LOAD_BYTES: u64 = 64 << 20;
-
-/// Loads several variants (in parallel when they are small); each keeps its own result.
+/// Loads several variants in parallel; each keeps its own result. (Each file is in memory
+/// once, as its own buffer: tensors are ranges of it, so loading all at once does not
+/// double the peak.)
 #[must_use]
 pub fn load_variants(specs: &[VariantSpec]) -> Vec<Result<Variant, ImportError>> {
-    let total: u64 = specs.iter().filter_map(|s| std::fs::metadata(&s.path).ok()).map(|m| m.len()).sum();
-    if total <= PARALLEL_LOAD_BYTES {
-        specs.par_iter().map(load_variant).collect()
-    } else {
-        specs.iter().map(load_variant).collect()
-    }
+    specs.par_iter().map(load_variant).collect()
 }
