@@ -254,11 +254,25 @@ impl QuantCounts {
         };
         // int8 bytes are two's complement: flipping the top bit orders them from −128
         let flip: u8 = if offset == 128 { 0x80 } else { 0 };
+        // u32 counters (half the table, so it stays in cache), flushed into u64 totals
+        // before any of them could overflow
         let mut counts = vec![0u64; map.channels() * 256];
+        let mut small = vec![0u32; map.channels() * 256];
+        let mut since_flush = 0u64;
+        let flush = |small: &mut [u32], counts: &mut [u64]| {
+            for (c, s) in counts.iter_mut().zip(small.iter_mut()) {
+                *c += u64::from(std::mem::take(s));
+            }
+        };
         t.for_each_raw_chunk(|start, bytes| {
+            if since_flush + bytes.len() as u64 > u64::from(u32::MAX) {
+                flush(&mut small, &mut counts);
+                since_flush = 0;
+            }
+            since_flush += bytes.len() as u64;
             if map.inner == 0 {
                 for &b in bytes {
-                    if let Some(slot) = counts.get_mut(usize::from(b ^ flip)) {
+                    if let Some(slot) = small.get_mut(usize::from(b ^ flip)) {
                         *slot += 1;
                     }
                 }
@@ -266,11 +280,12 @@ impl QuantCounts {
             }
             let mut cursor = Cursor::at(map, start);
             for &b in bytes {
-                if let Some(slot) = counts.get_mut(cursor.next_channel() * 256 + usize::from(b ^ flip)) {
+                if let Some(slot) = small.get_mut(cursor.next_channel() * 256 + usize::from(b ^ flip)) {
                     *slot += 1;
                 }
             }
         })?;
+        flush(&mut small, &mut counts);
         Ok(Some(Self { counts, offset }))
     }
 
