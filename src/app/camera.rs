@@ -76,16 +76,20 @@ impl OrbitCamera {
     }
 }
 
-/// Until the user moves the camera, it re-frames everything whenever the viewport
-/// changes (panels appear, the window is resized).
+/// Until the user moves the camera, it repeats the last framing (the overview, or a
+/// selection framed from the list or `--select`) whenever the viewport changes (panels
+/// appear, the window is resized).
 #[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AutoFrame(pub bool);
+pub struct AutoFrame(pub Option<FrameRequest>);
 
 impl Default for AutoFrame {
     fn default() -> Self {
-        Self(true)
+        Self(Some(FrameRequest::Overview))
     }
 }
+
+/// Longest stretch of the flow axis the overview shows (in depth columns).
+const OVERVIEW_COLUMNS: f32 = 48.0;
 
 /// Marks the camera that draws the towers.
 #[derive(Component, Debug, Default)]
@@ -111,7 +115,7 @@ fn camera_input(
             || scroll.as_ref().is_some_and(|s| s.delta != Vec2::ZERO)))
         || (keys_free && keys.as_ref().is_some_and(|k| k.get_pressed().next().is_some()));
     if touched {
-        auto.set_if_neq(AutoFrame(false));
+        auto.set_if_neq(AutoFrame(None));
     }
     for mut cam in &mut cameras {
         let pan_scale = cam.distance * 0.0015;
@@ -194,6 +198,12 @@ fn frame_requests(
             FrameRequest::All => {
                 Some((Vec3::from_array(open.layout.min) - Vec3::X * 3.0, Vec3::from_array(open.layout.max)))
             }
+            FrameRequest::Overview => {
+                let min = Vec3::from_array(open.layout.min) - Vec3::X * 3.0;
+                let mut max = Vec3::from_array(open.layout.max);
+                max.x = max.x.min(min.x + OVERVIEW_COLUMNS * crate::layout::DEPTH_SPACING);
+                Some((min, max))
+            }
             FrameRequest::Selection => {
                 let members = selection.group.and_then(|g| index.by_group.get(&g));
                 members.and_then(|es| {
@@ -232,7 +242,7 @@ fn keep_projection(
     }
     let first_model = last.is_none_or(|(_, root)| root != key.1);
     if first_model {
-        auto.set_if_neq(AutoFrame(true));
+        auto.set_if_neq(AutoFrame(Some(FrameRequest::Overview)));
     }
     *last = Some(key);
     for (mut proj, cam) in &mut cameras {
@@ -245,7 +255,7 @@ fn keep_projection(
         };
     }
     if open.is_some() || first_model {
-        frame.write(FrameRequest::All);
+        frame.write(auto.0.unwrap_or(FrameRequest::Overview));
     }
 }
 

@@ -106,11 +106,14 @@ pub struct SelectRequest {
     pub frame: bool,
 }
 
-/// Move the camera onto the selection or onto everything.
+/// Move the camera onto the selection, onto everything, or onto the overview (everything
+/// when it reads at that scale, else the start of the graph: long chains would shrink to
+/// a line).
 #[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameRequest {
     Selection,
     All,
+    Overview,
 }
 
 /// Save a screenshot of the window.

@@ -200,8 +200,8 @@ fn panels_ui(
         let viewport = Viewport { physical_position: pos, physical_size: size, ..default() };
         if camera.viewport.as_ref().is_none_or(|v| v.physical_position != pos || v.physical_size != size) {
             camera.viewport = Some(viewport);
-            if auto_frame.0 {
-                frame.write(FrameRequest::All);
+            if let Some(r) = auto_frame.0 {
+                frame.write(r);
             }
         }
         labels(&ctx, central, &camera, cam_t, &open, &index, &blocks, selection.group, settings.mode);
