@@ -34,13 +34,15 @@ pub fn infer_shapes(g: &mut Graph, order: &[NodeId]) {
     }
 }
 
-/// The declared or stored shape of a tensor.
+/// The declared or stored shape of a tensor (`None` beyond [`MAX_RANK`]: hostile files
+/// declare millions of dims, and the ops below are linear or quadratic in the rank).
 fn shape_of(g: &Graph, t: Option<TensorId>) -> Option<Vec<Dim>> {
     let t = g.tensor(t?)?;
-    if let Some(s) = &t.shape {
-        return Some(s.clone());
-    }
-    t.data.as_ref().map(|d| d.shape.iter().map(|&x| Dim::Known(x)).collect())
+    let shape = match &t.shape {
+        Some(s) => s.clone(),
+        None => t.data.as_ref()?.shape.iter().map(|&x| Dim::Known(x)).collect(),
+    };
+    (shape.len() <= MAX_RANK).then_some(shape)
 }
 
 fn dtype_of(g: &Graph, t: Option<TensorId>) -> Option<DType> {
@@ -60,7 +62,7 @@ fn ints_of(g: &Graph, t: Option<TensorId>) -> Option<Vec<i64>> {
 
 fn attr_ints(node: &Node, name: &str) -> Option<Vec<i64>> {
     node.attributes.iter().find(|a| a.name == name).and_then(|a| match &a.value {
-        AttrValue::Ints(v) => Some(v.clone()),
+        AttrValue::Ints(v) if v.len() <= 2 * MAX_RANK => Some(v.clone()),
         _ => None,
     })
 }
@@ -440,5 +442,42 @@ mod tests {
         assert_eq!(reshape(Some(dims(&[2, 3, 4])), Some(vec![0, -1])), Some(dims(&[2, 12])));
         assert_eq!(unsqueeze(Some(dims(&[3])), Some(vec![0, -1])), Some(dims(&[1, 3, 1])));
         assert_eq!(squeeze(Some(dims(&[1, 3, 1])), None), Some(dims(&[3])));
+    }
+
+    #[test]
+    fn hostile_ranks_are_refused_not_walked() {
+        use crate::model::graph::{Attribute, Tensor, TensorKind};
+        let tensor = |name: &str, shape: Option<Vec<Dim>>| Tensor {
+            name: name.into(),
+            kind: TensorKind::Activation,
+            dtype: None,
+            shape,
+            producer: None,
+            consumers: vec![],
+            data: None,
+        };
+        let mut g = Graph::default();
+        g.tensors.push(tensor("x", Some(vec![Dim::Known(1); 1_000_000])));
+        g.tensors.push(tensor("y", None));
+        g.tensors.push(tensor("z", Some(dims(&[2, 3]))));
+        g.tensors.push(tensor("w", None));
+        let node = |op: &str, input: usize, output: usize, attributes: Vec<Attribute>| Node {
+            name: String::new(),
+            op_type: op.into(),
+            domain: String::new(),
+            scope: String::new(),
+            inputs: vec![Some(input)],
+            outputs: vec![output],
+            attributes,
+            parent: None,
+            depth: 0,
+            in_cycle: false,
+        };
+        let axes = Attribute { name: "axes".into(), value: AttrValue::Ints((0..1_000_000).collect()) };
+        g.nodes.push(node("Relu", 0, 1, vec![]));
+        g.nodes.push(node("Unsqueeze", 2, 3, vec![axes]));
+        infer_shapes(&mut g, &[0, 1]);
+        assert_eq!(g.tensors[1].shape, None);
+        assert_eq!(g.tensors[3].shape, None);
     }
 }
