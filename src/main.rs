@@ -326,7 +326,7 @@ fn run_bench(input: &Input, bins: usize) -> ExitCode {
         .flat_map(|v| v.model.graph.tensors.iter())
         .filter_map(|t| match &t.data.as_ref()?.bytes {
             quantlens::model::TensorBytes::External { len, .. } => Some(*len),
-            quantlens::model::TensorBytes::Memory(_) | quantlens::model::TensorBytes::Shared { .. } => None,
+            quantlens::model::TensorBytes::Memory { .. } => None,
         })
         .sum();
     let json = serde_json::json!({

@@ -256,12 +256,37 @@ fn main_graph_payloads_are_ranges_of_one_file_buffer() {
         .tensors
         .iter()
         .filter_map(|t| match &t.data.as_ref()?.bytes {
-            TensorBytes::Shared { buf, .. } => Some(std::sync::Arc::clone(buf)),
-            _ => None,
+            TensorBytes::Memory { buf, .. } => Some(std::sync::Arc::clone(buf)),
+            TensorBytes::External { .. } => None,
         })
         .collect();
     let initializers = m.graph.tensors.iter().filter(|t| t.data.is_some()).count();
     assert!(bufs.len() >= 20 && bufs.len() == initializers, "{} of {initializers} shared", bufs.len());
     assert!(bufs.iter().all(|b| std::sync::Arc::ptr_eq(b, &bufs[0])), "one buffer, not copies");
     assert_eq!(bufs[0].len() as u64, std::fs::metadata(data("resnet8/resnet8_float.onnx")).unwrap().len());
+}
+
+#[test]
+fn rebinning_a_row_equals_computing_it_at_that_bin_count() {
+    use quantlens::model::match_layers;
+    use quantlens::report::{layer_report, rebin};
+    let variants = common::load("resnet8");
+    let rows = match_layers(&variants, 0);
+    let mut compared = 0;
+    for row in &rows {
+        let at64 = layer_report(&variants, 0, row, ReportOptions { histogram_bins: Some(64) });
+        let at16 = layer_report(&variants, 0, row, ReportOptions { histogram_bins: Some(16) });
+        let rebinned = rebin(&variants, row, &at64, 16);
+        assert_eq!(
+            rebinned.as_ref().map(|h| (&h.counts, h.lo, h.hi)),
+            at16.histogram.as_ref().map(|h| (&h.counts, h.lo, h.hi))
+        );
+        if let Some(h) = rebinned {
+            assert_eq!(h.counts.len(), 3, "float, int8, uint8");
+            let totals: Vec<u64> = h.counts.iter().map(|c| c.iter().sum()).collect();
+            assert!(totals.iter().all(|&t| t > 0 && t == totals[0]), "{totals:?}");
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 10, "every resnet8 layer");
 }

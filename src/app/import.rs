@@ -109,13 +109,14 @@ fn finish_loads(
                 status.error = None;
                 status.info = (!loaded.data.failures.is_empty())
                     .then(|| format!("some files were skipped: {}", loaded.data.failures.join("; ")));
-                spawn_model(&mut commands, loaded, &mut status);
+                let list_version = open.as_ref().map_or(0, |o| o.list_version + 1);
+                spawn_model(&mut commands, loaded, &mut status, list_version);
             }
         }
     }
 }
 
-fn spawn_model(commands: &mut Commands, loaded: Loaded, status: &mut Status) {
+fn spawn_model(commands: &mut Commands, loaded: Loaded, status: &mut Status, list_version: u64) {
     let Loaded { data, layout } = loaded;
     let name = data.path.file_name().map_or_else(|| data.path.display().to_string(), |n| n.to_string_lossy().into());
     let root = commands.spawn((ModelRoot, Name::new(name), Transform::default(), Visibility::default())).id();
@@ -138,5 +139,5 @@ fn spawn_model(commands: &mut Commands, loaded: Loaded, status: &mut Status) {
     status.stats_done = 0;
     status.stats_total = data.rows.len();
     let list = crate::view::list_rows(&data.variants, &data.rows, &vec![None; data.rows.len()]);
-    commands.insert_resource(OpenModel { root, data, layout: Arc::new(layout), list });
+    commands.insert_resource(OpenModel { root, data, layout: Arc::new(layout), list, list_version });
 }

@@ -36,6 +36,9 @@ pub struct OpenModel {
     pub layout: Arc<Layout>,
     /// The layer list's rows; refreshed when stats arrive.
     pub list: Vec<ListRow>,
+    /// Changes whenever `list` does, across models too, so that views can cache what they
+    /// derive from the rows (the layer list's filtered order).
+    pub list_version: u64,
 }
 
 /// A precision variant of the open model.

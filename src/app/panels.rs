@@ -139,8 +139,7 @@ fn panels_ui(
         .resizable(true)
         .show(&mut root, |ui| {
             ui.heading("Layers");
-            let version = open.root.to_bits() ^ (status.stats_done as u64).rotate_left(40);
-            actions.extend(layer_list_ui(ui, &open.list, version, &mut state.list, selected_row));
+            actions.extend(layer_list_ui(ui, &open.list, open.list_version, &mut state.list, selected_row));
         })
         .response
         .rect;
@@ -273,19 +272,20 @@ fn labels(
         }
     }
     let mut placed: Vec<egui::Rect> = Vec::new();
-    let mut candidates: Vec<usize> = Vec::new();
-    if let Some(g) = selected {
-        candidates.extend(
-            index.by_group.get(&g).into_iter().flatten().filter_map(|e| blocks.get(*e).ok().map(|(_, n)| n.block)),
-        );
-    }
-    candidates.extend(
-        l.blocks
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.variant == open.data.reference && b.layer.is_some())
-            .map(|(i, _)| i),
-    );
+    // the selection first, then the reference's layers, walked lazily: the loop below
+    // stops after a few hundred tries, long before the end of a 60,000-block layout
+    let selected_blocks = selected
+        .and_then(|g| index.by_group.get(&g))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| blocks.get(*e).ok().map(|(_, n)| n.block));
+    let reference_layers = l
+        .blocks
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.variant == open.data.reference && b.layer.is_some())
+        .map(|(i, _)| i);
+    let candidates = selected_blocks.chain(reference_layers);
     // labels of a column need room: when columns stand closer than a short name, label
     // only the selection (the rest would overlap anyway)
     let column_px = match (project(Vec3::ZERO), project(Vec3::X * crate::layout::DEPTH_SPACING)) {
@@ -297,7 +297,7 @@ fn labels(
     // text layout is the expensive part: overlap is tested on an estimate first, and the
     // number of tries is bounded
     let mut tries = 0;
-    for (k, bi) in candidates.into_iter().enumerate() {
+    for (k, bi) in candidates.enumerate() {
         if placed.len() >= 150 || tries >= 300 || (selection_only && k >= n_selected) {
             break;
         }

@@ -8,7 +8,7 @@ use bevy::prelude::*;
 use bevy::tasks::futures::check_ready;
 use bevy::tasks::{AsyncComputeTaskPool, Task};
 
-use crate::report::{LayerReport, ReportOptions, SharedHistogram, layer_report};
+use crate::report::{LayerReport, ReportOptions, SharedHistogram, layer_report, rebin};
 
 use super::model::{LayerRow, LayerStats, OpenModel, Selection, Status, ViewSettings};
 
@@ -102,6 +102,7 @@ fn refresh_list(
     }
     let list = crate::view::list_rows(&open.data.variants, &open.data.rows, &reports);
     open.list = list;
+    open.list_version += 1;
 }
 
 fn rebin_selected_histogram(
@@ -142,11 +143,10 @@ fn rebin_selected_histogram(
         view.histogram = stats.0.histogram.clone().map(Arc::new);
         return;
     }
-    let (variants, matches, reference) = (open.data.variants.clone(), open.data.rows.clone(), open.data.reference);
+    // rebinning needs the row's summaries: wait for its stats
+    let Some(report) = rows.iter().find(|(r, _)| r.0 == row).map(|(_, s)| Arc::clone(&s.0)) else { return };
+    let (variants, matches) = (open.data.variants.clone(), open.data.rows.clone());
     let bins = settings.histogram_bins;
-    let task = AsyncComputeTaskPool::get().spawn(async move {
-        let r = matches.get(row)?;
-        layer_report(&variants, reference, r, ReportOptions { histogram_bins: Some(bins) }).histogram
-    });
+    let task = AsyncComputeTaskPool::get().spawn(async move { rebin(&variants, matches.get(row)?, &report, bins) });
     view.task = Some((row, bins, task));
 }

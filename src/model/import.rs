@@ -459,7 +459,7 @@ impl Builder {
                     dtype.name()
                 ));
             }
-            return Ok(TensorData { dtype, shape, bytes: TensorBytes::Shared { buf, range } });
+            return Ok(TensorData { dtype, shape, bytes: TensorBytes::Memory { buf, range } });
         }
         let bytes =
             if proto.raw_data.is_empty() { typed_bytes(proto, dtype)? } else { std::mem::take(&mut proto.raw_data) };
@@ -471,7 +471,7 @@ impl Builder {
                 dtype.name()
             ));
         }
-        Ok(TensorData { dtype, shape, bytes: TensorBytes::Memory(Arc::new(bytes)) })
+        Ok(TensorData { dtype, shape, bytes: TensorBytes::from_vec(bytes) })
     }
 
     fn external(

@@ -54,9 +54,17 @@ impl QuantParams {
     #[must_use]
     #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
     pub fn dequantize(&self, q: f32, c: usize) -> f32 {
+        let (scale, zp) = self.channel(c);
+        ((q as i32) - zp) as f32 * scale
+    }
+
+    /// `(scale, zero point)` of channel `c` (per-tensor parameters for every channel; a
+    /// NaN scale when there is none).
+    #[must_use]
+    pub fn channel(&self, c: usize) -> (f32, i32) {
         let scale = self.scale.get(c).or(self.scale.first()).copied().unwrap_or(f32::NAN);
         let zp = self.zero_point.get(c).or(self.zero_point.first()).copied().unwrap_or(0);
-        ((q as i32) - zp) as f32 * scale
+        (scale, zp)
     }
 }
 

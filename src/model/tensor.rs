@@ -14,10 +14,9 @@ pub const CHUNK_ELEMS: usize = 64 * 1024;
 /// Where a tensor's bytes live.
 #[derive(Clone, Debug)]
 pub enum TensorBytes {
-    /// In memory: moved out of the decoded protobuf, shared, never copied again.
-    Memory(Arc<Vec<u8>>),
-    /// A byte range of the model file's own buffer (zero-copy import, see `model::wire`).
-    Shared { buf: Arc<Vec<u8>>, range: std::ops::Range<usize> },
+    /// In memory: a byte range of a shared buffer (the model file's own bytes, see
+    /// `model::wire`, or a payload decoded from typed protobuf fields), never copied again.
+    Memory { buf: Arc<Vec<u8>>, range: std::ops::Range<usize> },
     /// A byte range of an external-data file, read chunk by chunk on demand, so that
     /// gigabytes of weights never need to be resident at once.
     External { path: Arc<PathBuf>, offset: u64, len: u64 },
@@ -37,12 +36,17 @@ pub struct TensorData {
 pub struct ReadError(#[from] pub std::io::Error);
 
 impl TensorBytes {
+    /// All of `bytes`, in memory.
+    #[must_use]
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        Self::Memory { range: 0..bytes.len(), buf: Arc::new(bytes) }
+    }
+
     /// The bytes, when they are in memory.
     #[must_use]
     pub fn in_memory(&self) -> Option<&[u8]> {
         match self {
-            Self::Memory(b) => Some(b.as_slice()),
-            Self::Shared { buf, range } => buf.get(range.clone()),
+            Self::Memory { buf, range } => buf.get(range.clone()),
             Self::External { .. } => None,
         }
     }
@@ -85,7 +89,7 @@ impl TensorData {
         let len = usize::try_from(self.len()).unwrap_or(usize::MAX);
         let step = CHUNK_ELEMS * 4 / elem;
         match &self.bytes {
-            TensorBytes::Memory(_) | TensorBytes::Shared { .. } => {
+            TensorBytes::Memory { .. } => {
                 let bytes = self.bytes.in_memory().unwrap_or_default();
                 for start in (0..len).step_by(step) {
                     let n = step.min(len - start);
@@ -114,7 +118,7 @@ impl TensorData {
     /// When an external-data file cannot be opened.
     pub fn reader(&self) -> Result<ChunkReader<'_>, ReadError> {
         let external = match &self.bytes {
-            TensorBytes::Memory(_) | TensorBytes::Shared { .. } => None,
+            TensorBytes::Memory { .. } => None,
             TensorBytes::External { path, offset, len } => {
                 let mut file = File::open(path.as_path())?;
                 file.seek(SeekFrom::Start(*offset))?;
@@ -145,7 +149,7 @@ impl TensorData {
     pub fn external_path(&self) -> Option<&Path> {
         match &self.bytes {
             TensorBytes::External { path, .. } => Some(path.as_path()),
-            TensorBytes::Memory(_) | TensorBytes::Shared { .. } => None,
+            TensorBytes::Memory { .. } => None,
         }
     }
 }
@@ -175,7 +179,7 @@ impl ChunkReader<'_> {
         out.resize(count, 0.0);
         let dtype = self.data.dtype;
         match (&self.data.bytes, self.external.as_mut()) {
-            (TensorBytes::Memory(_) | TensorBytes::Shared { .. }, _) => {
+            (TensorBytes::Memory { .. }, _) => {
                 let bytes = self.data.bytes.in_memory().unwrap_or_default();
                 decode_f32(dtype, chunk_bytes(dtype, bytes, start, count), 0, out);
             }
@@ -216,8 +220,7 @@ mod tests {
     fn streams_memory_tensor_across_chunks() {
         let n = CHUNK_ELEMS + 10;
         let bytes: Vec<u8> = (0..n).flat_map(|i| (i as f32).to_le_bytes()).collect();
-        let t =
-            TensorData { dtype: DType::Float32, shape: vec![n as u64], bytes: TensorBytes::Memory(Arc::new(bytes)) };
+        let t = TensorData { dtype: DType::Float32, shape: vec![n as u64], bytes: TensorBytes::from_vec(bytes) };
         let mut seen = 0usize;
         let mut starts = vec![];
         t.for_each_chunk(|start, c| {

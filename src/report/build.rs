@@ -177,9 +177,10 @@ pub fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, opti
     let mut out = Vec::new();
     let mut hist_sets = Vec::new();
     let mut head: Option<(String, String, u32)> = None;
-    for (vi, member) in row.members.iter().enumerate() {
-        let (Some((li, how)), Some(v)) = (member, variants.get(vi)) else { continue };
-        let Some(layer) = v.layers.get(*li) else { continue };
+    for (vi, li, how) in reported_members(variants, row) {
+        let (Some(v), Some(layer)) = (variants.get(vi), variants.get(vi).and_then(|v| v.layers.get(li))) else {
+            continue;
+        };
         let g = &v.model.graph;
         let Some(node) = g.node(layer.node) else { continue };
         let label = node.label(layer.node);
@@ -198,7 +199,7 @@ pub fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, opti
         if tensor.and_then(|t| t.data.as_ref()).is_none() {
             problems.push("weight data is unavailable (see the variant's issues)".into());
         }
-        let (values, params) = layer_values(v, *li);
+        let (values, params) = layer_values(v, li);
         let stats = values.and_then(|vals| match stats::summarize(vals) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -243,7 +244,7 @@ pub fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, opti
             variant: v.spec.name.clone(),
             node: label,
             op: node.op_type.clone(),
-            matched_by: *how,
+            matched_by: how,
             weight: tensor.map(|t| t.name.clone()).unwrap_or_default(),
             dtype: tensor.and_then(|t| t.dtype).map(DType::name).unwrap_or_default(),
             shape: tensor.and_then(|t| t.data.as_ref()).map(|d| d.shape.clone()).unwrap_or_default(),
@@ -254,19 +255,54 @@ pub fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, opti
         });
     }
     let histogram = options.histogram_bins.and_then(|bins| {
-        let sets: Vec<(Values, &Summary)> = hist_sets.iter().map(|(_, v, s)| (*v, s)).collect();
-        let hs = stats::shared_histograms(&sets, bins).ok()??;
-        let first = hs.first()?;
-        let mut counts = vec![Vec::new(); out.len()];
-        for ((idx, _, _), h) in hist_sets.iter().zip(&hs) {
-            if let Some(c) = counts.get_mut(*idx) {
-                c.clone_from(&h.counts);
-            }
-        }
-        Some(SharedHistogram { lo: first.lo, hi: first.hi, bins, counts })
+        let sets: Vec<(usize, Values, &Summary)> = hist_sets.iter().map(|(i, v, s)| (*i, *v, s)).collect();
+        shared_histogram(&sets, out.len(), bins)
     });
     let (layer, op, depth) = head.unwrap_or_default();
     LayerReport { layer, op, depth, variants: out, histogram }
+}
+
+/// The members of `row` that get an entry in [`LayerReport::variants`], in its order:
+/// `(variant, layer, how it matched)`.
+fn reported_members<'a>(
+    variants: &'a [Variant],
+    row: &'a MatchRow,
+) -> impl Iterator<Item = (usize, usize, crate::model::MatchHow)> + 'a {
+    row.members.iter().enumerate().filter_map(|(vi, m)| {
+        let (li, how) = (*m)?;
+        let layer = variants.get(vi)?.layers.get(li)?;
+        variants.get(vi)?.model.graph.node(layer.node)?;
+        Some((vi, li, how))
+    })
+}
+
+/// The shared-bin histogram of `report`'s row at another bin count, from the summaries
+/// the report already holds (no statistics or metrics recomputed).
+#[must_use]
+pub fn rebin(variants: &[Variant], row: &MatchRow, report: &LayerReport, bins: usize) -> Option<SharedHistogram> {
+    let sets: Vec<(usize, Values, &Summary)> = reported_members(variants, row)
+        .zip(&report.variants)
+        .enumerate()
+        .filter_map(|(i, ((vi, li, _), lv))| {
+            let (values, _) = layer_values(variants.get(vi)?, li);
+            Some((i, values?, lv.stats.as_ref()?))
+        })
+        .collect();
+    shared_histogram(&sets, report.variants.len(), bins)
+}
+
+/// Histograms of `(entry index, values, summary)` over shared bins, laid out for `n` entries.
+fn shared_histogram(sets: &[(usize, Values, &Summary)], n: usize, bins: usize) -> Option<SharedHistogram> {
+    let pairs: Vec<(Values, &Summary)> = sets.iter().map(|(_, v, s)| (*v, *s)).collect();
+    let hs = stats::shared_histograms(&pairs, bins).ok()??;
+    let first = hs.first()?;
+    let mut counts = vec![Vec::new(); n];
+    for ((idx, _, _), h) in sets.iter().zip(&hs) {
+        if let Some(c) = counts.get_mut(*idx) {
+            c.clone_from(&h.counts);
+        }
+    }
+    Some(SharedHistogram { lo: first.lo, hi: first.hi, bins, counts })
 }
 
 /// True when `a` and `b` are the two layouts of one matrix (`Gemm` with `transB` against

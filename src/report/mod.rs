@@ -5,7 +5,7 @@ pub mod build;
 pub mod format;
 
 pub use build::{
-    LayerReport, LayerVariant, Report, ReportOptions, SharedHistogram, build_report, layer_report, layer_values,
+    LayerReport, LayerVariant, Report, ReportOptions, SharedHistogram, build_report, layer_report, layer_values, rebin,
     reference_index,
 };
 pub use format::{SortKey, sort_layers, to_csv, to_json, to_table};

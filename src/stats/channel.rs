@@ -80,9 +80,7 @@ mod tests {
         let t = crate::model::tensor::TensorData {
             dtype: crate::model::DType::Float32,
             shape: vec![2, 3],
-            bytes: crate::model::TensorBytes::Memory(std::sync::Arc::new(
-                v.iter().flat_map(|f| f.to_le_bytes()).collect(),
-            )),
+            bytes: crate::model::TensorBytes::from_vec(v.iter().flat_map(|f| f.to_le_bytes()).collect()),
         };
         let rows = channel_summaries(Values::Raw(&t), 0).unwrap();
         assert_eq!((rows[0].min, rows[0].max, rows[1].min, rows[1].abs_max), (1.0, 3.0, -4.0, 6.0));

@@ -212,19 +212,16 @@ impl ValueReader<'_> {
 /// [`QuantParams::dequantize`].
 #[allow(clippy::cast_possible_truncation)]
 fn dequantize_chunk(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap) {
-    let scale_of = |c: usize| p.scale.get(c).or(p.scale.first()).copied().unwrap_or(f32::NAN);
-    let zp_of = |c: usize| p.zero_point.get(c).or(p.zero_point.first()).copied().unwrap_or(0);
     if map.inner > 0 && map.inner < 16 {
         // short runs (e.g. MatMul weights along axis 1): a channel cursor per element
         let mut cursor = Cursor::at(map, start);
         for v in out.iter_mut() {
-            let c = cursor.next_channel();
-            *v = ((*v as i32) - zp_of(c)) as f32 * scale_of(c);
+            *v = p.dequantize(*v, cursor.next_channel());
         }
         return;
     }
     map.for_each_run(start, out, |c, run| {
-        let (scale, zp) = (scale_of(c), zp_of(c));
+        let (scale, zp) = p.channel(c);
         for v in run.iter_mut() {
             *v = ((*v as i32) - zp) as f32 * scale;
         }
@@ -333,7 +330,7 @@ mod tests {
         } else {
             vec![rows as u64, channels as u64, inner as u64]
         };
-        let t = TensorData { dtype: DType::Int8, shape, bytes: TensorBytes::Memory(std::sync::Arc::new(bytes)) };
+        let t = TensorData { dtype: DType::Int8, shape, bytes: TensorBytes::from_vec(bytes) };
         let p = QuantParams {
             scale: (0..channels).map(|c| 0.01 * (c + 1) as f32).collect(),
             zero_point: (0..channels).map(|c| c as i32 - 1).collect(),

@@ -446,7 +446,7 @@ mod tests {
             (DType::Int8, (0..6000u32).map(|i| (i.wrapping_mul(37) ^ 0x5a) as u8).collect::<Vec<u8>>()),
             (DType::Uint8, (0..6000u32).map(|i| (i.wrapping_mul(53) % 251) as u8).collect()),
         ] {
-            let t = TensorData { dtype, shape: vec![3, 2000], bytes: TensorBytes::Memory(std::sync::Arc::new(bytes)) };
+            let t = TensorData { dtype, shape: vec![3, 2000], bytes: TensorBytes::from_vec(bytes) };
             let p = QuantParams {
                 scale: vec![0.5, 0.01, 0.25],
                 zero_point: vec![3, -7, 0].into_iter().map(|z| if dtype == DType::Uint8 { z + 7 } else { z }).collect(),
