@@ -3,20 +3,19 @@
 //! every variant (dequantization included), shared-bin histograms per matched layer,
 //! and — beyond what the reference computes — the error metrics.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use rayon::prelude::*;
 
 use super::build::{layer_values, reference_index};
 use crate::model::{Variant, match_layers};
-use crate::stats::{self, Summary};
+use crate::stats::{self, Values};
 
 /// Seconds per phase and what was computed.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Phases {
-    pub stats_s: f64,
-    pub histograms_s: f64,
+    /// Summaries of every layer weight and shared-bin histograms of every layer.
+    pub stats_histograms_s: f64,
     pub metrics_s: f64,
     pub summaries: usize,
     pub histograms: usize,
@@ -26,37 +25,25 @@ pub struct Phases {
 /// Runs the phases over loaded `variants`.
 #[must_use]
 pub fn run_phases(variants: &[Variant], bins: usize) -> Phases {
-    let jobs: Vec<(usize, usize)> =
-        variants.iter().enumerate().flat_map(|(vi, v)| (0..v.layers.len()).map(move |li| (vi, li))).collect();
-    let t = Instant::now();
-    let summaries: HashMap<(usize, usize), Summary> = jobs
-        .par_iter()
-        .filter_map(|&(vi, li)| {
-            let (values, _) = layer_values(variants.get(vi)?, li);
-            Some(((vi, li), stats::summarize(values?).ok()?))
-        })
-        .collect();
-    let stats_s = t.elapsed().as_secs_f64();
     let reference = reference_index(variants);
     let rows = match_layers(variants, reference);
+    // summaries of every layer weight, then shared-bin histograms per matched layer: the
+    // work the reference path times as its stats and histograms (here fused per layer)
     let t = Instant::now();
-    let histograms: usize = rows
+    let (summaries, histograms): (usize, usize) = rows
         .par_iter()
         .map(|row| {
-            let sets: Vec<_> = row
+            let sets: Vec<Values> = row
                 .members
                 .iter()
                 .enumerate()
-                .filter_map(|(vi, m)| {
-                    let (li, _) = (*m)?;
-                    let (values, _) = layer_values(variants.get(vi)?, li);
-                    Some((values?, summaries.get(&(vi, li))?))
-                })
+                .filter_map(|(vi, m)| layer_values(variants.get(vi)?, (*m)?.0).0)
                 .collect();
-            stats::shared_histograms(&sets, bins).ok().flatten().map_or(0, |h| h.len())
+            let got = stats::layer_stats(&sets, Some(bins));
+            (got.iter().filter(|s| s.summary.is_ok()).count(), got.iter().filter(|s| s.histogram.is_some()).count())
         })
-        .sum();
-    let histograms_s = t.elapsed().as_secs_f64();
+        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let stats_histograms_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let compared: usize = rows
         .par_iter()
@@ -77,5 +64,5 @@ pub fn run_phases(variants: &[Variant], bins: usize) -> Phases {
         })
         .sum();
     let metrics_s = t.elapsed().as_secs_f64();
-    Phases { stats_s, histograms_s, metrics_s, summaries: summaries.len(), histograms, compared }
+    Phases { stats_histograms_s, metrics_s, summaries, histograms, compared }
 }

@@ -174,10 +174,18 @@ pub fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, opti
     let ref_is_float = ref_member
         .and_then(|(li, _)| ref_variant?.layers.get(li))
         .is_some_and(|l| matches!(l.weight, LayerWeight::Float(_)));
+    let members: Vec<_> = reported_members(variants, row).collect();
+    // every member's summary and the shared-bin histograms, in one go per layer
+    let member_values: Vec<Option<Values>> =
+        members.iter().map(|&(vi, li, _)| variants.get(vi).and_then(|v| layer_values(v, li).0)).collect();
+    let present: Vec<Values> = member_values.iter().flatten().copied().collect();
+    let mut computed = stats::layer_stats(&present, options.histogram_bins).into_iter();
+    let mut set_stats: Vec<Option<stats::SetStats>> =
+        member_values.iter().map(|v| v.and_then(|_| computed.next())).collect();
     let mut out = Vec::new();
-    let mut hist_sets = Vec::new();
+    let mut histograms = Vec::new();
     let mut head: Option<(String, String, u32)> = None;
-    for (vi, li, how) in reported_members(variants, row) {
+    for (i, &(vi, li, how)) in members.iter().enumerate() {
         let (Some(v), Some(layer)) = (variants.get(vi), variants.get(vi).and_then(|v| v.layers.get(li))) else {
             continue;
         };
@@ -200,13 +208,19 @@ pub fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, opti
             problems.push("weight data is unavailable (see the variant's issues)".into());
         }
         let (values, params) = layer_values(v, li);
-        let stats = values.and_then(|vals| match stats::summarize(vals) {
-            Ok(s) => Some(s),
-            Err(e) => {
+        let computed = set_stats.get_mut(i).and_then(Option::take);
+        let stats = computed.map(|c| {
+            histograms.push((out.len(), c.histogram));
+            c.summary
+        });
+        let stats = match stats {
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => {
                 problems.push(e.to_string());
                 None
             }
-        });
+            None => None,
+        };
         if let Some(s) = &stats
             && s.nan + s.inf > 0
         {
@@ -237,9 +251,6 @@ pub fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, opti
             }
             _ => None,
         };
-        if let (Some(vals), Some(s)) = (values, stats.clone()) {
-            hist_sets.push((out.len(), vals, s));
-        }
         out.push(LayerVariant {
             variant: v.spec.name.clone(),
             node: label,
@@ -255,8 +266,15 @@ pub fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, opti
         });
     }
     let histogram = options.histogram_bins.and_then(|bins| {
-        let sets: Vec<(usize, Values, &Summary)> = hist_sets.iter().map(|(i, v, s)| (*i, *v, s)).collect();
-        shared_histogram(&sets, out.len(), bins)
+        let first = histograms.iter().find_map(|(_, h)| h.as_ref())?;
+        let (lo, hi) = (first.lo, first.hi);
+        let mut counts = vec![Vec::new(); out.len()];
+        for (idx, h) in histograms {
+            if let (Some(c), Some(h)) = (counts.get_mut(idx), h) {
+                c.clone_from(&h.counts);
+            }
+        }
+        Some(SharedHistogram { lo, hi, bins, counts })
     });
     let (layer, op, depth) = head.unwrap_or_default();
     LayerReport { layer, op, depth, variants: out, histogram }

@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use super::source::{QuantCounts, Values, counted_8bit};
+use super::counted::Counted;
+use super::source::Values;
 use super::summary::Summary;
 use crate::model::tensor::ReadError;
 
@@ -34,7 +35,7 @@ impl Histogram {
 }
 
 #[allow(clippy::cast_precision_loss)]
-fn edges(lo: f64, hi: f64, bins: usize) -> Vec<f64> {
+pub(super) fn edges(lo: f64, hi: f64, bins: usize) -> Vec<f64> {
     let step = (hi - lo) / bins as f64;
     (0..=bins).map(|i| if i == bins { hi } else { lo + step * i as f64 }).collect()
 }
@@ -43,12 +44,15 @@ fn edges(lo: f64, hi: f64, bins: usize) -> Vec<f64> {
 /// a degenerate range is widened by ±0.5 as numpy does.
 #[must_use]
 pub fn shared_range<'a>(summaries: impl IntoIterator<Item = &'a Summary>) -> Option<(f64, f64)> {
+    range_of(summaries.into_iter().filter(|s| s.finite() > 0).map(|s| (s.min, s.max)))
+}
+
+/// The range covering every finite `(min, max)`, widened by ±0.5 when degenerate.
+pub(super) fn range_of(bounds: impl IntoIterator<Item = (f64, f64)>) -> Option<(f64, f64)> {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for s in summaries {
-        if s.finite() > 0 {
-            lo = lo.min(s.min);
-            hi = hi.max(s.max);
-        }
+    for (a, b) in bounds {
+        lo = lo.min(a);
+        hi = hi.max(b);
     }
     if !lo.is_finite() || !hi.is_finite() {
         return None;
@@ -66,16 +70,13 @@ pub fn shared_range<'a>(summaries: impl IntoIterator<Item = &'a Summary>) -> Opt
 /// When external data can no longer be read.
 #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 pub fn histogram(values: Values<'_>, lo: f64, hi: f64, bins: usize) -> Result<Histogram, ReadError> {
-    let mut binner = Binner::new(lo, hi, bins);
-    // 8-bit tensors: bin each distinct (channel, q) value once, with its count
-    if let Some((t, p, map)) = counted_8bit(values)
-        && let Some(counts) = QuantCounts::of(t, map)?
+    // 8-bit tensors: counts below each edge, per channel
+    if let Values::Dequantized(t, p) = values
+        && let Some(counted) = Counted::of(t, p)?
     {
-        for (v, n) in counts.values(p) {
-            binner.add(v, n);
-        }
-        return Ok(binner.finish());
+        return Ok(counted.histogram(lo, hi, bins));
     }
+    let mut binner = Binner::new(lo, hi, bins);
     values.for_each_chunk(|_, chunk| {
         for &v in chunk {
             binner.add(v, 1);
@@ -86,7 +87,7 @@ pub fn histogram(values: Values<'_>, lo: f64, hi: f64, bins: usize) -> Result<Hi
 
 /// Counts values into bins as numpy assigns them (index from the scaled offset,
 /// corrected against the actual edges).
-struct Binner {
+pub(super) struct Binner {
     lo: f64,
     hi: f64,
     edges: Vec<f64>,
@@ -98,7 +99,7 @@ struct Binner {
 
 impl Binner {
     #[allow(clippy::cast_precision_loss)]
-    fn new(lo: f64, hi: f64, bins: usize) -> Self {
+    pub(super) fn new(lo: f64, hi: f64, bins: usize) -> Self {
         let bins = bins.max(1);
         Self {
             lo,
@@ -111,17 +112,16 @@ impl Binner {
         }
     }
 
+    /// Where a finite `x` goes: its bin, −1 below the range, `bins` above it (monotone in
+    /// `x`, so values between two of the same place share it).
     #[inline]
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    fn add(&mut self, v: f32, n: u64) {
-        if !v.is_finite() {
-            self.nonfinite += n;
-            return;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
+    pub(super) fn place(&self, x: f64) -> isize {
+        if x < self.lo {
+            return -1;
         }
-        let x = f64::from(v);
-        if x < self.lo || x > self.hi {
-            self.outside += n;
-            return;
+        if x > self.hi {
+            return self.counts.len() as isize;
         }
         let last = self.counts.len() - 1;
         let mut i = (((x - self.lo) * self.norm) as usize).min(last);
@@ -130,12 +130,32 @@ impl Binner {
         } else if i < last && self.edges.get(i + 1).is_some_and(|&e| x >= e) {
             i += 1;
         }
-        if let Some(c) = self.counts.get_mut(i) {
-            *c += n;
+        i as isize
+    }
+
+    /// Adds `n` values at `place` (see [`Self::place`]).
+    #[inline]
+    pub(super) fn add_at(&mut self, place: isize, n: u64) {
+        match usize::try_from(place).ok().and_then(|i| self.counts.get_mut(i)) {
+            Some(c) => *c += n,
+            None => self.outside += n,
         }
     }
 
-    fn finish(self) -> Histogram {
+    #[inline]
+    pub(super) fn add(&mut self, v: f32, n: u64) {
+        if v.is_finite() {
+            self.add_at(self.place(f64::from(v)), n);
+        } else {
+            self.nonfinite += n;
+        }
+    }
+
+    pub(super) fn add_nonfinite(&mut self, n: u64) {
+        self.nonfinite += n;
+    }
+
+    pub(super) fn finish(self) -> Histogram {
         Histogram { lo: self.lo, hi: self.hi, counts: self.counts, outside: self.outside, nonfinite: self.nonfinite }
     }
 }

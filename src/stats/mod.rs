@@ -2,13 +2,17 @@
 //! per-channel summaries. Streamed in chunks; no Bevy.
 
 pub mod channel;
+pub mod counted;
 pub mod histogram;
+pub mod layer;
 pub mod metrics;
 pub mod source;
+mod streamed;
 pub mod summary;
 
 pub use channel::{ChannelSummary, Spread, channel_summaries, spread};
 pub use histogram::{Histogram, histogram, shared_histograms, shared_range};
+pub use layer::{SetStats, layer_stats};
 pub use metrics::{ErrorMetrics, compare};
 pub use source::Values;
 pub use summary::{Summary, summarize};

@@ -1,0 +1,544 @@
+//! Exact statistics of an 8-bit quantized tensor from how often each `(channel, q)` pair
+//! occurs: one counting pass over the raw bytes, then work per channel, not per element.
+//!
+//! Within a channel the dequantized value `(q − zp)·scale` is monotone in `q` (scale > 0,
+//! and f32 rounding keeps the order), so per-channel cumulative counts answer "how many
+//! values are ≤ v" in O(channels). Quartiles come from a search for the values at the
+//! needed ranks (interpolation, with bisection of the float's bit pattern as a fallback,
+//! until the bracket holds few `(channel, q)` slots, which are then sorted), and shared-bin
+//! histograms from the counts below each bin edge. Everything is exact: it equals what the
+//! streamed path computes over the dequantized values (tests check both against each other).
+
+use super::histogram::{Histogram, edges};
+use super::source::ChannelMap;
+use super::summary::{Moments, Summary, finish, interpolate, key, needed_ranks, unkey};
+use crate::model::DType;
+use crate::model::quant::QuantParams;
+use crate::model::tensor::{ReadError, TensorData};
+
+/// Slots per channel: one per stored byte value, in the order of `q` (int8's sign bit is
+/// flipped so that slot 0 is q = −128).
+const SLOTS: usize = 256;
+
+thread_local! {
+    /// Count tables, reused from tensor to tensor: a fresh one per tensor cost a page
+    /// fault per 4 KiB, more than counting into it.
+    static TABLES: std::cell::RefCell<Vec<Vec<u32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One channel in slot terms: slot `s` stands for the value `((s − base) as f32) · scale`.
+#[derive(Clone, Copy, Debug)]
+struct Lane {
+    scale: f32,
+    /// `offset + zero point`, so that `s − base = q − zp`.
+    base: i32,
+    /// `1 / scale`, to estimate the slot of a value.
+    inv: f64,
+    /// First and last slot holding a value.
+    first: i32,
+    last: i32,
+}
+
+impl Lane {
+    /// The dequantized value of slot `s`, exactly as `QuantParams::dequantize` computes it.
+    #[inline]
+    fn value(&self, s: i32) -> f32 {
+        (s - self.base) as f32 * self.scale
+    }
+
+    /// The last slot (clamped to `first − 1 ..= last`) whose value is below `x` (`≤ x` when
+    /// `inclusive`), compared in f64 as the histogram does.
+    #[inline]
+    #[allow(clippy::cast_possible_truncation)]
+    fn slot_below(&self, x: f64, inclusive: bool) -> i32 {
+        let est = x * self.inv + f64::from(self.base);
+        let lo = self.first - 1;
+        // truncation, not floor (a libm call on baseline x86-64): the steps below fix it
+        let mut s = if est.is_nan() { lo } else { est.clamp(f64::from(lo), f64::from(self.last)) as i32 };
+        let ok = |s: i32| {
+            let v = f64::from(self.value(s));
+            if inclusive { v <= x } else { v < x }
+        };
+        while s < self.last && ok(s + 1) {
+            s += 1;
+        }
+        while s >= self.first && !ok(s) {
+            s -= 1;
+        }
+        s
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        // keep tables up to 4 MiB (a thousand channels) for the next tensor
+        let table = std::mem::take(&mut self.cum);
+        if table.capacity() <= 1 << 20 {
+            TABLES.with(|p| p.borrow_mut().push(table));
+        }
+    }
+}
+
+/// A probed value of the rank search: how many values are ≤ it, and each channel's last
+/// slot ≤ it.
+struct Probe {
+    v: f32,
+    count: u64,
+    t: Vec<i32>,
+}
+
+/// An 8-bit tensor's dequantized values, described exactly by their per-channel counts.
+pub struct Counted {
+    lanes: Vec<Lane>,
+    /// `cum[c * SLOTS + s]`: values of channel `c` in slots up to `s` (counts turned into
+    /// running sums in place).
+    cum: Vec<u32>,
+    count: u64,
+    moments: Moments,
+}
+
+impl Counted {
+    /// Counts `t` under `p`, when the counted path applies: int8 or uint8; every scale
+    /// finite and positive with finite values at both ends of the range; at least 64 values
+    /// per channel; under 2³² values; tables no larger than twice the tensor (or 16 MiB).
+    /// `Ok(None)` otherwise (the streamed path handles every case).
+    ///
+    /// # Errors
+    /// When external data can no longer be read.
+    pub fn of(t: &TensorData, p: &QuantParams) -> Result<Option<Self>, ReadError> {
+        let Some((lanes, map, flip)) = plan(t, p) else { return Ok(None) };
+        let mut table = TABLES.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+        table.clear();
+        table.resize(lanes.len() * SLOTS, 0);
+        let counts = table.as_chunks_mut::<SLOTS>().0;
+        t.for_each_raw_chunk(|start, bytes| count_into(counts, map, start, bytes, flip))?;
+        Ok(Some(Self::from_counts(table, lanes, t.len())))
+    }
+
+    fn from_counts(mut cum: Vec<u32>, mut lanes: Vec<Lane>, count: u64) -> Self {
+        let mut m = Moments::default();
+        for (table, lane) in cum.as_chunks_mut::<SLOTS>().0.iter_mut().zip(lanes.iter_mut()) {
+            let (Some(first), Some(last)) = (table.iter().position(|&n| n > 0), table.iter().rposition(|&n| n > 0))
+            else {
+                continue;
+            };
+            let (first, last) = (i32::try_from(first).unwrap_or(0), i32::try_from(last).unwrap_or(0));
+            (lane.first, lane.last) = (first, last);
+            // moments of the f32 values as `dequantize` rounds them, shifted by a value
+            // inside the channel's range so that the one-pass sums do not cancel
+            let shift = f64::from(lane.value(i32::midpoint(first, last)));
+            let (mut s1, mut s2) = (0.0f64, 0.0f64);
+            let used = table.get(first as usize..=last as usize).unwrap_or_default();
+            for (s, &n) in (first..).zip(used) {
+                let d = f64::from(lane.value(s)) - shift;
+                let n = f64::from(n);
+                s1 += n * d;
+                s2 += n * d * d;
+            }
+            let mut acc = 0u32;
+            for n in table.iter_mut() {
+                acc += *n;
+                *n = acc;
+            }
+            let n = f64::from(acc);
+            let mean = shift + s1 / n;
+            let m2 = (s2 - s1 * s1 / n).max(0.0);
+            m.merge(u64::from(acc), mean, m2, f64::from(lane.value(first)), f64::from(lane.value(last)));
+        }
+        Self { lanes, cum, count, moments: m }
+    }
+
+    #[inline]
+    fn cum(&self, c: usize, s: i32) -> u64 {
+        // s is a slot in −1..=255: values in slots ≤ s
+        usize::try_from(s).ok().and_then(|s| self.cum.get(c * SLOTS + s)).map_or(0, |&n| u64::from(n))
+    }
+
+    fn slot_count(&self, c: usize, s: i32) -> u32 {
+        u32::try_from(self.cum(c, s) - self.cum(c, s - 1)).unwrap_or(0)
+    }
+
+    /// The finite range, when there is a value.
+    pub(super) fn bounds(&self) -> Option<(f64, f64)> {
+        (self.moments.n > 0).then_some((self.moments.min, self.moments.max))
+    }
+
+    /// The summary (exact quartiles included).
+    #[must_use]
+    pub fn summary(&self) -> Summary {
+        let m = self.moments;
+        if m.n == 0 {
+            return finish(self.count, 0, 0, m, [f64::NAN; 3]);
+        }
+        let ranks = needed_ranks(m.n);
+        let values = self.values_at(&ranks);
+        let value_of =
+            |r: u64| ranks.iter().position(|&x| x == r).and_then(|i| values.get(i)).map_or(f64::NAN, |&v| f64::from(v));
+        let q = [0.25, 0.5, 0.75].map(|p| interpolate(m.n, p, value_of));
+        finish(self.count, 0, 0, m, q)
+    }
+
+    /// Counts the values into `bins` bins over `[lo, hi]`, as [`super::histogram`] assigns
+    /// them: per channel, the number of values below each edge.
+    #[must_use]
+    pub fn histogram(&self, lo: f64, hi: f64, bins: usize) -> Histogram {
+        let bins = bins.max(1);
+        let edges = edges(lo, hi, bins);
+        // below[j]: values < edges[j]; whole channels past an edge are added to `all_from`
+        // at the first edge above them and accumulated after the loop
+        let mut below = vec![0u64; bins + 1];
+        let mut all_from = vec![0u64; bins + 2];
+        let mut up_to_hi = 0u64;
+        for (c, lane) in self.lanes.iter().enumerate() {
+            let (vmin, vmax) = (f64::from(lane.value(lane.first)), f64::from(lane.value(lane.last)));
+            let total = self.cum(c, lane.last);
+            let j0 = edges.partition_point(|&e| e <= vmin);
+            let j1 = edges.partition_point(|&e| e <= vmax);
+            for (j, &e) in edges.iter().enumerate().take(j1).skip(j0) {
+                if let Some(b) = below.get_mut(j) {
+                    *b += self.cum(c, lane.slot_below(e, false));
+                }
+            }
+            if let Some(a) = all_from.get_mut(j1) {
+                *a += total;
+            }
+            up_to_hi += if hi >= vmax {
+                total
+            } else if hi < vmin {
+                0
+            } else {
+                self.cum(c, lane.slot_below(hi, true))
+            };
+        }
+        let mut run = 0u64;
+        for (b, a) in below.iter_mut().zip(&all_from) {
+            run += a;
+            *b += run;
+        }
+        let mut counts: Vec<u64> = below.windows(2).map(|w| w[1] - w[0]).collect();
+        if let (Some(last), Some(&from)) = (counts.last_mut(), below.get(bins - 1)) {
+            *last = up_to_hi.saturating_sub(from);
+        }
+        let inside = up_to_hi.saturating_sub(below.first().copied().unwrap_or(0));
+        Histogram { lo, hi, counts, outside: self.moments.n - inside, nonfinite: 0 }
+    }
+
+    /// The values at the sorted ranks `ranks` (each below the number of values).
+    fn values_at(&self, ranks: &[u64]) -> Vec<f32> {
+        let mut out = vec![f32::NAN; ranks.len()];
+        let mut probes = Vec::new();
+        let mut i = 0;
+        while let Some(&r) = ranks.get(i) {
+            let (mut before, pairs) = self.bracket(r, &mut probes);
+            let start = i;
+            let mut k = 0;
+            while let Some(&r) = ranks.get(i) {
+                while let Some(&(_, n)) = pairs.get(k)
+                    && before + u64::from(n) <= r
+                {
+                    before += u64::from(n);
+                    k += 1;
+                }
+                let Some(&(v, _)) = pairs.get(k) else { break };
+                if let Some(o) = out.get_mut(i) {
+                    *o = v;
+                }
+                i += 1;
+            }
+            if i == start {
+                i += 1; // cannot happen (the bracket holds rank r); never loop forever
+            }
+        }
+        out
+    }
+
+    /// Narrows `(lo, hi]` until it holds rank `r` and few slots; returns the number of
+    /// values ≤ lo and the bracket's `(value, count)` pairs in ascending order.
+    ///
+    /// Each probe counts the values ≤ v in every channel; the bracket's ends are then
+    /// snapped to the nearest values the channels can hold, so that a value shared by many
+    /// channels (0 = the zero point, often the median) ends the search at once. Probes
+    /// interpolate on the counts (Illinois-weighted, so that one end does not stall) and
+    /// bisect the float's bit pattern after a poor step, so the search always converges.
+    fn bracket(&self, r: u64, probes: &mut Vec<Probe>) -> (u64, Vec<(f32, u32)>) {
+        let m = self.moments;
+        // the tightest bracket among earlier probes (other ranks' searches), else the
+        // value just below the minimum (nothing ≤ it) and the maximum (everything)
+        let lo = probes.iter().filter(|p| p.count <= r).max_by(|a, b| a.v.total_cmp(&b.v));
+        let hi = probes.iter().filter(|p| p.count > r).min_by(|a, b| a.v.total_cmp(&b.v));
+        #[allow(clippy::cast_possible_truncation)]
+        let (mut lo_v, mut c_lo, mut lo_t) = match lo {
+            Some(p) => (p.v, p.count, p.t.clone()),
+            None => (unkey(key(m.min as f32).wrapping_sub(1)), 0, self.lanes.iter().map(|l| l.first - 1).collect()),
+        };
+        #[allow(clippy::cast_possible_truncation)]
+        let (mut hi_v, mut c_hi, mut hi_t) = match hi {
+            Some(p) => (p.v, p.count, p.t.clone()),
+            None => (m.max as f32, m.n, self.lanes.iter().map(|l| l.last).collect()),
+        };
+        let limit = 64;
+        let mut slots: u64 = hi_t.iter().zip(&lo_t).map(|(h, l)| u64::try_from(h - l).unwrap_or(0)).sum();
+        let (mut bisect, mut moved, mut w_lo, mut w_hi) = (false, 0i8, 1.0f64, 1.0f64);
+        let target = r as f64 + 0.5;
+        // the first guess from the moments (quartiles of a bell: mean ± 0.67 σ)
+        let mut first_guess =
+            probes.is_empty().then(|| m.mean + (m.m2 / m.n as f64).sqrt() * ((target / m.n as f64) - 0.5) * 2.7);
+        loop {
+            let (klo, khi) = (key(lo_v), key(hi_v));
+            if slots <= limit || khi <= klo.saturating_add(1) {
+                break;
+            }
+            let (g_lo, g_hi) = ((c_lo as f64 - target) * w_lo, (c_hi as f64 - target) * w_hi);
+            let guess = first_guess
+                .take()
+                .unwrap_or_else(|| f64::from(lo_v) + (f64::from(hi_v) - f64::from(lo_v)) * (-g_lo / (g_hi - g_lo)));
+            #[allow(clippy::cast_possible_truncation)]
+            let k = if bisect || !guess.is_finite() {
+                klo + (khi - klo) / 2
+            } else {
+                key(guess as f32).clamp(klo + 1, khi - 1)
+            };
+            let v = unkey(k);
+            let mut t = Vec::with_capacity(self.lanes.len());
+            let (mut cnt, mut below, mut above) = (0u64, f32::NEG_INFINITY, f32::INFINITY);
+            for (c, lane) in self.lanes.iter().enumerate() {
+                let s = lane.slot_below(f64::from(v), true);
+                t.push(s);
+                cnt += self.cum(c, s);
+                if s >= lane.first {
+                    below = below.max(lane.value(s));
+                }
+                if s < lane.last {
+                    above = above.min(lane.value(s + 1));
+                }
+            }
+            let before = slots;
+            if cnt <= r {
+                // nothing lies between v and the next value a channel can hold
+                lo_v = if above.is_finite() { unkey(key(above) - 1).max(v) } else { v };
+                (c_lo, lo_t) = (cnt, t);
+                (w_lo, w_hi) = (1.0, if moved < 0 { w_hi * 0.5 } else { w_hi });
+                moved = -1;
+                probes.push(Probe { v: lo_v, count: c_lo, t: lo_t.clone() });
+            } else {
+                hi_v = if below.is_finite() { below.min(v) } else { v };
+                (c_hi, hi_t) = (cnt, t);
+                (w_hi, w_lo) = (1.0, if moved > 0 { w_lo * 0.5 } else { w_lo });
+                moved = 1;
+                probes.push(Probe { v: hi_v, count: c_hi, t: hi_t.clone() });
+            }
+            slots = hi_t.iter().zip(&lo_t).map(|(h, l)| u64::try_from(h - l).unwrap_or(0)).sum();
+            // a poor step (the bracket kept over half its slots) is followed by a bisection
+            bisect = !bisect && slots * 2 > before;
+        }
+        let mut pairs = Vec::with_capacity(usize::try_from(slots).unwrap_or(0));
+        for (c, (lane, (&l, &h))) in self.lanes.iter().zip(lo_t.iter().zip(&hi_t)).enumerate() {
+            for s in l + 1..=h {
+                let k = self.slot_count(c, s);
+                if k > 0 {
+                    pairs.push((lane.value(s), k));
+                }
+            }
+        }
+        pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        (c_lo, pairs)
+    }
+}
+
+/// The lanes, channel map and sign flip of `t` under `p`, when the counted path applies.
+fn plan(t: &TensorData, p: &QuantParams) -> Option<(Vec<Lane>, ChannelMap, u8)> {
+    let (offset, flip) = match t.dtype {
+        DType::Int8 => (128, 0x80),
+        DType::Uint8 => (0, 0),
+        _ => return None,
+    };
+    let map = ChannelMap::new(&t.shape, p);
+    let (n, channels) = (t.len(), map.channels() as u64);
+    let table_bytes = channels * SLOTS as u64 * 4;
+    if n < 64 * channels || n > u64::from(u32::MAX) || table_bytes > (2 * n).max(16 << 20) {
+        return None;
+    }
+    let lanes = (0..map.channels())
+        .map(|c| {
+            let (scale, zp) = p.channel(c);
+            let ok = scale.is_finite() && scale > 0.0 && zp.abs() <= 1 << 16;
+            let lane = Lane { scale, base: offset + zp, inv: 1.0 / f64::from(scale), first: 0, last: -1 };
+            (ok && lane.value(0).is_finite() && lane.value(255).is_finite()).then_some(lane)
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((lanes, map, flip))
+}
+
+/// Counts one raw chunk (starting at element `start`) into the per-channel tables.
+fn count_into(tables: &mut [[u32; SLOTS]], map: ChannelMap, start: usize, bytes: &[u8], flip: u8) {
+    let channels = tables.len().max(1);
+    match map.inner() {
+        0 => {
+            if let Some(t) = tables.first_mut() {
+                count_run(t, bytes, flip);
+            }
+        }
+        1 => {
+            // one channel per element (e.g. MatMul weights along axis 1): whole rows zip
+            // with the tables, no channel arithmetic per element
+            let c = start % channels;
+            let (head, rest) = bytes.split_at((channels - c).min(bytes.len()) * usize::from(c != 0));
+            for (t, &b) in tables.get_mut(c..).unwrap_or_default().iter_mut().zip(head) {
+                t[usize::from(b ^ flip)] += 1;
+            }
+            let mut rows = rest.chunks_exact(channels);
+            for row in &mut rows {
+                for (t, &b) in tables.iter_mut().zip(row) {
+                    t[usize::from(b ^ flip)] += 1;
+                }
+            }
+            for (t, &b) in tables.iter_mut().zip(rows.remainder()) {
+                t[usize::from(b ^ flip)] += 1;
+            }
+        }
+        inner => {
+            let (mut c, mut r) = ((start / inner) % channels, start % inner);
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                let (run, tail) = rest.split_at((inner - r).min(rest.len()));
+                if let Some(t) = tables.get_mut(c) {
+                    count_run(t, run, flip);
+                }
+                (rest, r) = (tail, 0);
+                c = if c + 1 == channels { 0 } else { c + 1 };
+            }
+        }
+    }
+}
+
+/// Counts a run of one channel; long runs into four interleaved tables, so that repeats
+/// of one value do not wait on each other's increment.
+fn count_run(t: &mut [u32; SLOTS], run: &[u8], flip: u8) {
+    if run.len() < 4096 {
+        for &b in run {
+            t[usize::from(b ^ flip)] += 1;
+        }
+        return;
+    }
+    let mut w = [[0u32; SLOTS]; 3];
+    let mut quads = run.chunks_exact(4);
+    for q in &mut quads {
+        if let &[a, b, c, d] = q {
+            t[usize::from(a ^ flip)] += 1;
+            w[0][usize::from(b ^ flip)] += 1;
+            w[1][usize::from(c ^ flip)] += 1;
+            w[2][usize::from(d ^ flip)] += 1;
+        }
+    }
+    for &b in quads.remainder() {
+        t[usize::from(b ^ flip)] += 1;
+    }
+    for (i, x) in t.iter_mut().enumerate() {
+        *x += w[0][i] + w[1][i] + w[2][i];
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::cast_possible_wrap)]
+mod tests {
+    use super::*;
+    use crate::model::TensorBytes;
+    use crate::stats::Values;
+
+    fn params(dtype: DType, scale: Vec<f32>, zero_point: Vec<i32>, axis: Option<usize>) -> QuantParams {
+        QuantParams {
+            scale,
+            zero_point,
+            axis,
+            dtype,
+            zero_point_dtype: Some(dtype),
+            scale_tensor: None,
+            zero_point_tensor: None,
+        }
+    }
+
+    /// Bytes with a bell-shaped spread (sums of three uniforms), like quantized weights.
+    fn bell(n: usize, seed: u64) -> Vec<u8> {
+        let mut s = seed;
+        let mut next = move || {
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (s >> 56) as u32
+        };
+        (0..n).map(|_| ((next() + next() + next()) / 3) as u8).collect()
+    }
+
+    #[test]
+    fn counts_match_the_streamed_dequantized_values() {
+        // every channel layout: per tensor, inner 1 (axis = last), short and long runs
+        let cases: Vec<(Vec<u64>, Option<usize>)> = vec![
+            (vec![300, 17], None),
+            (vec![400, 37], Some(1)),
+            (vec![600, 5, 3], Some(1)),
+            (vec![9, 5000], Some(0)),
+            (vec![2, 3, 30_000], Some(1)),
+            // several raw chunks, the second starting inside a row / a run
+            (vec![1000, 301], Some(1)),
+            (vec![40, 1000, 7], Some(1)),
+        ];
+        for (dtype, seed) in [(DType::Int8, 1u64), (DType::Uint8, 2)] {
+            for (shape, axis) in &cases {
+                let n: u64 = shape.iter().product();
+                let channels = axis.map_or(1, |a| shape[a] as usize);
+                let scale: Vec<f32> = (0..channels).map(|c| 0.003 + 0.0007 * c as f32).collect();
+                let zp: Vec<i32> = (0..channels).map(|c| (c % 5) as i32 * 3 - 4).collect();
+                let p = params(dtype, scale, zp, *axis);
+                let t =
+                    TensorData { dtype, shape: shape.clone(), bytes: TensorBytes::from_vec(bell(n as usize, seed)) };
+                let counted = Counted::of(&t, &p).unwrap().expect("counted path applies");
+                let mut plain = Vec::new();
+                Values::Dequantized(&t, &p).for_each_chunk(|_, c| plain.extend_from_slice(c)).unwrap();
+                let (fast, slow) = (counted.summary(), crate::stats::summarize(Values::Slice(&plain)).unwrap());
+                assert_eq!(
+                    (fast.count, fast.min, fast.max, fast.q25, fast.q50, fast.q75),
+                    (slow.count, slow.min, slow.max, slow.q25, slow.q50, slow.q75),
+                    "{dtype:?} {shape:?}"
+                );
+                assert!((fast.mean - slow.mean).abs() <= 1e-9 * slow.std, "{dtype:?} {shape:?} mean");
+                assert!((fast.std - slow.std).abs() <= 1e-9 * slow.std, "{dtype:?} {shape:?} std");
+                // bins over a wider, a narrower and an offset range: edges inside channels
+                for (lo, hi, bins) in [
+                    (slow.min - 0.01, slow.max + 0.02, 64),
+                    (slow.q25, slow.q75, 7),
+                    (slow.min, slow.max, 1),
+                    (slow.mean, slow.max * 3.0, 100),
+                ] {
+                    let fast = counted.histogram(lo, hi, bins);
+                    let slow = crate::stats::histogram(Values::Slice(&plain), lo, hi, bins).unwrap();
+                    assert_eq!(fast, slow, "{dtype:?} {shape:?} [{lo}, {hi}] / {bins}");
+                    assert_eq!(fast.total() + fast.outside, n);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unusable_parameters_leave_it_to_the_streamed_path() {
+        let t = TensorData { dtype: DType::Int8, shape: vec![64, 4], bytes: TensorBytes::from_vec(bell(256, 3)) };
+        for scale in [0.0, -0.5, f32::NAN, f32::INFINITY, 3e38] {
+            let p = params(DType::Int8, vec![scale], vec![0], None);
+            assert!(Counted::of(&t, &p).unwrap().is_none(), "scale {scale}");
+        }
+        // too few values per channel: the table would outweigh the tensor
+        let p = params(DType::Int8, vec![0.1; 4], vec![0; 4], Some(1));
+        let small = TensorData { dtype: DType::Int8, shape: vec![8, 4], bytes: TensorBytes::from_vec(bell(32, 3)) };
+        assert!(Counted::of(&small, &p).unwrap().is_none());
+        assert!(Counted::of(&t, &p).unwrap().is_some());
+    }
+
+    #[test]
+    fn constant_and_two_valued_tensors() {
+        let p = params(DType::Uint8, vec![0.25], vec![3], None);
+        for bytes in [vec![7u8; 1000], (0..1000).map(|i| if i % 3 == 0 { 0 } else { 255 }).collect()] {
+            let t = TensorData { dtype: DType::Uint8, shape: vec![1000], bytes: TensorBytes::from_vec(bytes) };
+            let s = Counted::of(&t, &p).unwrap().unwrap().summary();
+            let plain = t.to_f32_vec().unwrap().iter().map(|&q| p.dequantize(q, 0)).collect::<Vec<_>>();
+            let slow = crate::stats::summarize(Values::Slice(&plain)).unwrap();
+            assert_eq!((s.min, s.max, s.q25, s.q50, s.q75), (slow.min, slow.max, slow.q25, slow.q50, slow.q75));
+        }
+    }
+}

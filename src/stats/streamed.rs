@@ -1,0 +1,336 @@
+//! Exact summary and histogram of any values, in two streaming passes and bounded memory.
+//!
+//! The first pass gathers count, NaN/Inf, moments and range, and counts the finite values
+//! by the top 16 bits of an order-preserving integer key (a coarse histogram whose
+//! buckets are 1/128 of an octave wide). The second pass only looks at values in the few
+//! buckets that matter: those holding a needed order statistic (whose low key bits are
+//! kept to pick the exact value) and those straddling a histogram edge (binned one by
+//! one). Every other bucket lies inside one histogram bin and is added whole. A few
+//! values (≤ 4096) are instead kept as keys and selected directly.
+
+use std::cell::RefCell;
+
+use super::histogram::{Binner, Histogram};
+use super::source::Values;
+use super::summary::{Moments, QUARTILES, Summary, finish, interpolate, key, needed_ranks, unkey};
+use crate::model::tensor::ReadError;
+
+/// Buckets of the coarse key histogram (the top 16 bits of a key).
+const BUCKETS: usize = 1 << 16;
+/// Up to this many values, quartiles come from selection over a copy of the keys.
+pub(super) const FEW: u64 = 1 << 12;
+
+/// Per-thread tables, reused from tensor to tensor (allocating and zeroing 640 KiB for
+/// every tensor cost more than the pass over a small one) and left zeroed after use.
+struct Scratch {
+    coarse: Box<[u64; BUCKETS]>,
+    /// Bucket → what the second pass does there: 0 nothing; bit 15 bin each value;
+    /// low bits `i + 1`: keep its low key bits in `Refine` list `i`.
+    role: Box<[u16; BUCKETS]>,
+}
+
+const BIN_EACH: u16 = 1 << 15;
+
+thread_local! {
+    static POOL: RefCell<Vec<Scratch>> = const { RefCell::new(Vec::new()) };
+}
+
+fn take_scratch() -> Scratch {
+    POOL.with(|p| p.borrow_mut().pop()).unwrap_or_else(|| Scratch { coarse: zeroed(), role: zeroed() })
+}
+
+/// A zeroed table on the heap (never on the stack: 512 KiB).
+#[allow(clippy::unnecessary_box_returns)]
+fn zeroed<T: Copy + Default, const N: usize>() -> Box<[T; N]> {
+    match vec![T::default(); N].into_boxed_slice().try_into() {
+        Ok(table) => table,
+        Err(_) => unreachable!("a boxed slice of N elements converts to [T; N]"),
+    }
+}
+
+/// The low key bits of the values in one needed bucket: a list while short, counts once
+/// long (so that memory stays bounded when one value fills a whole tensor).
+enum Refine {
+    Keys(Vec<u16>),
+    Counts(Vec<u64>),
+}
+
+impl Refine {
+    #[inline]
+    fn add(&mut self, low: u16) {
+        match self {
+            Self::Keys(k) if k.len() < BUCKETS => k.push(low),
+            Self::Keys(k) => {
+                let mut counts = vec![0u64; BUCKETS];
+                for &l in k.iter() {
+                    if let Some(c) = counts.get_mut(usize::from(l)) {
+                        *c += 1;
+                    }
+                }
+                if let Some(c) = counts.get_mut(usize::from(low)) {
+                    *c += 1;
+                }
+                *self = Self::Counts(counts);
+            }
+            Self::Counts(c) => {
+                if let Some(c) = c.get_mut(usize::from(low)) {
+                    *c += 1;
+                }
+            }
+        }
+    }
+
+    /// The low bits of the `within`-th smallest value (the list sorted first).
+    fn nth(&mut self, within: u64) -> Option<u16> {
+        match self {
+            Self::Keys(k) => {
+                k.sort_unstable();
+                k.get(usize::try_from(within).ok()?).copied()
+            }
+            Self::Counts(c) => {
+                let mut left = within;
+                for (low, &n) in c.iter().enumerate() {
+                    if left < n {
+                        return u16::try_from(low).ok();
+                    }
+                    left -= n;
+                }
+                None
+            }
+        }
+    }
+}
+
+/// The state after the first pass.
+pub(super) struct Streamed<'a> {
+    values: Values<'a>,
+    count: u64,
+    nan: u64,
+    inf: u64,
+    m: Moments,
+    /// All finite keys, when there are few values.
+    keys: Option<Vec<u32>>,
+    scratch: Option<Scratch>,
+}
+
+impl Drop for Streamed<'_> {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.scratch.take() {
+            // only the buckets between the minimum and the maximum were touched
+            if self.m.n > 0 {
+                #[allow(clippy::cast_possible_truncation)]
+                let (a, b) = ((key(self.m.min as f32) >> 16) as usize, (key(self.m.max as f32) >> 16) as usize);
+                if let (Some(c), Some(r)) = (s.coarse.get_mut(a..=b), s.role.get_mut(a..=b)) {
+                    c.fill(0);
+                    r.fill(0);
+                }
+            }
+            POOL.with(|p| p.borrow_mut().push(s));
+        }
+    }
+}
+
+impl<'a> Streamed<'a> {
+    /// The first pass over `values`.
+    ///
+    /// # Errors
+    /// When external data can no longer be read.
+    #[allow(clippy::cast_precision_loss)]
+    pub(super) fn first_pass(values: Values<'a>, few: u64) -> Result<Self, ReadError> {
+        let count = values.len();
+        let (mut nan, mut inf) = (0u64, 0u64);
+        let mut m = Moments::default();
+        let mut keys = (count <= few).then(|| Vec::with_capacity(usize::try_from(count).unwrap_or(0)));
+        let mut scratch = keys.is_none().then(take_scratch);
+        let mut finite_buf: Vec<f32> = Vec::new();
+        let result = values.for_each_chunk(|_, chunk| {
+            // the common case (all finite) runs over the chunk itself, in loops the
+            // compiler vectorises; otherwise over a copy of its finite values
+            let chunk = if chunk.iter().all(|v| v.is_finite()) {
+                chunk
+            } else {
+                finite_buf.clear();
+                for &v in chunk {
+                    if v.is_finite() {
+                        finite_buf.push(v);
+                    } else if v.is_nan() {
+                        nan += 1;
+                    } else {
+                        inf += 1;
+                    }
+                }
+                &finite_buf
+            };
+            if chunk.is_empty() {
+                return;
+            }
+            let n = chunk.len() as u64;
+            let sum = lane_sum(chunk, f64::from);
+            let (lo, hi) = chunk.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            match (keys.as_mut(), scratch.as_mut()) {
+                (Some(keys), _) => keys.extend(chunk.iter().map(|&v| key(v))),
+                (None, Some(s)) => {
+                    for &v in chunk {
+                        s.coarse[(key(v) >> 16) as usize] += 1;
+                    }
+                }
+                (None, None) => {}
+            }
+            let mean = sum / n as f64;
+            let m2 = lane_sum(chunk, |v| (f64::from(v) - mean).powi(2));
+            m.merge(n, mean, m2, f64::from(lo), f64::from(hi));
+        });
+        let out = Self { values, count, nan, inf, m, keys, scratch };
+        result.map(|()| out)
+    }
+
+    /// The finite range, when there is a finite value.
+    pub(super) fn bounds(&self) -> Option<(f64, f64)> {
+        (self.m.n > 0).then_some((self.m.min, self.m.max))
+    }
+
+    /// The summary and, for `bins = Some((lo, hi, bins))`, the histogram (a second pass
+    /// unless the values were few).
+    ///
+    /// # Errors
+    /// When external data can no longer be read.
+    pub(super) fn finish(mut self, bins: Option<(f64, f64, usize)>) -> Result<(Summary, Option<Histogram>), ReadError> {
+        let (count, nan, inf, m) = (self.count, self.nan, self.inf, self.m);
+        let mut binner = bins.map(|(lo, hi, bins)| Binner::new(lo, hi, bins));
+        if let Some(b) = binner.as_mut() {
+            b.add_nonfinite(nan + inf);
+        }
+        let histogram = |binner: Option<Binner>| binner.map(Binner::finish);
+        if m.n == 0 {
+            return Ok((finish(count, nan, inf, m, [f64::NAN; 3]), histogram(binner)));
+        }
+        if let Some(keys) = self.keys.take() {
+            if let Some(b) = binner.as_mut() {
+                for &k in &keys {
+                    b.add(unkey(k), 1);
+                }
+            }
+            let q = select_quartiles(keys, m.n);
+            return Ok((finish(count, nan, inf, m, q), histogram(binner)));
+        }
+        let Some(scratch) = self.scratch.as_mut() else {
+            return Ok((finish(count, nan, inf, m, [f64::NAN; 3]), histogram(binner)));
+        };
+        #[allow(clippy::cast_possible_truncation)]
+        let (first, last) = ((key(m.min as f32) >> 16) as usize, (key(m.max as f32) >> 16) as usize);
+        // the bucket of each needed rank, and the rank within it
+        let mut located: Vec<(u64, u32, usize, u64)> = Vec::new();
+        let mut refine: Vec<Refine> = Vec::new();
+        let (mut before, mut bucket) = (0u64, first);
+        for r in needed_ranks(m.n) {
+            while bucket < last && before + scratch.coarse[bucket & (BUCKETS - 1)] <= r {
+                before += scratch.coarse[bucket & (BUCKETS - 1)];
+                bucket += 1;
+            }
+            let role = &mut scratch.role[bucket & (BUCKETS - 1)];
+            if *role & !BIN_EACH == 0 {
+                refine.push(Refine::Keys(Vec::new()));
+                *role |= u16::try_from(refine.len()).unwrap_or(0);
+            }
+            let list = usize::from(*role & !BIN_EACH) - 1;
+            located.push((r, u32::try_from(bucket).unwrap_or(0), list, r - before));
+        }
+        // whole buckets inside one bin are added at once; the others are binned per value
+        if let Some(b) = binner.as_mut() {
+            for k in first..=last {
+                let n = scratch.coarse[k & (BUCKETS - 1)];
+                if n == 0 {
+                    continue;
+                }
+                let k = u32::try_from(k).unwrap_or(0) << 16;
+                let (a, z) = (f64::from(unkey(k)).max(m.min), f64::from(unkey(k | 0xffff)).min(m.max));
+                let place = b.place(a);
+                if place == b.place(z) {
+                    b.add_at(place, n);
+                } else {
+                    scratch.role[(k >> 16) as usize] |= BIN_EACH;
+                }
+            }
+        }
+        let role = &scratch.role;
+        self.values.for_each_chunk(|_, chunk| {
+            for &v in chunk {
+                let k = key(v);
+                let r = role[(k >> 16) as usize];
+                if r == 0 {
+                    continue;
+                }
+                if r & BIN_EACH != 0
+                    && let Some(b) = binner.as_mut()
+                {
+                    b.add(v, 1);
+                }
+                if let Some(list) = refine.get_mut(usize::from(r & !BIN_EACH).wrapping_sub(1)) {
+                    #[allow(clippy::cast_possible_truncation)]
+                    list.add(k as u16);
+                }
+            }
+        })?;
+        let mut found = Vec::with_capacity(located.len());
+        for &(r, bucket, list, within) in &located {
+            let low = refine.get_mut(list).and_then(|l| l.nth(within));
+            found.push((r, low.map(|l| unkey((bucket << 16) | u32::from(l)))));
+        }
+        let value_of = |r: u64| found.iter().find(|x| x.0 == r).and_then(|x| x.1).map_or(f64::NAN, f64::from);
+        let q = QUARTILES.map(|p| interpolate(m.n, p, value_of));
+        Ok((finish(count, nan, inf, m, q), histogram(binner)))
+    }
+}
+
+/// `Σ f(v)` in f64 over eight independent partial sums (so that the additions pipeline
+/// and vectorise instead of waiting on one another).
+#[inline]
+pub(super) fn lane_sum(values: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let mut lanes = values.chunks_exact(8);
+    for c in &mut lanes {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
+        }
+    }
+    let tail: f64 = lanes.remainder().iter().map(|&v| f(v)).sum();
+    acc.iter().sum::<f64>() + tail
+}
+
+/// Quartiles of the finite keys by selection: the median first, then the quartiles in
+/// each half; an upper neighbour is the minimum of what lies above its order statistic.
+#[allow(clippy::cast_possible_truncation)]
+fn select_quartiles(mut keys: Vec<u32>, n: u64) -> [f64; 3] {
+    let ranks: Vec<usize> = QUARTILES.iter().map(|&p| needed_lo(n, p)).collect();
+    let (r0, mid, r2) = (ranks[0], ranks[1], ranks[2]);
+    keys.select_nth_unstable(mid);
+    if r0 < mid
+        && let Some(left) = keys.get_mut(..mid)
+    {
+        left.select_nth_unstable(r0);
+    }
+    if r2 > mid
+        && let Some(right) = keys.get_mut(mid + 1..)
+        && r2 - mid - 1 < right.len()
+    {
+        right.select_nth_unstable(r2 - mid - 1);
+    }
+    let selected = [r0, mid, r2];
+    let value_of = |r: u64| -> f64 {
+        let r = r as usize;
+        if selected.contains(&r) {
+            return keys.get(r).map_or(f64::NAN, |&x| f64::from(unkey(x)));
+        }
+        // r is one past a selected rank: the smallest key up to the next selected one
+        let next = selected.iter().find(|&&s| s >= r).copied().unwrap_or(keys.len() - 1);
+        keys.get(r..=next.max(r).min(keys.len() - 1))
+            .and_then(|s| s.iter().min())
+            .map_or(f64::NAN, |&x| f64::from(unkey(x)))
+    };
+    QUARTILES.map(|p| interpolate(n, p, value_of))
+}
+
+#[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn needed_lo(n: u64, p: f64) -> usize {
+    (p * (n - 1) as f64).floor() as usize
+}
