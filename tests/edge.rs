@@ -290,3 +290,30 @@ fn rebinning_a_row_equals_computing_it_at_that_bin_count() {
     }
     assert_eq!(compared, 10, "every resnet8 layer");
 }
+
+#[test]
+fn mapped_files_give_the_same_report_as_read_ones() {
+    use quantlens::model::variants::{discover, load_variants_with};
+    use quantlens::model::{Access, FileBytes};
+    let specs = discover(&data("resnet8")).unwrap();
+    let load = |access| -> Vec<_> { load_variants_with(&specs, access).into_iter().map(Result::unwrap).collect() };
+    let (read, mapped) = (load(Access::Read), load(Access::Map));
+    // (payloads decoded from typed protobuf fields are owned either way)
+    let mapped_payloads = |v: &quantlens::model::Variant| {
+        v.model
+            .graph
+            .tensors
+            .iter()
+            .filter_map(|t| t.data.as_ref())
+            .filter(|d| match &d.bytes {
+                TensorBytes::Memory { buf, .. } => matches!(**buf, FileBytes::Mapped(_)),
+                TensorBytes::External { .. } => false,
+            })
+            .count()
+    };
+    assert!(mapped.iter().all(|v| mapped_payloads(v) >= 20), "initializers are ranges of the mapped file");
+    assert!(read.iter().all(|v| mapped_payloads(v) == 0));
+    let options = ReportOptions { histogram_bins: Some(32) };
+    let json = |v: &[quantlens::model::Variant]| serde_json::to_string(&build_report(v, options).layers).unwrap();
+    assert_eq!(json(&read), json(&mapped));
+}

@@ -105,11 +105,14 @@ fn transformer_matches_golden_values() {
 fn qoperator_weights_match_golden_values() {
     let gold = golden();
     for (file, entries) in gold["qoperator"].as_object().unwrap() {
-        let v = quantlens::model::variants::load_variant(&quantlens::model::VariantSpec {
-            name: "q".into(),
-            kind: quantlens::model::VariantKind::Other,
-            path: data(file),
-        })
+        let v = quantlens::model::variants::load_variant(
+            &quantlens::model::VariantSpec {
+                name: "q".into(),
+                kind: quantlens::model::VariantKind::Other,
+                path: data(file),
+            },
+            quantlens::model::Access::Map,
+        )
         .unwrap();
         for e in entries.as_array().unwrap() {
             let (p, q) = params(&v, e["weight_q"].as_str().unwrap());

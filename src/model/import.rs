@@ -10,7 +10,7 @@ use tract_onnx::pb;
 
 use super::dtype::DType;
 use super::graph::{AttrValue, Attribute, Dim, Graph, Issue, Node, NodeId, Severity, Tensor, TensorId, TensorKind};
-use super::tensor::{TensorBytes, TensorData};
+use super::tensor::{FileBytes, TensorBytes, TensorData};
 
 /// Why a model file could not be opened at all. Per-tensor problems are [`Issue`]s instead.
 #[derive(Debug, thiserror::Error)]
@@ -39,12 +39,34 @@ pub struct Model {
     pub topo_order: Vec<NodeId>,
 }
 
-/// Loads `path`: the file is read once, decoded with tract-onnx's protobuf types, and the
-/// initializer payloads stay ranges of that buffer (or of external files, streamed later).
+/// How a model file's bytes are brought into memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Access {
+    /// Read whole into a buffer the model owns (the window's choice: a file rewritten or
+    /// truncated while it is open cannot touch what was loaded).
+    #[default]
+    Read,
+    /// Memory-mapped: nothing copied, pages come from the page cache as statistics touch
+    /// them (the command line's choice: a short-lived process; the file must not be
+    /// truncated while it runs). Falls back to reading when mapping fails.
+    Map,
+}
+
+/// Loads `path` (read into memory): the file is read once, decoded with tract-onnx's
+/// protobuf types, and the initializer payloads stay ranges of that buffer (or of
+/// external files, streamed later).
 ///
 /// # Errors
 /// When the file cannot be read or is not a usable ONNX model.
 pub fn load_model(path: &Path) -> Result<Model, ImportError> {
+    load_model_with(path, Access::Read)
+}
+
+/// Loads `path` with the given [`Access`].
+///
+/// # Errors
+/// When the file cannot be read or is not a usable ONNX model.
+pub fn load_model_with(path: &Path, access: Access) -> Result<Model, ImportError> {
     let io = |source| ImportError::Io { path: path.to_path_buf(), source };
     let meta = std::fs::metadata(path).map_err(io)?;
     if !meta.is_file() {
@@ -53,8 +75,24 @@ pub fn load_model(path: &Path) -> Result<Model, ImportError> {
     if meta.len() == 0 {
         return Err(ImportError::Empty(path.to_path_buf()));
     }
-    let bytes = std::fs::read(path).map_err(io)?;
-    model_from_vec(bytes, path)
+    let bytes = match access {
+        Access::Map => map_file(path).map_or_else(|| std::fs::read(path).map(FileBytes::Owned), Ok),
+        Access::Read => std::fs::read(path).map(FileBytes::Owned),
+    }
+    .map_err(io)?;
+    model_from_buffer(bytes, path)
+}
+
+/// Maps `path` read-only, or `None` when it cannot be mapped.
+#[allow(unsafe_code)]
+fn map_file(path: &Path) -> Option<FileBytes> {
+    let file = std::fs::File::open(path).ok()?;
+    // SAFETY: the map is read-only and nothing here writes through it; memmap2's one
+    // requirement is that the file is not modified or truncated while mapped, which
+    // `Access::Map` documents as its caller's condition (the command line maps, the
+    // window reads).
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    Some(FileBytes::Mapped(map))
 }
 
 /// Decodes a model from bytes already in memory (tests, fuzzing, embedded files); `path`
@@ -63,13 +101,13 @@ pub fn load_model(path: &Path) -> Result<Model, ImportError> {
 /// # Errors
 /// When the bytes are not a usable ONNX model.
 pub fn model_from_bytes(bytes: &[u8], path: &Path) -> Result<Model, ImportError> {
-    model_from_vec(bytes.to_vec(), path)
+    model_from_buffer(FileBytes::Owned(bytes.to_vec()), path)
 }
 
 /// Decodes a model from its file's bytes. The main graph's initializer payloads are not
 /// copied out: the protobuf is decoded without them (see [`super::wire`]) and the tensors
 /// keep byte ranges of `bytes`, so the model is in memory once.
-fn model_from_vec(bytes: Vec<u8>, path: &Path) -> Result<Model, ImportError> {
+fn model_from_buffer(bytes: FileBytes, path: &Path) -> Result<Model, ImportError> {
     use prost::Message as _;
     if bytes.is_empty() {
         return Err(ImportError::Empty(path.to_path_buf()));
@@ -82,13 +120,13 @@ fn model_from_vec(bytes: Vec<u8>, path: &Path) -> Result<Model, ImportError> {
             let raw = RawPayloads { buf: Arc::new(bytes), ranges: stripped.raw };
             build_model(proto, path, Some(raw))
         }
-        None => build_model(pb::ModelProto::decode(bytes.as_slice()).map_err(not_protobuf)?, path, None),
+        None => build_model(pb::ModelProto::decode(&*bytes).map_err(not_protobuf)?, path, None),
     }
 }
 
 /// The file buffer and, per main-graph initializer, the range of its stripped payload.
 struct RawPayloads {
-    buf: Arc<Vec<u8>>,
+    buf: Arc<FileBytes>,
     ranges: Vec<Option<std::ops::Range<usize>>>,
 }
 
@@ -406,7 +444,7 @@ impl Builder {
         &mut self,
         id: TensorId,
         proto: &mut pb::TensorProto,
-        shared: Option<(Arc<Vec<u8>>, std::ops::Range<usize>)>,
+        shared: Option<(Arc<FileBytes>, std::ops::Range<usize>)>,
     ) {
         let dtype = DType::from_onnx(proto.data_type);
         let name = self.g.tensors.get(id).map(|t| t.name.clone()).unwrap_or_default();
@@ -434,7 +472,7 @@ impl Builder {
         &self,
         proto: &mut pb::TensorProto,
         dtype: DType,
-        shared: Option<(Arc<Vec<u8>>, std::ops::Range<usize>)>,
+        shared: Option<(Arc<FileBytes>, std::ops::Range<usize>)>,
     ) -> Result<TensorData, String> {
         if let DType::Unsupported(code) = dtype {
             return Err(format!("unsupported data type {code}; tensor skipped"));

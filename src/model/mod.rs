@@ -13,8 +13,8 @@ pub mod wire;
 
 pub use dtype::DType;
 pub use graph::{Dim, Graph, Issue, Node, NodeId, Severity, Tensor, TensorId, TensorKind};
-pub use import::{ImportError, Model, load_model};
+pub use import::{Access, ImportError, Model, load_model, load_model_with};
 pub use matching::{MatchHow, MatchRow, match_layers};
 pub use quant::{Layer, LayerWeight, QuantForm, QuantParams, QuantizedWeight};
-pub use tensor::{TensorBytes, TensorData};
+pub use tensor::{FileBytes, TensorBytes, TensorData};
 pub use variants::{Variant, VariantKind, VariantSpec, discover, load_variants};

@@ -11,12 +11,31 @@ use super::dtype::{DType, decode_f32};
 /// Elements decoded per chunk when streaming a tensor (256 KiB of `f32`).
 pub const CHUNK_ELEMS: usize = 64 * 1024;
 
+/// A model file's bytes, which in-memory tensors keep ranges of.
+#[derive(Debug)]
+pub enum FileBytes {
+    /// Read into memory (the window: the file may be rewritten while it is open).
+    Owned(Vec<u8>),
+    /// Mapped from the file (the command line: see [`super::import::Access`]).
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Owned(v) => v,
+            Self::Mapped(m) => m,
+        }
+    }
+}
+
 /// Where a tensor's bytes live.
 #[derive(Clone, Debug)]
 pub enum TensorBytes {
     /// In memory: a byte range of a shared buffer (the model file's own bytes, see
     /// `model::wire`, or a payload decoded from typed protobuf fields), never copied again.
-    Memory { buf: Arc<Vec<u8>>, range: std::ops::Range<usize> },
+    Memory { buf: Arc<FileBytes>, range: std::ops::Range<usize> },
     /// A byte range of an external-data file, read chunk by chunk on demand, so that
     /// gigabytes of weights never need to be resident at once.
     External { path: Arc<PathBuf>, offset: u64, len: u64 },
@@ -39,7 +58,7 @@ impl TensorBytes {
     /// All of `bytes`, in memory.
     #[must_use]
     pub fn from_vec(bytes: Vec<u8>) -> Self {
-        Self::Memory { range: 0..bytes.len(), buf: Arc::new(bytes) }
+        Self::Memory { range: 0..bytes.len(), buf: Arc::new(FileBytes::Owned(bytes)) }
     }
 
     /// The bytes, when they are in memory.

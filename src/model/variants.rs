@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::import::{ImportError, Model, load_model};
+use super::import::{Access, ImportError, Model, load_model_with};
 use super::quant::{Layer, find_layers};
 
 /// The precision a variant's file name announces.
@@ -143,8 +143,8 @@ pub struct Variant {
 ///
 /// # Errors
 /// When the file is not a usable ONNX model.
-pub fn load_variant(spec: &VariantSpec) -> Result<Variant, ImportError> {
-    let model = load_model(&spec.path)?;
+pub fn load_variant(spec: &VariantSpec, access: Access) -> Result<Variant, ImportError> {
+    let model = load_model_with(&spec.path, access)?;
     let layers = find_layers(&model.graph, &model.topo_order);
     Ok(Variant { spec: spec.clone(), model, layers })
 }
@@ -154,5 +154,11 @@ pub fn load_variant(spec: &VariantSpec) -> Result<Variant, ImportError> {
 /// double the peak.)
 #[must_use]
 pub fn load_variants(specs: &[VariantSpec]) -> Vec<Result<Variant, ImportError>> {
-    specs.par_iter().map(load_variant).collect()
+    load_variants_with(specs, Access::Read)
+}
+
+/// [`load_variants`] with the given [`Access`] (the command line maps its files).
+#[must_use]
+pub fn load_variants_with(specs: &[VariantSpec], access: Access) -> Vec<Result<Variant, ImportError>> {
+    specs.par_iter().map(|s| load_variant(s, access)).collect()
 }

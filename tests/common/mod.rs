@@ -39,7 +39,11 @@ pub fn f64s(v: &serde_json::Value) -> Vec<f64> {
 
 /// Loads one file under `tests/data` as a variant named `q`.
 pub fn load_file(rel: &str) -> Variant {
-    load_variant(&VariantSpec { name: "q".into(), kind: VariantKind::Other, path: data(rel) }).unwrap()
+    load_variant(
+        &VariantSpec { name: "q".into(), kind: VariantKind::Other, path: data(rel) },
+        quantlens::model::Access::Read,
+    )
+    .unwrap()
 }
 
 /// The quant params and integer tensor of the layer whose quantized weight is `weight_q`.
