@@ -6,8 +6,11 @@
 //! values are ≤ v" in O(channels). Quartiles come from a search for the values at the
 //! needed ranks (interpolation, with bisection of the float's bit pattern as a fallback,
 //! until the bracket holds few `(channel, q)` slots, which are then sorted), and shared-bin
-//! histograms from the counts below each bin edge. Everything is exact: it equals what the
-//! streamed path computes over the dequantized values (tests check both against each other).
+//! histograms from the counts below each bin edge. Min, max, quartiles and bin counts equal
+//! what the streamed path computes over the f32 dequantized values (tests check both
+//! against each other); mean and std come from exact integer sums over the slots, so they
+//! are those of the exact values `(q − zp)·scale`, within 1e-7 of a std of the moments of
+//! the f32-rounded ones.
 
 use super::histogram::{Histogram, edges};
 use super::source::ChannelMap;
@@ -51,14 +54,28 @@ impl Lane {
     #[inline]
     #[allow(clippy::cast_possible_truncation)]
     fn slot_below(&self, x: f64, inclusive: bool) -> i32 {
+        // the (real) slot whose value would be x; the f32 rounding of a slot's value moves
+        // it by under 2⁻²⁴ of |s − base| slots, so away from a whole number the slot below
+        // is its floor, with no value to compute
         let est = x * self.inv + f64::from(self.base);
-        let lo = self.first - 1;
-        // truncation, not floor (a libm call on baseline x86-64): the steps below fix it
-        let mut s = if est.is_nan() { lo } else { est.clamp(f64::from(lo), f64::from(self.last)) as i32 };
+        let (lo, hi) = (f64::from(self.first - 1), f64::from(self.last));
+        if est.is_nan() || est < lo {
+            return self.first - 1;
+        }
+        if est >= hi + 1.0 {
+            return self.last;
+        }
+        let floor = (est + 1.0) as i32 - 1; // est ≥ −1: truncation of est + 1 is a floor
+        let frac = est - f64::from(floor);
+        let margin = 1e-6 * ((est - f64::from(self.base)).abs() + 1.0);
+        if frac > margin && frac < 1.0 - margin {
+            return floor.clamp(self.first - 1, self.last);
+        }
         let ok = |s: i32| {
             let v = f64::from(self.value(s));
             if inclusive { v <= x } else { v < x }
         };
+        let mut s = floor.clamp(self.first - 1, self.last);
         while s < self.last && ok(s + 1) {
             s += 1;
         }
@@ -100,7 +117,7 @@ pub struct Counted {
 impl Counted {
     /// Counts `t` under `p`, when the counted path applies: int8 or uint8; every scale
     /// finite and positive with finite values at both ends of the range; at least 64 values
-    /// per channel; under 2³² values; tables no larger than twice the tensor (or 16 MiB).
+    /// per channel; under 2³¹ values; tables no larger than twice the tensor (or 16 MiB).
     /// `Ok(None)` otherwise (the streamed path handles every case).
     ///
     /// # Errors
@@ -124,26 +141,29 @@ impl Counted {
             };
             let (first, last) = (i32::try_from(first).unwrap_or(0), i32::try_from(last).unwrap_or(0));
             (lane.first, lane.last) = (first, last);
-            // moments of the f32 values as `dequantize` rounds them, shifted by a value
-            // inside the channel's range so that the one-pass sums do not cancel
-            let shift = f64::from(lane.value(i32::midpoint(first, last)));
-            let (mut s1, mut s2) = (0.0f64, 0.0f64);
-            let used = table.get(first as usize..=last as usize).unwrap_or_default();
-            for (s, &n) in (first..).zip(used) {
-                let d = f64::from(lane.value(s)) - shift;
-                let n = f64::from(n);
-                s1 += n * d;
-                s2 += n * d * d;
+            let total = running_sums(table);
+            // moments from exact integer sums over the slots: Σ s·n and Σ s²·n follow from
+            // the running sums (Σ s·n = Σ_k (total − cum[k]) over k < 255, and likewise
+            // with weights 2k + 1), then shift to q − zp and scale
+            let (mut a1, mut a2) = (0u64, 0u64);
+            for (k, &c) in (1u64..).step_by(2).zip(table.iter().take(SLOTS - 1)) {
+                a1 += u64::from(c);
+                a2 += k * u64::from(c);
             }
-            let mut acc = 0u32;
-            for n in table.iter_mut() {
-                acc += *n;
-                *n = acc;
-            }
-            let n = f64::from(acc);
-            let mean = shift + s1 / n;
-            let m2 = (s2 - s1 * s1 / n).max(0.0);
-            m.merge(u64::from(acc), mean, m2, f64::from(lane.value(first)), f64::from(lane.value(last)));
+            let t = u128::from(total);
+            let s1 = 255 * t - u128::from(a1);
+            let s2 = 255 * 255 * t - u128::from(a2);
+            let spread = t * s2 - s1 * s1; // S0·S2 − S1² ≥ 0: n² times the variance of s
+            let sum_y = s1 as f64 - f64::from(lane.base) * f64::from(total);
+            let scale = f64::from(lane.scale);
+            let n = f64::from(total);
+            m.merge(
+                u64::from(total),
+                scale * sum_y / n,
+                scale * scale * (spread as f64) / n,
+                f64::from(lane.value(first)),
+                f64::from(lane.value(last)),
+            );
         }
         Self { lanes, cum, count, moments: m }
     }
@@ -345,6 +365,33 @@ impl Counted {
     }
 }
 
+/// Turns a channel's counts into running sums in place; returns the total. Four quarters
+/// are summed side by side (independent chains), then offset.
+fn running_sums(table: &mut [u32; SLOTS]) -> u32 {
+    let (a, rest) = table.split_at_mut(SLOTS / 4);
+    let (b, rest) = rest.split_at_mut(SLOTS / 4);
+    let (c, d) = rest.split_at_mut(SLOTS / 4);
+    let mut acc = [0u32; 4];
+    for (((a, b), c), d) in a.iter_mut().zip(b.iter_mut()).zip(c.iter_mut()).zip(d.iter_mut()) {
+        acc[0] += *a;
+        *a = acc[0];
+        acc[1] += *b;
+        *b = acc[1];
+        acc[2] += *c;
+        *c = acc[2];
+        acc[3] += *d;
+        *d = acc[3];
+    }
+    let (ob, oc) = (acc[0], acc[0] + acc[1]);
+    let od = oc + acc[2];
+    for (part, offset) in [(b, ob), (c, oc), (d, od)] {
+        for x in part {
+            *x += offset;
+        }
+    }
+    od + acc[3]
+}
+
 /// The lanes, channel map and sign flip of `t` under `p`, when the counted path applies.
 fn plan(t: &TensorData, p: &QuantParams) -> Option<(Vec<Lane>, ChannelMap, u8)> {
     let (offset, flip) = match t.dtype {
@@ -355,7 +402,7 @@ fn plan(t: &TensorData, p: &QuantParams) -> Option<(Vec<Lane>, ChannelMap, u8)> 
     let map = ChannelMap::new(&t.shape, p);
     let (n, channels) = (t.len(), map.channels() as u64);
     let table_bytes = channels * SLOTS as u64 * 4;
-    if n < 64 * channels || n > u64::from(u32::MAX) || table_bytes > (2 * n).max(16 << 20) {
+    if n < 64 * channels || n > u64::from(i32::MAX.unsigned_abs()) || table_bytes > (2 * n).max(16 << 20) {
         return None;
     }
     let lanes = (0..map.channels())
@@ -498,8 +545,8 @@ mod tests {
                     (slow.count, slow.min, slow.max, slow.q25, slow.q50, slow.q75),
                     "{dtype:?} {shape:?}"
                 );
-                assert!((fast.mean - slow.mean).abs() <= 1e-9 * slow.std, "{dtype:?} {shape:?} mean");
-                assert!((fast.std - slow.std).abs() <= 1e-9 * slow.std, "{dtype:?} {shape:?} std");
+                assert!((fast.mean - slow.mean).abs() <= 1e-7 * slow.std, "{dtype:?} {shape:?} mean");
+                assert!((fast.std - slow.std).abs() <= 1e-7 * slow.std, "{dtype:?} {shape:?} std");
                 // bins over a wider, a narrower and an offset range: edges inside channels
                 for (lo, hi, bins) in [
                     (slow.min - 0.01, slow.max + 0.02, 64),

@@ -133,6 +133,18 @@ impl Binner {
         i as isize
     }
 
+    /// The boundary between `place − 1` and `place`: `(edge, strict)`, values at or above
+    /// `edge` (above it when `strict`: the top edge, which the last bin includes) being
+    /// at `place` or beyond.
+    pub(super) fn threshold(&self, place: isize) -> (f64, bool) {
+        let bins = self.counts.len();
+        match usize::try_from(place) {
+            Ok(p) if p >= bins => (self.hi, true),
+            Ok(p) => (self.edges.get(p).copied().unwrap_or(self.hi), false),
+            Err(_) => (self.lo, false),
+        }
+    }
+
     /// Adds `n` values at `place` (see [`Self::place`]).
     #[inline]
     pub(super) fn add_at(&mut self, place: isize, n: u64) {

@@ -20,16 +20,34 @@ const BUCKETS: usize = 1 << 16;
 /// Up to this many values, quartiles come from selection over a copy of the keys.
 pub(super) const FEW: u64 = 1 << 12;
 
+/// What the second pass does with the values of one bucket.
+#[derive(Default)]
+struct Special {
+    bin: Bin,
+    /// Index of the `Refine` list keeping its low key bits (a needed rank lies here).
+    refine: Option<usize>,
+}
+
+/// How the values of a bucket are binned in the second pass.
+#[derive(Clone, Copy, Default)]
+enum Bin {
+    /// Not at all (the bucket was added whole, or there is no histogram).
+    #[default]
+    None,
+    /// One edge inside: `((edge, strict), place below, place above)`; a value goes above
+    /// when `x ≥ edge` (`x > edge` for the top edge, which the last bin includes).
+    Split((f64, bool), isize, isize),
+    /// Several edges inside: each value placed on its own.
+    Each,
+}
+
 /// Per-thread tables, reused from tensor to tensor (allocating and zeroing 640 KiB for
 /// every tensor cost more than the pass over a small one) and left zeroed after use.
 struct Scratch {
     coarse: Box<[u64; BUCKETS]>,
-    /// Bucket → what the second pass does there: 0 nothing; bit 15 bin each value;
-    /// low bits `i + 1`: keep its low key bits in `Refine` list `i`.
+    /// Bucket → what the second pass does there: 0 nothing, `i + 1` special `i`.
     role: Box<[u16; BUCKETS]>,
 }
-
-const BIN_EACH: u16 = 1 << 15;
 
 thread_local! {
     static POOL: RefCell<Vec<Scratch>> = const { RefCell::new(Vec::new()) };
@@ -144,9 +162,11 @@ impl<'a> Streamed<'a> {
         let mut scratch = keys.is_none().then(take_scratch);
         let mut finite_buf: Vec<f32> = Vec::new();
         let result = values.for_each_chunk(|_, chunk| {
-            // the common case (all finite) runs over the chunk itself, in loops the
-            // compiler vectorises; otherwise over a copy of its finite values
-            let chunk = if chunk.iter().all(|v| v.is_finite()) {
+            // the common case (all finite: the f64 sum of f32 values cannot overflow, so
+            // it is finite exactly then) runs over the chunk itself, in loops the compiler
+            // vectorises; otherwise over a copy of its finite values
+            let mut sum = lane_sum(chunk, f64::from);
+            let chunk = if sum.is_finite() {
                 chunk
             } else {
                 finite_buf.clear();
@@ -159,13 +179,13 @@ impl<'a> Streamed<'a> {
                         inf += 1;
                     }
                 }
+                sum = lane_sum(&finite_buf, f64::from);
                 &finite_buf
             };
             if chunk.is_empty() {
                 return;
             }
             let n = chunk.len() as u64;
-            let sum = lane_sum(chunk, f64::from);
             let (lo, hi) = chunk.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
             match (keys.as_mut(), scratch.as_mut()) {
                 (Some(keys), _) => keys.extend(chunk.iter().map(|&v| key(v))),
@@ -218,6 +238,17 @@ impl<'a> Streamed<'a> {
         };
         #[allow(clippy::cast_possible_truncation)]
         let (first, last) = ((key(m.min as f32) >> 16) as usize, (key(m.max as f32) >> 16) as usize);
+        // the buckets the second pass looks into: role[bucket] = index + 1 in `special`
+        let mut special: Vec<Special> = Vec::new();
+        let mut mark = |role: &mut u16, f: &dyn Fn(&mut Special)| {
+            if *role == 0 {
+                special.push(Special::default());
+                *role = u16::try_from(special.len()).unwrap_or(u16::MAX);
+            }
+            if let Some(sp) = special.get_mut(usize::from(*role) - 1) {
+                f(sp);
+            }
+        };
         // the bucket of each needed rank, and the rank within it
         let mut located: Vec<(u64, u32, usize, u64)> = Vec::new();
         let mut refine: Vec<Refine> = Vec::new();
@@ -228,14 +259,18 @@ impl<'a> Streamed<'a> {
                 bucket += 1;
             }
             let role = &mut scratch.role[bucket & (BUCKETS - 1)];
-            if *role & !BIN_EACH == 0 {
+            let list = std::cell::Cell::new(refine.len());
+            mark(role, &|sp: &mut Special| match sp.refine {
+                Some(i) => list.set(i),
+                None => sp.refine = Some(list.get()),
+            });
+            if list.get() == refine.len() {
                 refine.push(Refine::Keys(Vec::new()));
-                *role |= u16::try_from(refine.len()).unwrap_or(0);
             }
-            let list = usize::from(*role & !BIN_EACH) - 1;
-            located.push((r, u32::try_from(bucket).unwrap_or(0), list, r - before));
+            located.push((r, u32::try_from(bucket).unwrap_or(0), list.get(), r - before));
         }
-        // whole buckets inside one bin are added at once; the others are binned per value
+        // whole buckets inside one bin are added at once; a bucket holding one edge splits
+        // at it; one holding several bins each value
         if let Some(b) = binner.as_mut() {
             for k in first..=last {
                 let n = scratch.coarse[k & (BUCKETS - 1)];
@@ -244,12 +279,13 @@ impl<'a> Streamed<'a> {
                 }
                 let k = u32::try_from(k).unwrap_or(0) << 16;
                 let (a, z) = (f64::from(unkey(k)).max(m.min), f64::from(unkey(k | 0xffff)).min(m.max));
-                let place = b.place(a);
-                if place == b.place(z) {
-                    b.add_at(place, n);
-                } else {
-                    scratch.role[(k >> 16) as usize] |= BIN_EACH;
+                let (pa, pz) = (b.place(a), b.place(z));
+                if pa == pz {
+                    b.add_at(pa, n);
+                    continue;
                 }
+                let bin = if pz == pa + 1 { Bin::Split(b.threshold(pz), pa, pz) } else { Bin::Each };
+                mark(&mut scratch.role[(k >> 16) as usize], &|sp: &mut Special| sp.bin = bin);
             }
         }
         let role = &scratch.role;
@@ -260,12 +296,19 @@ impl<'a> Streamed<'a> {
                 if r == 0 {
                     continue;
                 }
-                if r & BIN_EACH != 0
-                    && let Some(b) = binner.as_mut()
-                {
-                    b.add(v, 1);
+                let Some(sp) = special.get(usize::from(r) - 1) else { continue };
+                if let Some(b) = binner.as_mut() {
+                    match sp.bin {
+                        Bin::None => {}
+                        Bin::Split((edge, strict), below, above) => {
+                            let x = f64::from(v);
+                            let up = if strict { x > edge } else { x >= edge };
+                            b.add_at(if up { above } else { below }, 1);
+                        }
+                        Bin::Each => b.add(v, 1),
+                    }
                 }
-                if let Some(list) = refine.get_mut(usize::from(r & !BIN_EACH).wrapping_sub(1)) {
+                if let Some(list) = sp.refine.and_then(|i| refine.get_mut(i)) {
                     #[allow(clippy::cast_possible_truncation)]
                     list.add(k as u16);
                 }
