@@ -8,8 +8,12 @@ use std::sync::Arc;
 
 use super::dtype::{DType, decode_f32};
 
-/// Elements decoded per chunk when streaming a tensor (256 KiB of `f32`).
-pub const CHUNK_ELEMS: usize = 64 * 1024;
+/// Elements decoded per chunk when streaming a tensor (64 KiB of `f32`: the passes that
+/// follow each decode then read it from the nearest caches).
+pub const CHUNK_ELEMS: usize = 16 * 1024;
+
+/// Bytes read from an external-data file per system call.
+const READ_BLOCK: usize = 1 << 20;
 
 /// A model file's bytes, which in-memory tensors keep ranges of.
 #[derive(Debug)]
@@ -118,7 +122,7 @@ impl TensorData {
             TensorBytes::External { path, offset, len: byte_len } => {
                 let mut file = File::open(path.as_path())?;
                 file.seek(SeekFrom::Start(*offset))?;
-                let mut file = file.take(*byte_len);
+                let mut file = std::io::BufReader::with_capacity(READ_BLOCK, file.take(*byte_len));
                 let mut raw = Vec::new();
                 for start in (0..len).step_by(step) {
                     let n = step.min(len - start);
@@ -141,7 +145,7 @@ impl TensorData {
             TensorBytes::External { path, offset, len } => {
                 let mut file = File::open(path.as_path())?;
                 file.seek(SeekFrom::Start(*offset))?;
-                Some(file.take(*len))
+                Some(std::io::BufReader::with_capacity(READ_BLOCK, file.take(*len)))
             }
         };
         Ok(ChunkReader {
@@ -176,7 +180,7 @@ impl TensorData {
 /// Reads a tensor chunk by chunk; see [`TensorData::reader`].
 pub struct ChunkReader<'a> {
     data: &'a TensorData,
-    external: Option<std::io::Take<File>>,
+    external: Option<std::io::BufReader<std::io::Take<File>>>,
     raw: Vec<u8>,
     pos: usize,
     len: usize,

@@ -40,6 +40,8 @@ struct Lane {
     /// First and last slot holding a value.
     first: i32,
     last: i32,
+    /// See [`Lane::floor_slot`].
+    margin: f64,
 }
 
 impl Lane {
@@ -49,33 +51,42 @@ impl Lane {
         (s - self.base) as f32 * self.scale
     }
 
+    /// The last slot below `x` when no value needs computing to know it: `x / scale + base`
+    /// (the real slot whose value would be `x`) is not within `margin` of a whole number.
+    /// (Rounding a slot's value to f32 moves it by under 2⁻²⁴·|s − base| slots; `margin`
+    /// is 16 times that.) `None` near a slot, or outside the slots.
+    #[inline]
+    #[allow(clippy::cast_possible_truncation)]
+    fn floor_slot(&self, x: f64) -> Option<i32> {
+        let est = x * self.inv + f64::from(self.base);
+        if !(0.0..256.0).contains(&est) {
+            return None;
+        }
+        let floor = est as i32; // est ≥ 0: truncation is a floor
+        let frac = est - f64::from(floor);
+        (frac > self.margin && frac < 1.0 - self.margin).then_some(floor.clamp(self.first - 1, self.last))
+    }
+
     /// The last slot (clamped to `first − 1 ..= last`) whose value is below `x` (`≤ x` when
     /// `inclusive`), compared in f64 as the histogram does.
     #[inline]
     #[allow(clippy::cast_possible_truncation)]
     fn slot_below(&self, x: f64, inclusive: bool) -> i32 {
-        // the (real) slot whose value would be x; the f32 rounding of a slot's value moves
-        // it by under 2⁻²⁴ of |s − base| slots, so away from a whole number the slot below
-        // is its floor, with no value to compute
+        if let Some(s) = self.floor_slot(x) {
+            return s;
+        }
         let est = x * self.inv + f64::from(self.base);
-        let (lo, hi) = (f64::from(self.first - 1), f64::from(self.last));
-        if est.is_nan() || est < lo {
+        if est.is_nan() || est < f64::from(self.first - 1) {
             return self.first - 1;
         }
-        if est >= hi + 1.0 {
+        if est >= f64::from(self.last) + 1.0 {
             return self.last;
-        }
-        let floor = (est + 1.0) as i32 - 1; // est ≥ −1: truncation of est + 1 is a floor
-        let frac = est - f64::from(floor);
-        let margin = 1e-6 * ((est - f64::from(self.base)).abs() + 1.0);
-        if frac > margin && frac < 1.0 - margin {
-            return floor.clamp(self.first - 1, self.last);
         }
         let ok = |s: i32| {
             let v = f64::from(self.value(s));
             if inclusive { v <= x } else { v < x }
         };
-        let mut s = floor.clamp(self.first - 1, self.last);
+        let mut s = ((est + 1.0) as i32 - 1).clamp(self.first - 1, self.last); // est ≥ −1
         while s < self.last && ok(s + 1) {
             s += 1;
         }
@@ -214,10 +225,12 @@ impl Counted {
             let total = self.cum(c, lane.last);
             let j0 = edges.partition_point(|&e| e <= vmin);
             let j1 = edges.partition_point(|&e| e <= vmax);
-            for (j, &e) in edges.iter().enumerate().take(j1).skip(j0) {
-                if let Some(b) = below.get_mut(j) {
-                    *b += self.cum(c, lane.slot_below(e, false));
-                }
+            // edges inside the channel: the slot below each is at least `first`
+            let row = self.cum.get(c * SLOTS..(c + 1) * SLOTS).unwrap_or_default();
+            let inside = edges.get(j0..j1).unwrap_or_default();
+            for (b, &e) in below.get_mut(j0..j1).unwrap_or_default().iter_mut().zip(inside) {
+                let s = lane.floor_slot(e).unwrap_or_else(|| lane.slot_below(e, false));
+                *b += usize::try_from(s).ok().and_then(|s| row.get(s)).map_or(0, |&n| u64::from(n));
             }
             if let Some(a) = all_from.get_mut(j1) {
                 *a += total;
@@ -409,7 +422,9 @@ fn plan(t: &TensorData, p: &QuantParams) -> Option<(Vec<Lane>, ChannelMap, u8)> 
         .map(|c| {
             let (scale, zp) = p.channel(c);
             let ok = scale.is_finite() && scale > 0.0 && zp.abs() <= 1 << 16;
-            let lane = Lane { scale, base: offset + zp, inv: 1.0 / f64::from(scale), first: 0, last: -1 };
+            let base = offset + zp;
+            let margin = 16.0 * (256.0 + f64::from(base.abs())) / f64::from(1u32 << 24);
+            let lane = Lane { scale, base, inv: 1.0 / f64::from(scale), first: 0, last: -1, margin };
             (ok && lane.value(0).is_finite() && lane.value(255).is_finite()).then_some(lane)
         })
         .collect::<Option<Vec<_>>>()?;

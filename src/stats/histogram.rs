@@ -145,6 +145,12 @@ impl Binner {
         }
     }
 
+    /// The place above the range (`bins`).
+    #[allow(clippy::cast_possible_wrap)]
+    pub(super) fn top_place(&self) -> isize {
+        self.counts.len() as isize
+    }
+
     /// Adds `n` values at `place` (see [`Self::place`]).
     #[inline]
     pub(super) fn add_at(&mut self, place: isize, n: u64) {

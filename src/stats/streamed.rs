@@ -270,8 +270,16 @@ impl<'a> Streamed<'a> {
             located.push((r, u32::try_from(bucket).unwrap_or(0), list.get(), r - before));
         }
         // whole buckets inside one bin are added at once; a bucket holding one edge splits
-        // at it; one holding several bins each value
+        // at it; one holding several bins each value. Buckets and edges are both in value
+        // order, so the places of a bucket's ends are found by walking forward.
         if let Some(b) = binner.as_mut() {
+            let top = b.top_place();
+            let at_or_above = |x: f64, p: isize| {
+                let (edge, strict) = b.threshold(p);
+                if strict { x > edge } else { x >= edge }
+            };
+            let mut place = -1isize;
+            let mut whole: Vec<(isize, u64)> = Vec::new();
             for k in first..=last {
                 let n = scratch.coarse[k & (BUCKETS - 1)];
                 if n == 0 {
@@ -279,13 +287,22 @@ impl<'a> Streamed<'a> {
                 }
                 let k = u32::try_from(k).unwrap_or(0) << 16;
                 let (a, z) = (f64::from(unkey(k)).max(m.min), f64::from(unkey(k | 0xffff)).min(m.max));
-                let (pa, pz) = (b.place(a), b.place(z));
-                if pa == pz {
-                    b.add_at(pa, n);
+                while place < top && at_or_above(a, place + 1) {
+                    place += 1;
+                }
+                let mut pz = place;
+                while pz < top && at_or_above(z, pz + 1) {
+                    pz += 1;
+                }
+                if pz == place {
+                    whole.push((place, n));
                     continue;
                 }
-                let bin = if pz == pa + 1 { Bin::Split(b.threshold(pz), pa, pz) } else { Bin::Each };
+                let bin = if pz == place + 1 { Bin::Split(b.threshold(pz), place, pz) } else { Bin::Each };
                 mark(&mut scratch.role[(k >> 16) as usize], &|sp: &mut Special| sp.bin = bin);
+            }
+            for (p, n) in whole {
+                b.add_at(p, n);
             }
         }
         let role = &scratch.role;
