@@ -41,42 +41,172 @@ pub fn compare(x: Values<'_>, y: Values<'_>, params: Option<&QuantParams>) -> Re
         return Err(ReadError(std::io::Error::other(format!("cannot compare {} values with {}", x.len(), y.len()))));
     }
     let map = params.map(|p| ChannelMap::new(&y.shape(), p));
+    // 1 / scale² per channel, for the error in quantization steps
+    let weights: Option<Vec<f64>> =
+        params.zip(map).map(|(p, m)| (0..m.channels()).map(|c| 1.0 / f64::from(p.channel(c).0).powi(2)).collect());
     let (mut rx, mut ry) = (x.reader()?, y.reader()?);
     let (mut bx, mut by) = (Vec::new(), Vec::new());
-    let (mut xx, mut yy, mut xy, mut dd, mut dd_scaled, mut max_abs) = (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0.0f64, 0.0f64);
-    let (mut count, mut skipped) = (0u64, 0u64);
+    let mut s = Sums::default();
     while let (Some(start), Some(_)) = (rx.next_chunk(&mut bx)?, ry.next_chunk(&mut by)?) {
-        for (k, (&a, &b)) in bx.iter().zip(&by).enumerate() {
+        let n = bx.len().min(by.len());
+        let (xs, ys) = (bx.get(..n).unwrap_or_default(), by.get(..n).unwrap_or_default());
+        let chunk = Sums::of(xs, ys);
+        if chunk.all_finite() {
+            s.merge(&chunk);
+            if let (Some(w), Some(m)) = (&weights, map) {
+                s.dd_scaled += scaled_sq_error(xs, ys, start, w, m);
+            }
+        } else {
+            s.add_skipping(xs, ys, start, weights.as_deref().zip(map));
+        }
+    }
+    let (nx, ny, nd) = (s.xx.sqrt(), s.yy.sqrt(), s.dd.sqrt());
+    let n = s.count.max(1) as f64;
+    Ok(ErrorMetrics {
+        sqnr_db: 20.0 * (nx.max(SQNR_EPS) / nd.max(SQNR_EPS)).log10(),
+        mse: s.dd / n,
+        max_abs: s.max_abs,
+        cosine: if nx > 0.0 && ny > 0.0 { s.xy / (nx * ny) } else { f64::NAN },
+        norm_l2: if nx > 0.0 { nd / nx } else { f64::NAN },
+        rmse_over_scale: params.map(|_| (s.dd_scaled / n).sqrt()),
+        count: s.count,
+        skipped: s.skipped,
+    })
+}
+
+/// Running sums of a comparison.
+#[derive(Default)]
+struct Sums {
+    xx: f64,
+    yy: f64,
+    xy: f64,
+    dd: f64,
+    dd_scaled: f64,
+    max_abs: f64,
+    count: u64,
+    skipped: u64,
+}
+
+impl Sums {
+    /// The sums of a chunk, over four lanes so that the loop vectorises (NaN or ±Inf in
+    /// the chunk make them non-finite: see [`Self::all_finite`]).
+    fn of(xs: &[f32], ys: &[f32]) -> Self {
+        let (mut xx, mut yy, mut xy, mut dd, mut mx) =
+            ([0.0f64; 4], [0.0f64; 4], [0.0f64; 4], [0.0f64; 4], [0.0f64; 4]);
+        let (mut cx, mut cy) = (xs.chunks_exact(4), ys.chunks_exact(4));
+        for (a, b) in (&mut cx).zip(&mut cy) {
+            for l in 0..4 {
+                let (a, b) = (f64::from(a[l]), f64::from(b[l]));
+                let d = a - b;
+                xx[l] += a * a;
+                yy[l] += b * b;
+                xy[l] += a * b;
+                dd[l] += d * d;
+                // NaN-propagating maximum (so that a NaN is seen by `all_finite`)
+                mx[l] = if d.abs() > mx[l] || d.is_nan() { d.abs() } else { mx[l] };
+            }
+        }
+        for (&a, &b) in cx.remainder().iter().zip(cy.remainder()) {
+            let (a, b) = (f64::from(a), f64::from(b));
+            let d = a - b;
+            xx[0] += a * a;
+            yy[0] += b * b;
+            xy[0] += a * b;
+            dd[0] += d * d;
+            mx[0] = if d.abs() > mx[0] || d.is_nan() { d.abs() } else { mx[0] };
+        }
+        let sum = |v: [f64; 4]| v.iter().sum::<f64>();
+        Self {
+            xx: sum(xx),
+            yy: sum(yy),
+            xy: sum(xy),
+            dd: sum(dd),
+            dd_scaled: 0.0,
+            max_abs: mx.iter().copied().fold(0.0, |m, v| if v > m || v.is_nan() { v } else { m }),
+            count: xs.len().min(ys.len()) as u64,
+            skipped: 0,
+        }
+    }
+
+    /// True when every value of the chunk was finite (the squares of f32 values cannot
+    /// overflow f64, so any NaN or infinity shows in the sums).
+    fn all_finite(&self) -> bool {
+        (self.xx + self.yy + self.max_abs).is_finite()
+    }
+
+    fn merge(&mut self, o: &Self) {
+        self.xx += o.xx;
+        self.yy += o.yy;
+        self.xy += o.xy;
+        self.dd += o.dd;
+        self.dd_scaled += o.dd_scaled;
+        self.max_abs = self.max_abs.max(o.max_abs);
+        self.count += o.count;
+        self.skipped += o.skipped;
+    }
+
+    /// Element by element, skipping pairs where either value is not finite.
+    fn add_skipping(&mut self, xs: &[f32], ys: &[f32], start: usize, weights: Option<(&[f64], ChannelMap)>) {
+        for (k, (&a, &b)) in xs.iter().zip(ys).enumerate() {
             if !(a.is_finite() && b.is_finite()) {
-                skipped += 1;
+                self.skipped += 1;
                 continue;
             }
             let (a, b) = (f64::from(a), f64::from(b));
             let d = a - b;
-            xx += a * a;
-            yy += b * b;
-            xy += a * b;
-            dd += d * d;
-            max_abs = max_abs.max(d.abs());
-            if let (Some(p), Some(m)) = (params, &map) {
-                let s = f64::from(p.scale.get(m.channel(start + k)).copied().unwrap_or(f32::NAN));
-                dd_scaled += (d / s) * (d / s);
+            self.xx += a * a;
+            self.yy += b * b;
+            self.xy += a * b;
+            self.dd += d * d;
+            self.max_abs = self.max_abs.max(d.abs());
+            if let Some((w, m)) = weights {
+                self.dd_scaled += d * d * w.get(m.channel(start + k)).copied().unwrap_or(f64::NAN);
             }
-            count += 1;
+            self.count += 1;
         }
     }
-    let (nx, ny, nd) = (xx.sqrt(), yy.sqrt(), dd.sqrt());
-    let n = count.max(1) as f64;
-    Ok(ErrorMetrics {
-        sqnr_db: 20.0 * (nx.max(SQNR_EPS) / nd.max(SQNR_EPS)).log10(),
-        mse: dd / n,
-        max_abs,
-        cosine: if nx > 0.0 && ny > 0.0 { xy / (nx * ny) } else { f64::NAN },
-        norm_l2: if nx > 0.0 { nd / nx } else { f64::NAN },
-        rmse_over_scale: params.map(|_| (dd_scaled / n).sqrt()),
-        count,
-        skipped,
-    })
+}
+
+/// `Σ (x − y)² / scale²` of a chunk starting at element `start`, channel by channel: one
+/// weight per run of a channel, or whole rows zipped with the weights when each element
+/// is its own channel's.
+fn scaled_sq_error(xs: &[f32], ys: &[f32], start: usize, w: &[f64], m: ChannelMap) -> f64 {
+    let sq = |xs: &[f32], ys: &[f32]| -> f64 {
+        xs.iter().zip(ys).map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2)).sum()
+    };
+    let channels = w.len().max(1);
+    match m.inner() {
+        0 => sq(xs, ys) * w.first().copied().unwrap_or(f64::NAN),
+        1 => {
+            let mut total = 0.0;
+            let (mut c, mut i) = (start % channels, 0);
+            while i < xs.len() {
+                let k = (channels - c).min(xs.len() - i);
+                let (a, b) = (xs.get(i..i + k).unwrap_or_default(), ys.get(i..i + k).unwrap_or_default());
+                let ws = w.get(c..c + k).unwrap_or_default();
+                total += a
+                    .iter()
+                    .zip(b)
+                    .zip(ws)
+                    .map(|((&a, &b), &w)| (f64::from(a) - f64::from(b)).powi(2) * w)
+                    .sum::<f64>();
+                (c, i) = (0, i + k);
+            }
+            total
+        }
+        inner => {
+            let mut total = 0.0;
+            let (mut c, mut r, mut i) = ((start / inner) % channels, start % inner, 0);
+            while i < xs.len() {
+                let k = (inner - r).min(xs.len() - i);
+                let (a, b) = (xs.get(i..i + k).unwrap_or_default(), ys.get(i..i + k).unwrap_or_default());
+                total += sq(a, b) * w.get(c).copied().unwrap_or(f64::NAN);
+                (r, i) = (0, i + k);
+                c = if c + 1 == channels { 0 } else { c + 1 };
+            }
+            total
+        }
+    }
 }
 
 #[cfg(test)]
@@ -91,6 +221,91 @@ mod tests {
         assert!((m.sqnr_db - expected).abs() < 1e-9);
         assert_eq!((m.mse, m.max_abs), (0.0, 0.0));
         assert!((m.cosine - 1.0).abs() < 1e-12);
+    }
+
+    /// The metrics computed one pair at a time, as the definitions read.
+    fn naive(x: &[f32], y: &[f32], scale_of: impl Fn(usize) -> f64) -> (f64, f64, f64, f64, f64, u64) {
+        let (mut xx, mut dd, mut xy, mut yy, mut ds, mut mx, mut n) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0f64, 0);
+        for (i, (&a, &b)) in x.iter().zip(y).enumerate() {
+            if !(a.is_finite() && b.is_finite()) {
+                continue;
+            }
+            let (a, b) = (f64::from(a), f64::from(b));
+            xx += a * a;
+            yy += b * b;
+            xy += a * b;
+            dd += (a - b) * (a - b);
+            ds += ((a - b) / scale_of(i)).powi(2);
+            mx = mx.max((a - b).abs());
+            n += 1;
+        }
+        (
+            20.0 * (xx.sqrt() / dd.sqrt()).log10(),
+            dd / n as f64,
+            xy / (xx.sqrt() * yy.sqrt()),
+            mx,
+            (ds / n as f64).sqrt(),
+            n,
+        )
+    }
+
+    #[test]
+    fn per_channel_metrics_equal_the_definitions_across_chunks() {
+        use crate::model::{DType, TensorBytes, TensorData};
+        // [rows, channels, inner] int8 along axis 1: inner 1 (axis last), 3 (short runs)
+        // and per-tensor; several chunks, a channel count that does not divide them
+        for (channels, inner, per_channel) in [(37usize, 1usize, true), (11, 3, true), (5, 1, false)] {
+            let rows = 3 * crate::model::tensor::CHUNK_ELEMS / (channels * inner) + 7;
+            let n = rows * channels * inner;
+            let mut state = 0x1234_5678_u64;
+            let mut x: Vec<f32> = (0..n)
+                .map(|_| {
+                    state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0
+                })
+                .collect();
+            let scale: Vec<f32> =
+                (0..if per_channel { channels } else { 1 }).map(|c| 0.01 + 0.001 * c as f32).collect();
+            let channel_of = |i: usize| if per_channel { (i / inner) % channels } else { 0 };
+            let q: Vec<u8> = x
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (v / scale[channel_of(i)]).round().clamp(-127.0, 127.0) as i8 as u8)
+                .collect();
+            let t = TensorData {
+                dtype: DType::Int8,
+                shape: if inner == 1 {
+                    vec![rows as u64, channels as u64]
+                } else {
+                    vec![rows as u64, channels as u64, inner as u64]
+                },
+                bytes: TensorBytes::from_vec(q),
+            };
+            let p = QuantParams {
+                zero_point: vec![0; scale.len()],
+                scale: scale.clone(),
+                axis: Some(1),
+                dtype: DType::Int8,
+                zero_point_dtype: Some(DType::Int8),
+                scale_tensor: None,
+                zero_point_tensor: None,
+            };
+            x[n / 2] = f32::NAN; // one chunk takes the element-by-element path
+            let mut y = Vec::new();
+            Values::Dequantized(&t, &p).for_each_chunk(|_, c| y.extend_from_slice(c)).unwrap();
+            for (i, &v) in y.iter().enumerate() {
+                let q = t.bytes.in_memory().unwrap()[i].cast_signed();
+                assert_eq!(v, p.dequantize(f32::from(q), channel_of(i)), "dequantized element {i}");
+            }
+            let m = compare(Values::Slice(&x), Values::Dequantized(&t, &p), Some(&p)).unwrap();
+            let (sqnr, mse, cosine, max_abs, steps, count) = naive(&x, &y, |i| f64::from(scale[channel_of(i)]));
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-10 * b.abs().max(1e-300);
+            assert!(close(m.sqnr_db, sqnr) && close(m.mse, mse) && close(m.cosine, cosine), "{channels}x{inner}");
+            assert!(close(m.rmse_over_scale.unwrap(), steps) && m.max_abs == max_abs, "{channels}x{inner}");
+            assert_eq!((m.count, m.skipped), (count, 1));
+            // rounding to the nearest step: about 1/√12 of a step
+            assert!((steps - 0.289).abs() < 0.02, "{steps}");
+        }
     }
 
     #[test]

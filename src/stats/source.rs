@@ -45,15 +45,20 @@ impl<'a> Values<'a> {
     /// When external data cannot be opened.
     pub fn reader(&self) -> Result<ValueReader<'a>, ReadError> {
         Ok(match *self {
-            Self::Raw(t) => {
-                ValueReader { inner: Inner::Tensor(t.reader()?), params: None, channel: ChannelMap::none() }
-            }
-            Self::Dequantized(t, p) => ValueReader {
+            Self::Raw(t) => ValueReader {
                 inner: Inner::Tensor(t.reader()?),
-                params: Some(p),
-                channel: ChannelMap::new(&t.shape, p),
+                params: None,
+                channel: ChannelMap::none(),
+                lanes: None,
             },
-            Self::Slice(s) => ValueReader { inner: Inner::Slice(s, 0), params: None, channel: ChannelMap::none() },
+            Self::Dequantized(t, p) => {
+                let channel = ChannelMap::new(&t.shape, p);
+                let lanes = (channel.inner == 1).then(|| (0..channel.channels).map(|c| p.channel(c)).unzip());
+                ValueReader { inner: Inner::Tensor(t.reader()?), params: Some(p), channel, lanes }
+            }
+            Self::Slice(s) => {
+                ValueReader { inner: Inner::Slice(s, 0), params: None, channel: ChannelMap::none(), lanes: None }
+            }
         })
     }
 
@@ -183,6 +188,9 @@ pub struct ValueReader<'a> {
     inner: Inner<'a>,
     params: Option<&'a QuantParams>,
     channel: ChannelMap,
+    /// Per channel `(scale, zero point)` when every element is its own channel's (the
+    /// quantization axis is the last one): rows then dequantize as whole vectors.
+    lanes: Option<(Vec<f32>, Vec<i32>)>,
 }
 
 impl ValueReader<'_> {
@@ -205,10 +213,30 @@ impl ValueReader<'_> {
                 Some(start)
             }
         };
-        if let (Some(start), Some(p)) = (start, self.params) {
-            dequantize_chunk(out, start, p, self.channel);
+        match (start, self.params, &self.lanes) {
+            (Some(start), Some(_), Some((scales, zps))) => dequantize_rows(out, start, scales, zps),
+            (Some(start), Some(p), None) => dequantize_chunk(out, start, p, self.channel),
+            _ => {}
         }
         Ok(start)
+    }
+}
+
+/// `(q − zp) · scale` of a chunk starting at element `start` when element `i` is channel
+/// `i mod channels`: whole rows zip with the per-channel parameters (loops that vectorise).
+#[allow(clippy::cast_possible_truncation)]
+fn dequantize_rows(out: &mut [f32], start: usize, scales: &[f32], zps: &[i32]) {
+    let channels = scales.len().max(1);
+    let c = start % channels;
+    let (head, rest) = out.split_at_mut((channels - c).min(out.len()) * usize::from(c != 0));
+    let row = |vals: &mut [f32], scales: &[f32], zps: &[i32]| {
+        for ((v, &s), &z) in vals.iter_mut().zip(scales).zip(zps) {
+            *v = ((*v as i32) - z) as f32 * s;
+        }
+    };
+    row(head, scales.get(c..).unwrap_or_default(), zps.get(c..).unwrap_or_default());
+    for r in rest.chunks_mut(channels) {
+        row(r, scales, zps);
     }
 }
 
