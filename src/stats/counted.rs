@@ -58,7 +58,13 @@ impl Lane {
     #[inline]
     #[allow(clippy::cast_possible_truncation)]
     fn floor_slot(&self, x: f64) -> Option<i32> {
-        let est = x * self.inv + f64::from(self.base);
+        self.floor_of(x * self.inv + f64::from(self.base))
+    }
+
+    /// [`Self::floor_slot`] of the real slot `est`.
+    #[inline]
+    #[allow(clippy::cast_possible_truncation)]
+    fn floor_of(&self, est: f64) -> Option<i32> {
         if !(0.0..256.0).contains(&est) {
             return None;
         }
@@ -215,6 +221,7 @@ impl Counted {
     pub fn histogram(&self, lo: f64, hi: f64, bins: usize) -> Histogram {
         let bins = bins.max(1);
         let edges = edges(lo, hi, bins);
+        let norm = bins as f64 / (hi - lo);
         // below[j]: values < edges[j]; whole channels past an edge are added to `all_from`
         // at the first edge above them and accumulated after the loop
         let mut below = vec![0u64; bins + 1];
@@ -223,14 +230,17 @@ impl Counted {
         for (c, lane) in self.lanes.iter().enumerate() {
             let (vmin, vmax) = (f64::from(lane.value(lane.first)), f64::from(lane.value(lane.last)));
             let total = self.cum(c, lane.last);
-            let j0 = edges.partition_point(|&e| e <= vmin);
-            let j1 = edges.partition_point(|&e| e <= vmax);
-            // edges inside the channel: the slot below each is at least `first`
+            let (j0, j1) = (edges_at_or_below(&edges, lo, norm, vmin), edges_at_or_below(&edges, lo, norm, vmax));
+            // edges inside the channel: the slot below each is at least `first`; the real
+            // slot of edge j steps by `step` from edge j0's
             let row = self.cum.get(c * SLOTS..(c + 1) * SLOTS).unwrap_or_default();
             let inside = edges.get(j0..j1).unwrap_or_default();
+            let slot_step = (hi - lo) / bins as f64 * lane.inv;
+            let mut est = inside.first().map_or(0.0, |&e| e * lane.inv + f64::from(lane.base));
             for (b, &e) in below.get_mut(j0..j1).unwrap_or_default().iter_mut().zip(inside) {
-                let s = lane.floor_slot(e).unwrap_or_else(|| lane.slot_below(e, false));
+                let s = lane.floor_of(est).unwrap_or_else(|| lane.slot_below(e, false));
                 *b += usize::try_from(s).ok().and_then(|s| row.get(s)).map_or(0, |&n| u64::from(n));
+                est += slot_step;
             }
             if let Some(a) = all_from.get_mut(j1) {
                 *a += total;
@@ -376,6 +386,21 @@ impl Counted {
         pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         (c_lo, pairs)
     }
+}
+
+/// How many of the ascending `edges` (`lo + i·(bins / norm)`) are ≤ `x`: estimated from the
+/// spacing, then checked against the edges themselves.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn edges_at_or_below(edges: &[f64], lo: f64, norm: f64, x: f64) -> usize {
+    let est = ((x - lo) * norm).clamp(-1.0, edges.len() as f64) + 1.0;
+    let mut j = if est.is_nan() { 0 } else { (est as usize).min(edges.len()) };
+    while j > 0 && edges.get(j - 1).is_some_and(|&e| e > x) {
+        j -= 1;
+    }
+    while edges.get(j).is_some_and(|&e| e <= x) {
+        j += 1;
+    }
+    j
 }
 
 /// Turns a channel's counts into running sums in place; returns the total. Four quarters

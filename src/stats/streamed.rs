@@ -17,6 +17,12 @@ use crate::model::tensor::ReadError;
 
 /// Buckets of the coarse key histogram (the top 16 bits of a key).
 const BUCKETS: usize = 1 << 16;
+/// Values counted into the u32 bucket table before it is flushed into u64 counts (small
+/// in tests, so that the flush is exercised).
+#[cfg(not(test))]
+const FLUSH_AT: u64 = u32::MAX as u64;
+#[cfg(test)]
+const FLUSH_AT: u64 = 40_000;
 /// Up to this many values, quartiles come from selection over a copy of the keys.
 pub(super) const FEW: u64 = 1 << 12;
 
@@ -44,7 +50,9 @@ enum Bin {
 /// Per-thread tables, reused from tensor to tensor (allocating and zeroing 640 KiB for
 /// every tensor cost more than the pass over a small one) and left zeroed after use.
 struct Scratch {
-    coarse: Box<[u64; BUCKETS]>,
+    /// Counts per bucket; u32 so that the table stays small in cache (tensors beyond
+    /// 2³² − 1 values flush it into `Streamed::wide`).
+    coarse: Box<[u32; BUCKETS]>,
     /// Bucket → what the second pass does there: 0 nothing, `i + 1` special `i`.
     role: Box<[u16; BUCKETS]>,
 }
@@ -129,6 +137,8 @@ pub(super) struct Streamed<'a> {
     /// All finite keys, when there are few values.
     keys: Option<Vec<u32>>,
     scratch: Option<Scratch>,
+    /// Bucket counts flushed from `Scratch::coarse` (tensors of 2³² values or more).
+    wide: Option<Vec<u64>>,
 }
 
 impl Drop for Streamed<'_> {
@@ -161,6 +171,8 @@ impl<'a> Streamed<'a> {
         let mut keys = (count <= few).then(|| Vec::with_capacity(usize::try_from(count).unwrap_or(0)));
         let mut scratch = keys.is_none().then(take_scratch);
         let mut finite_buf: Vec<f32> = Vec::new();
+        let mut buckets: Vec<u16> = Vec::new();
+        let (mut wide, mut since_flush): (Option<Vec<u64>>, u64) = (None, 0);
         let result = values.for_each_chunk(|_, chunk| {
             // the common case (all finite: the f64 sum of f32 values cannot overflow, so
             // it is finite exactly then) runs over the chunk itself, in loops the compiler
@@ -190,8 +202,19 @@ impl<'a> Streamed<'a> {
             match (keys.as_mut(), scratch.as_mut()) {
                 (Some(keys), _) => keys.extend(chunk.iter().map(|&v| key(v))),
                 (None, Some(s)) => {
-                    for &v in chunk {
-                        s.coarse[(key(v) >> 16) as usize] += 1;
+                    // buckets first (a loop that vectorises), then the increments
+                    buckets.clear();
+                    buckets.extend(chunk.iter().map(|&v| bucket_of(v)));
+                    if since_flush + n > FLUSH_AT {
+                        let wide = wide.get_or_insert_with(|| vec![0u64; BUCKETS]);
+                        for (w, c) in wide.iter_mut().zip(s.coarse.iter_mut()) {
+                            *w += u64::from(std::mem::take(c));
+                        }
+                        since_flush = 0;
+                    }
+                    since_flush += n;
+                    for &b in &buckets {
+                        s.coarse[usize::from(b)] += 1;
                     }
                 }
                 (None, None) => {}
@@ -200,7 +223,7 @@ impl<'a> Streamed<'a> {
             let m2 = lane_sum(chunk, |v| (f64::from(v) - mean).powi(2));
             m.merge(n, mean, m2, f64::from(lo), f64::from(hi));
         });
-        let out = Self { values, count, nan, inf, m, keys, scratch };
+        let out = Self { values, count, nan, inf, m, keys, scratch, wide };
         result.map(|()| out)
     }
 
@@ -236,6 +259,10 @@ impl<'a> Streamed<'a> {
         let Some(scratch) = self.scratch.as_mut() else {
             return Ok((finish(count, nan, inf, m, [f64::NAN; 3]), histogram(binner)));
         };
+        let wide = self.wide.as_deref();
+        let count_at = |coarse: &[u32; BUCKETS], b: usize| {
+            u64::from(coarse[b & (BUCKETS - 1)]) + wide.and_then(|w| w.get(b)).copied().unwrap_or(0)
+        };
         #[allow(clippy::cast_possible_truncation)]
         let (first, last) = ((key(m.min as f32) >> 16) as usize, (key(m.max as f32) >> 16) as usize);
         // the buckets the second pass looks into: role[bucket] = index + 1 in `special`
@@ -254,8 +281,8 @@ impl<'a> Streamed<'a> {
         let mut refine: Vec<Refine> = Vec::new();
         let (mut before, mut bucket) = (0u64, first);
         for r in needed_ranks(m.n) {
-            while bucket < last && before + scratch.coarse[bucket & (BUCKETS - 1)] <= r {
-                before += scratch.coarse[bucket & (BUCKETS - 1)];
+            while bucket < last && before + count_at(&scratch.coarse, bucket) <= r {
+                before += count_at(&scratch.coarse, bucket);
                 bucket += 1;
             }
             let role = &mut scratch.role[bucket & (BUCKETS - 1)];
@@ -281,7 +308,7 @@ impl<'a> Streamed<'a> {
             let mut place = -1isize;
             let mut whole: Vec<(isize, u64)> = Vec::new();
             for k in first..=last {
-                let n = scratch.coarse[k & (BUCKETS - 1)];
+                let n = count_at(&scratch.coarse, k);
                 if n == 0 {
                     continue;
                 }
@@ -306,13 +333,16 @@ impl<'a> Streamed<'a> {
             }
         }
         let role = &scratch.role;
+        let mut buckets: Vec<u16> = Vec::new();
         self.values.for_each_chunk(|_, chunk| {
-            for &v in chunk {
-                let k = key(v);
-                let r = role[(k >> 16) as usize];
+            buckets.clear();
+            buckets.extend(chunk.iter().map(|&v| bucket_of(v)));
+            for (&bucket, &v) in buckets.iter().zip(chunk) {
+                let r = role[usize::from(bucket)];
                 if r == 0 {
                     continue;
                 }
+                let k = key(v);
                 let Some(sp) = special.get(usize::from(r) - 1) else { continue };
                 if let Some(b) = binner.as_mut() {
                     match sp.bin {
@@ -340,6 +370,13 @@ impl<'a> Streamed<'a> {
         let q = QUARTILES.map(|p| interpolate(m.n, p, value_of));
         Ok((finish(count, nan, inf, m, q), histogram(binner)))
     }
+}
+
+/// The coarse bucket of a value: the top 16 bits of its key.
+#[inline]
+#[allow(clippy::cast_possible_truncation)]
+fn bucket_of(v: f32) -> u16 {
+    (key(v) >> 16) as u16
 }
 
 /// `Σ f(v)` in f64 over eight independent partial sums (so that the additions pipeline

@@ -74,9 +74,13 @@ impl Moments {
 }
 
 /// An order-preserving integer key of a finite `f32`.
+#[inline]
+#[allow(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 pub(super) fn key(v: f32) -> u32 {
+    // positive: set the sign bit; negative: flip every bit (branch-free, so it vectorises)
     let b = v.to_bits();
-    if b & 0x8000_0000 == 0 { b | 0x8000_0000 } else { !b }
+    let negative = ((b as i32) >> 31) as u32;
+    b ^ (negative | 0x8000_0000)
 }
 
 pub(super) fn unkey(k: u32) -> f32 {
