@@ -36,8 +36,8 @@ enum Command {
         /// Layer order.
         #[arg(long, value_enum, default_value_t = SortKey::Graph)]
         sort: SortKey,
-        /// Add shared-bin histograms with this many bins (JSON only).
-        #[arg(long)]
+        /// Add shared-bin histograms with this many bins, 1 to 4096 (JSON only).
+        #[arg(long, value_parser = parse_bins)]
         bins: Option<usize>,
         /// Write to this file instead of standard output (written atomically).
         #[arg(long, short)]
@@ -76,8 +76,8 @@ enum Command {
     Bench {
         #[command(flatten)]
         input: Input,
-        /// Histogram bins.
-        #[arg(long, default_value_t = 64)]
+        /// Histogram bins, 1 to 4096.
+        #[arg(long, default_value_t = 64, value_parser = parse_bins)]
         bins: usize,
     },
 }
@@ -111,7 +111,15 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_DATA_ERRORS: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // usage errors exit with 1 like every other failure: 2 means "report written, some
+    // tensors refused", which a CI script must be able to tell apart
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS };
+        }
+    };
     match cli.command {
         Some(Command::Report { input, format, sort, bins, out }) => {
             run_report(&input, format, sort, bins, out.as_deref())
@@ -298,6 +306,16 @@ fn peak_rss_mib() -> f64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A bin count from the command line: 1 to [`quantlens::stats::MAX_BINS`].
+fn parse_bins(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|_| format!("`{s}` is not a number of bins"))?;
+    if (1..=quantlens::stats::MAX_BINS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("bins must be 1 to {}", quantlens::stats::MAX_BINS))
+    }
 }
 
 /// Resets the kernel's peak-RSS mark so each phase reports its own peak (Linux).

@@ -40,6 +40,23 @@ fn fatal_inputs_fail_with_one_line() {
     fatal("broken/empty_graph.onnx", "graph is empty");
 }
 
+#[test]
+fn bad_arguments_exit_with_1_not_the_data_error_code() {
+    let folder = data("resnet8");
+    for bins in ["0", "4097", "lots"] {
+        let (code, stdout, stderr) = cli(&["report", folder.to_str().unwrap(), "--bins", bins]);
+        assert_eq!(code, 1, "--bins {bins}: {stderr}");
+        assert!(stdout.is_empty() && stderr.contains("bins"), "{stderr}");
+    }
+    let (code, stdout, _) = cli(&["report", folder.to_str().unwrap(), "--bins", "4096", "--format", "json"]);
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let counts = &report["layers"][0]["histogram"]["counts"][0];
+    assert_eq!(counts.as_array().unwrap().len(), 4096);
+    let (code, stdout, _) = cli(&["--help"]);
+    assert!(code == 0 && stdout.contains("report"));
+}
+
 #[track_caller]
 fn per_tensor(rel: &str, subject_has: &str, needle: &str, severity: Severity) {
     let path = data(rel);

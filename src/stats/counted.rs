@@ -219,7 +219,7 @@ impl Counted {
     /// them: per channel, the number of values below each edge.
     #[must_use]
     pub fn histogram(&self, lo: f64, hi: f64, bins: usize) -> Histogram {
-        let bins = bins.max(1);
+        let bins = bins.clamp(1, super::histogram::MAX_BINS);
         let edges = edges(lo, hi, bins);
         let norm = bins as f64 / (hi - lo);
         // below[j]: values < edges[j]; whole channels past an edge are added to `all_from`

@@ -8,6 +8,9 @@ use super::source::Values;
 use super::summary::Summary;
 use crate::model::tensor::ReadError;
 
+/// The most bins a histogram has (more are clamped to it).
+pub const MAX_BINS: usize = 4096;
+
 /// Counts of values in `bins` equal-width bins over `[lo, hi]` (numpy's `histogram` with
 /// `range=(lo, hi)`: the last bin includes `hi`). Values outside the range or not finite
 /// are counted in `outside` / `nonfinite`, so `counts` + `outside` + `nonfinite` = length.
@@ -100,7 +103,7 @@ pub(super) struct Binner {
 impl Binner {
     #[allow(clippy::cast_precision_loss)]
     pub(super) fn new(lo: f64, hi: f64, bins: usize) -> Self {
-        let bins = bins.max(1);
+        let bins = bins.clamp(1, MAX_BINS);
         Self {
             lo,
             hi,

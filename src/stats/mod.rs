@@ -11,7 +11,7 @@ mod streamed;
 pub mod summary;
 
 pub use channel::{ChannelSummary, Spread, channel_summaries, spread};
-pub use histogram::{Histogram, histogram, shared_histograms, shared_range};
+pub use histogram::{Histogram, MAX_BINS, histogram, shared_histograms, shared_range};
 pub use layer::{SetStats, layer_stats};
 pub use metrics::{ErrorMetrics, compare};
 pub use source::Values;

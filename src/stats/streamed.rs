@@ -47,6 +47,17 @@ enum Bin {
     Each,
 }
 
+/// The special entry of `bucket`, created on first use: `role[bucket]` is its index + 1.
+/// (At most 4,104 buckets are special: one per bin edge and per needed rank.)
+fn special_of<'s>(role: &mut [u16; BUCKETS], special: &'s mut Vec<Special>, bucket: usize) -> Option<&'s mut Special> {
+    let r = &mut role[bucket & (BUCKETS - 1)];
+    if *r == 0 {
+        special.push(Special::default());
+        *r = u16::try_from(special.len()).ok()?;
+    }
+    special.get_mut(usize::from(*r) - 1)
+}
+
 /// Per-thread tables, reused from tensor to tensor (allocating and zeroing 640 KiB for
 /// every tensor cost more than the pass over a small one) and left zeroed after use.
 struct Scratch {
@@ -265,18 +276,9 @@ impl<'a> Streamed<'a> {
         };
         #[allow(clippy::cast_possible_truncation)]
         let (first, last) = ((key(m.min as f32) >> 16) as usize, (key(m.max as f32) >> 16) as usize);
-        // the buckets the second pass looks into: role[bucket] = index + 1 in `special`
+        // the buckets the second pass looks into (see `special_of`)
         let mut special: Vec<Special> = Vec::new();
-        let mut mark = |role: &mut u16, f: &dyn Fn(&mut Special)| {
-            if *role == 0 {
-                special.push(Special::default());
-                *role = u16::try_from(special.len()).unwrap_or(u16::MAX);
-            }
-            if let Some(sp) = special.get_mut(usize::from(*role) - 1) {
-                f(sp);
-            }
-        };
-        // the bucket of each needed rank, and the rank within it
+        // the bucket of each needed rank, its `Refine` list, and the rank within it
         let mut located: Vec<(u64, u32, usize, u64)> = Vec::new();
         let mut refine: Vec<Refine> = Vec::new();
         let (mut before, mut bucket) = (0u64, first);
@@ -285,16 +287,13 @@ impl<'a> Streamed<'a> {
                 before += count_at(&scratch.coarse, bucket);
                 bucket += 1;
             }
-            let role = &mut scratch.role[bucket & (BUCKETS - 1)];
-            let list = std::cell::Cell::new(refine.len());
-            mark(role, &|sp: &mut Special| match sp.refine {
-                Some(i) => list.set(i),
-                None => sp.refine = Some(list.get()),
-            });
-            if list.get() == refine.len() {
-                refine.push(Refine::Keys(Vec::new()));
+            if let Some(sp) = special_of(&mut scratch.role, &mut special, bucket) {
+                let list = *sp.refine.get_or_insert_with(|| {
+                    refine.push(Refine::Keys(Vec::new()));
+                    refine.len() - 1
+                });
+                located.push((r, u32::try_from(bucket).unwrap_or(0), list, r - before));
             }
-            located.push((r, u32::try_from(bucket).unwrap_or(0), list.get(), r - before));
         }
         // whole buckets inside one bin are added at once; a bucket holding one edge splits
         // at it; one holding several bins each value. Buckets and edges are both in value
@@ -325,8 +324,9 @@ impl<'a> Streamed<'a> {
                     whole.push((place, n));
                     continue;
                 }
-                let bin = if pz == place + 1 { Bin::Split(b.threshold(pz), place, pz) } else { Bin::Each };
-                mark(&mut scratch.role[(k >> 16) as usize], &|sp: &mut Special| sp.bin = bin);
+                if let Some(sp) = special_of(&mut scratch.role, &mut special, (k >> 16) as usize) {
+                    sp.bin = if pz == place + 1 { Bin::Split(b.threshold(pz), place, pz) } else { Bin::Each };
+                }
             }
             for (p, n) in whole {
                 b.add_at(p, n);
