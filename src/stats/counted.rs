@@ -604,6 +604,68 @@ mod tests {
     }
 
     #[test]
+    fn random_parameters_and_edges_on_values_stay_exact() {
+        // seeded: shapes, layouts, scales from 1e-30 to 1e30 and exact binary fractions,
+        // zero points across the range, value spreads from constant to uniform, and bin
+        // edges placed exactly on dequantized values
+        let mut state = 0x51ed_270b_u64;
+        let mut next = move |n: u64| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % n.max(1)
+        };
+        let mut checked = 0;
+        for case in 0..150 {
+            let dtype = if next(2) == 0 { DType::Int8 } else { DType::Uint8 };
+            let (rows, channels) = (64 + next(200) as usize, 1 + next(12) as usize);
+            let axis = [None, Some(0), Some(1)][next(3) as usize];
+            let shape =
+                if axis == Some(0) { vec![channels as u64, rows as u64] } else { vec![rows as u64, channels as u64] };
+            let n = rows * channels;
+            let spread = [0u64, 1, 2, 16, 256][next(5) as usize];
+            let centre = next(256);
+            let bytes: Vec<u8> = (0..n).map(|_| (centre + next(spread + 1)).min(255) as u8).collect();
+            let k = if axis.is_some() { channels } else { 1 };
+            let scale: Vec<f32> = (0..k)
+                .map(|_| match next(4) {
+                    0 => 0.25 * (1 + next(4)) as f32,
+                    1 => 10f32.powi(next(61) as i32 - 30),
+                    _ => 0.001 + next(1000) as f32 * 1e-5,
+                })
+                .collect();
+            let zp: Vec<i32> =
+                (0..k).map(|_| if dtype == DType::Int8 { next(256) as i32 - 128 } else { next(256) as i32 }).collect();
+            let p = params(dtype, scale, zp, axis);
+            let t = TensorData { dtype, shape, bytes: TensorBytes::from_vec(bytes) };
+            let Some(counted) = Counted::of(&t, &p).unwrap() else {
+                continue; // scales whose range overflows f32: the streamed path's job
+            };
+            checked += 1;
+            let mut plain = Vec::new();
+            Values::Dequantized(&t, &p).for_each_chunk(|_, c| plain.extend_from_slice(c)).unwrap();
+            let (fast, slow) = (counted.summary(), crate::stats::summarize(Values::Slice(&plain)).unwrap());
+            assert_eq!(
+                (fast.min, fast.max, fast.q25, fast.q50, fast.q75),
+                (slow.min, slow.max, slow.q25, slow.q50, slow.q75),
+                "case {case}"
+            );
+            let tol = 1e-6 * (slow.std + slow.mean.abs()) + f64::MIN_POSITIVE;
+            assert!((fast.mean - slow.mean).abs() <= tol && (fast.std - slow.std).abs() <= tol, "case {case}");
+            // edges on values: the range between two stored values, bins dividing it evenly
+            let (a, b) = (f64::from(plain[next(n as u64) as usize]), f64::from(plain[next(n as u64) as usize]));
+            for (lo, hi, bins) in [(a.min(b), a.max(b), 1 + next(9) as usize), (slow.min, slow.max, 2), (a, a + 1.0, 4)]
+            {
+                if !(lo < hi) {
+                    continue;
+                }
+                let fast = counted.histogram(lo, hi, bins);
+                let slow = crate::stats::histogram(Values::Slice(&plain), lo, hi, bins).unwrap();
+                assert_eq!(fast, slow, "case {case}: [{lo}, {hi}] / {bins}");
+            }
+        }
+        assert!(checked > 100, "{checked} cases took the counted path");
+    }
+
+    #[test]
     fn unusable_parameters_leave_it_to_the_streamed_path() {
         let t = TensorData { dtype: DType::Int8, shape: vec![64, 4], bytes: TensorBytes::from_vec(bell(256, 3)) };
         for scale in [0.0, -0.5, f32::NAN, f32::INFINITY, 3e38] {

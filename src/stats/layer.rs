@@ -166,6 +166,32 @@ mod tests {
     }
 
     #[test]
+    fn values_on_bin_edges_and_signed_zeros_bin_like_numpy() {
+        // multiples of 1/4 (exact in binary) with edges on them, −0.0 beside 0.0: a bucket
+        // split at an edge must send a value equal to it to the upper bin, and the top
+        // edge's value to the last bin
+        let mut state = 99u64;
+        let v: Vec<f32> = (0..30_000)
+            .map(|i| {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                if i % 97 == 0 { -0.0 } else { ((state >> 40) % 81) as f32 * 0.25 - 10.0 }
+            })
+            .collect();
+        for (lo, hi, bins) in [(-10.0, 10.0, 80), (-10.0, 10.0, 40), (-2.0, 3.0, 20), (-0.0, 0.25, 1), (-10.0, 10.0, 7)]
+        {
+            let first = Streamed::first_pass(Values::Slice(&v), FEW).unwrap();
+            let (s, h) = first.finish(Some((lo, hi, bins))).unwrap();
+            assert_eq!(h.unwrap(), histogram(Values::Slice(&v), lo, hi, bins).unwrap(), "[{lo}, {hi}] / {bins}");
+            assert_eq!(s, summarize(Values::Slice(&v)).unwrap());
+        }
+        let mut sorted = v.clone();
+        sorted.sort_by(f32::total_cmp);
+        let s = summarize(Values::Slice(&v)).unwrap();
+        assert_eq!((s.min, s.max), (-10.0, 10.0));
+        assert_eq!(s.q50, f64::from(sorted[14_999]) + (f64::from(sorted[15_000]) - f64::from(sorted[14_999])) * 0.5);
+    }
+
+    #[test]
     fn a_failed_set_keeps_the_others() {
         let w = noise(5000, 3);
         let missing = TensorData {
