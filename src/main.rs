@@ -363,6 +363,11 @@ fn run_bench(input: &Input, bins: usize) -> ExitCode {
         "import_s": import_s,
         "import_read_s": if read_ok == Ok(true) { Some(import_read_s) } else { None },
         "stats_histograms_s": phases.stats_histograms_s,
+        "stats_histograms_by_variant_s": variants
+            .iter()
+            .zip(&phases.by_variant_s)
+            .map(|(v, s)| (v.spec.name.clone(), serde_json::json!(s)))
+            .collect::<serde_json::Map<_, _>>(),
         "import_stats_histograms_s": import_s + phases.stats_histograms_s,
         "metrics_s": phases.metrics_s,
         "summaries": phases.summaries,

@@ -16,6 +16,9 @@ use crate::stats::{self, Values};
 pub struct Phases {
     /// Summaries of every layer weight and shared-bin histograms of every layer.
     pub stats_histograms_s: f64,
+    /// The same work for each variant alone, in the order of the variants (a second run:
+    /// the files are warm by then).
+    pub by_variant_s: Vec<f64>,
     pub metrics_s: f64,
     pub summaries: usize,
     pub histograms: usize,
@@ -44,6 +47,24 @@ pub fn run_phases(variants: &[Variant], bins: usize) -> Phases {
         })
         .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     let stats_histograms_s = t.elapsed().as_secs_f64();
+    // the same per variant alone (histograms over its own range): where the time goes
+    let by_variant_s = (0..variants.len())
+        .map(|vi| {
+            let t = Instant::now();
+            rows.par_iter().for_each(|row| {
+                let sets: Vec<Values> = row
+                    .members
+                    .get(vi)
+                    .copied()
+                    .flatten()
+                    .and_then(|(li, _)| layer_values(variants.get(vi)?, li).0)
+                    .into_iter()
+                    .collect();
+                std::hint::black_box(stats::layer_stats(&sets, Some(bins)));
+            });
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
     let t = Instant::now();
     let compared: usize = rows
         .par_iter()
@@ -64,5 +85,5 @@ pub fn run_phases(variants: &[Variant], bins: usize) -> Phases {
         })
         .sum();
     let metrics_s = t.elapsed().as_secs_f64();
-    Phases { stats_histograms_s, metrics_s, summaries, histograms, compared }
+    Phases { stats_histograms_s, by_variant_s, metrics_s, summaries, histograms, compared }
 }
