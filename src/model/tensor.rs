@@ -107,10 +107,18 @@ impl TensorData {
     /// # Errors
     /// Only for external data that can no longer be read; an unsupported element size
     /// (4-bit types) streams nothing.
-    pub fn for_each_raw_chunk(&self, mut f: impl FnMut(usize, &[u8])) -> Result<(), ReadError> {
+    pub fn for_each_raw_chunk(&self, f: impl FnMut(usize, &[u8])) -> Result<(), ReadError> {
+        self.for_each_raw_block(CHUNK_ELEMS * 4, f)
+    }
+
+    /// [`Self::for_each_raw_chunk`] in chunks of about `bytes` bytes (at least one element).
+    ///
+    /// # Errors
+    /// Only for external data that can no longer be read.
+    pub fn for_each_raw_block(&self, bytes: usize, mut f: impl FnMut(usize, &[u8])) -> Result<(), ReadError> {
         let Some(elem) = self.dtype.elem_bytes() else { return Ok(()) };
         let len = usize::try_from(self.len()).unwrap_or(usize::MAX);
-        let step = CHUNK_ELEMS * 4 / elem;
+        let step = (bytes / elem).max(1);
         match &self.bytes {
             TensorBytes::Memory { .. } => {
                 let bytes = self.bytes.in_memory().unwrap_or_default();

@@ -22,6 +22,14 @@ use crate::model::tensor::{ReadError, TensorData};
 /// Slots per channel: one per stored byte value, in the order of `q` (int8's sign bit is
 /// flipped so that slot 0 is q = −128).
 const SLOTS: usize = 256;
+/// Bytes counted per call: large, so that axis-last weights count many rows per block of
+/// channels (small in unit tests, so that rows and runs straddle the calls).
+#[cfg(not(test))]
+const COUNT_BLOCK: usize = 4 << 20;
+#[cfg(test)]
+const COUNT_BLOCK: usize = 40_000;
+/// Channels whose tables are counted into together (256 KiB of tables: the L2 cache).
+const COLUMN_BLOCK: usize = 256;
 
 thread_local! {
     /// Count tables, reused from tensor to tensor: a fresh one per tensor cost a page
@@ -145,7 +153,7 @@ impl Counted {
         table.clear();
         table.resize(lanes.len() * SLOTS, 0);
         let counts = table.as_chunks_mut::<SLOTS>().0;
-        t.for_each_raw_chunk(|start, bytes| count_into(counts, map, start, bytes, flip))?;
+        t.for_each_raw_block(COUNT_BLOCK, |start, bytes| count_into(counts, map, start, bytes, flip))?;
         Ok(Some(Self::from_counts(table, lanes, t.len())))
     }
 
@@ -473,13 +481,19 @@ fn count_into(tables: &mut [[u32; SLOTS]], map: ChannelMap, start: usize, bytes:
             for (t, &b) in tables.get_mut(c..).unwrap_or_default().iter_mut().zip(head) {
                 t[usize::from(b ^ flip)] += 1;
             }
-            let mut rows = rest.chunks_exact(channels);
-            for row in &mut rows {
-                for (t, &b) in tables.iter_mut().zip(row) {
-                    t[usize::from(b ^ flip)] += 1;
+            let rows = rest.chunks_exact(channels);
+            let tail = rows.remainder();
+            // in blocks of channels, so that the tables being counted into stay in cache
+            for from in (0..channels).step_by(COLUMN_BLOCK) {
+                let to = (from + COLUMN_BLOCK).min(channels);
+                let block = tables.get_mut(from..to).unwrap_or_default();
+                for row in rows.clone() {
+                    for (t, &b) in block.iter_mut().zip(row.get(from..to).unwrap_or_default()) {
+                        t[usize::from(b ^ flip)] += 1;
+                    }
                 }
             }
-            for (t, &b) in tables.iter_mut().zip(rows.remainder()) {
+            for (t, &b) in tables.iter_mut().zip(tail) {
                 t[usize::from(b ^ flip)] += 1;
             }
         }
