@@ -54,7 +54,10 @@ pub fn compare(x: Values<'_>, y: Values<'_>, params: Option<&QuantParams>) -> Re
         if chunk.all_finite() {
             s.merge(&chunk);
             if let (Some(w), Some(m)) = (&weights, map) {
-                s.dd_scaled += scaled_sq_error(xs, ys, start, w, m);
+                s.dd_scaled += match m.inner() {
+                    0 => chunk.dd * w.first().copied().unwrap_or(f64::NAN), // one scale
+                    _ => scaled_sq_error(xs, ys, start, w, m),
+                };
             }
         } else {
             s.add_skipping(xs, ys, start, weights.as_deref().zip(map));
