@@ -72,6 +72,12 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         cycles: usize,
     },
+    /// Times the statistics kernels on synthetic tensors (ns per value, one thread); JSON.
+    BenchKernels {
+        /// Repetitions per kernel.
+        #[arg(long, default_value_t = 50)]
+        reps: usize,
+    },
     /// Times import, statistics and histograms of a folder; prints JSON with peak RSS.
     Bench {
         #[command(flatten)]
@@ -125,6 +131,12 @@ fn main() -> ExitCode {
             run_report(&input, format, sort, bins, out.as_deref())
         }
         Some(Command::Bench { input, bins }) => run_bench(&input, bins),
+        Some(Command::BenchKernels { reps }) => {
+            let ns: serde_json::Map<String, serde_json::Value> =
+                quantlens::report::bench::kernels(reps).into_iter().map(|(k, v)| (k, serde_json::json!(v))).collect();
+            println!("{:#}", serde_json::json!({ "ns_per_value": ns }));
+            ExitCode::SUCCESS
+        }
         Some(Command::Render { path, out, width, height, view, select }) => {
             run_render(path, out, width, height, view, select)
         }

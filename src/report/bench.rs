@@ -87,3 +87,69 @@ pub fn run_phases(variants: &[Variant], bins: usize) -> Phases {
     let metrics_s = t.elapsed().as_secs_f64();
     Phases { stats_histograms_s, by_variant_s, metrics_s, summaries, histograms, compared }
 }
+
+/// Nanoseconds per value of the statistics kernels on synthetic tensors, one thread (no
+/// files needed): the float (streamed) path and the 8-bit (counted) path at three channel
+/// sizes, each with and without a 64-bin histogram. `quantlens bench-kernels` prints it.
+#[must_use]
+pub fn kernels(reps: usize) -> Vec<(String, f64)> {
+    use crate::model::{DType, QuantParams, TensorBytes, TensorData};
+    let mut state = 1u64;
+    let mut uniform = move || {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state >> 40
+    };
+    let mut out = Vec::new();
+    let mut time = |name: String, values: Values<'_>, n: usize| {
+        for bins in [Some(64), None] {
+            let t = Instant::now();
+            for _ in 0..reps.max(1) {
+                std::hint::black_box(stats::layer_stats(&[values], bins));
+            }
+            let ns = t.elapsed().as_secs_f64() * 1e9 / (reps.max(1) * n) as f64;
+            out.push((format!("{name}{}", if bins.is_some() { " + histogram" } else { "" }), ns));
+        }
+    };
+    // float32, a bell of sums of three uniforms
+    let n = 1 << 20;
+    let bytes: Vec<u8> = (0..n)
+        .flat_map(|_| {
+            let v = (uniform() + uniform() + uniform()) as f32 / (3 << 24) as f32 - 0.5;
+            (v * 0.1).to_le_bytes()
+        })
+        .collect();
+    let t = TensorData { dtype: DType::Float32, shape: vec![n as u64], bytes: TensorBytes::from_vec(bytes) };
+    time("float32 [1048576]".into(), Values::Raw(&t), n);
+    // int8 [k, n] per channel along axis 1 (a MatMul weight)
+    for (k, channels) in [(274usize, 274usize), (720, 360), (64, 2048)] {
+        let bytes: Vec<u8> =
+            (0..k * channels).map(|_| (((uniform() + uniform() + uniform()) / 3) >> 16) as u8 ^ 0x80).collect();
+        let t = TensorData {
+            dtype: DType::Int8,
+            shape: vec![k as u64, channels as u64],
+            bytes: TensorBytes::from_vec(bytes),
+        };
+        let p = QuantParams {
+            scale: (0..channels).map(|c| 0.001 + c as f32 * 1e-6).collect(),
+            zero_point: vec![0; channels],
+            axis: Some(1),
+            dtype: DType::Int8,
+            zero_point_dtype: Some(DType::Int8),
+            scale_tensor: None,
+            zero_point_tensor: None,
+        };
+        time(format!("int8 [{k}, {channels}] axis 1"), Values::Dequantized(&t, &p), k * channels);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kernels_time_every_path() {
+        let k = super::kernels(1);
+        assert_eq!(k.len(), 8, "{k:?}");
+        assert!(k.iter().all(|(_, ns)| ns.is_finite() && *ns > 0.0), "{k:?}");
+        assert!(k.iter().any(|(name, _)| name.starts_with("int8 [64, 2048]")));
+    }
+}
