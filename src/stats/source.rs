@@ -315,7 +315,7 @@ mod tests {
                 .unwrap();
             assert_eq!(seen as u64, t.len());
             // the counted path (when it applies) describes the same multiset
-            assert_eq!(crate::stats::counted::Counted::of(&t, &p).unwrap().is_some(), 300_000 / channels >= 64);
+            assert_eq!(crate::stats::counted::Counted::of(&t, &p).unwrap().is_some(), 300_000 / channels >= 128);
             let mut plain = Vec::new();
             Values::Dequantized(&t, &p).for_each_chunk(|_, c| plain.extend_from_slice(c)).unwrap();
             let (fast, slow) =
