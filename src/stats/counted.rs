@@ -132,8 +132,9 @@ struct Probe {
 /// An 8-bit tensor's dequantized values, described exactly by their per-channel counts.
 pub struct Counted {
     lanes: Vec<Lane>,
-    /// `cum[c * SLOTS + s]`: values of channel `c` in slots up to `s` (counts turned into
-    /// running sums in place).
+    /// `cum[c * SLOTS + s]`: values of channel `c` in slots up to `s`, for `s` from the
+    /// channel's first to its last used slot (counts turned into running sums in place;
+    /// read through [`Counted::cum`]).
     cum: Vec<u32>,
     count: u64,
     moments: Moments,
@@ -167,18 +168,21 @@ impl Counted {
             };
             let (first, last) = (i32::try_from(first).unwrap_or(0), i32::try_from(last).unwrap_or(0));
             (lane.first, lane.last) = (first, last);
-            let total = running_sums(table);
-            // moments from exact integer sums over the slots: Σ s·n and Σ s²·n follow from
-            // the running sums (Σ s·n = Σ_k (total − cum[k]) over k < 255, and likewise
-            // with weights 2k + 1), then shift to q − zp and scale
+            // only the used slots: lookups never leave `first − 1 ..= last` (see `Lane`)
+            let used = table.get_mut(first as usize..=last as usize).unwrap_or_default();
+            let total = running_sums(used);
+            // moments from exact integer sums over the slots: with running sums cum[k],
+            // Σ s·n = last·total − Σ cum[k] and Σ s²·n = last²·total − Σ (2k+1)·cum[k],
+            // over first ≤ k < last; then shifted to q − zp and scaled
             let (mut a1, mut a2) = (0u64, 0u64);
-            for (k, &c) in (1u64..).step_by(2).zip(table.iter().take(SLOTS - 1)) {
+            let below_last = used.get(..used.len().saturating_sub(1)).unwrap_or_default();
+            for (k, &c) in (2 * u64::from(first.unsigned_abs()) + 1..).step_by(2).zip(below_last) {
                 a1 += u64::from(c);
                 a2 += k * u64::from(c);
             }
-            let t = u128::from(total);
-            let s1 = 255 * t - u128::from(a1);
-            let s2 = 255 * 255 * t - u128::from(a2);
+            let (t, last_u) = (u128::from(total), u128::from(last.unsigned_abs()));
+            let s1 = last_u * t - u128::from(a1);
+            let s2 = last_u * last_u * t - u128::from(a2);
             let spread = t * s2 - s1 * s1; // S0·S2 − S1² ≥ 0: n² times the variance of s
             let sum_y = s1 as f64 - f64::from(lane.base) * f64::from(total);
             let scale = f64::from(lane.scale);
@@ -196,7 +200,9 @@ impl Counted {
 
     #[inline]
     fn cum(&self, c: usize, s: i32) -> u64 {
-        // s is a slot in −1..=255: values in slots ≤ s
+        // values in slots ≤ s; running sums were only taken over the used slots, so past
+        // the last one the total stands at the last
+        let s = self.lanes.get(c).map_or(s, |l| s.min(l.last));
         usize::try_from(s).ok().and_then(|s| self.cum.get(c * SLOTS + s)).map_or(0, |&n| u64::from(n))
     }
 
@@ -414,10 +420,11 @@ fn edges_at_or_below(edges: &[f64], lo: f64, norm: f64, x: f64) -> usize {
 
 /// Turns a channel's counts into running sums in place; returns the total. Four quarters
 /// are summed side by side (independent chains), then offset.
-fn running_sums(table: &mut [u32; SLOTS]) -> u32 {
-    let (a, rest) = table.split_at_mut(SLOTS / 4);
-    let (b, rest) = rest.split_at_mut(SLOTS / 4);
-    let (c, d) = rest.split_at_mut(SLOTS / 4);
+fn running_sums(counts: &mut [u32]) -> u32 {
+    let quarter = counts.len() / 4;
+    let (a, rest) = counts.split_at_mut(quarter);
+    let (b, rest) = rest.split_at_mut(quarter);
+    let (c, d) = rest.split_at_mut(quarter);
     let mut acc = [0u32; 4];
     for (((a, b), c), d) in a.iter_mut().zip(b.iter_mut()).zip(c.iter_mut()).zip(d.iter_mut()) {
         acc[0] += *a;
@@ -428,6 +435,11 @@ fn running_sums(table: &mut [u32; SLOTS]) -> u32 {
         *c = acc[2];
         acc[3] += *d;
         *d = acc[3];
+    }
+    // the last part may be longer by up to three
+    for x in d.iter_mut().skip(quarter) {
+        acc[3] += *x;
+        *x = acc[3];
     }
     let (ob, oc) = (acc[0], acc[0] + acc[1]);
     let od = oc + acc[2];
