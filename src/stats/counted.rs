@@ -28,7 +28,8 @@ const SLOTS: usize = 256;
 const COUNT_BLOCK: usize = 4 << 20;
 #[cfg(test)]
 const COUNT_BLOCK: usize = 40_000;
-/// Channels whose tables are counted into together (256 KiB of tables: the L2 cache).
+/// Channels whose tables are counted into together (256 KiB of tables, a quarter of the L2
+/// cache), when there are more than four times as many (fewer fit in L2 whole).
 const COLUMN_BLOCK: usize = 256;
 
 thread_local! {
@@ -497,11 +498,12 @@ fn count_into(tables: &mut [[u32; SLOTS]], map: ChannelMap, start: usize, bytes:
             let rows = rest.chunks_exact(channels);
             let tail = rows.remainder();
             // in blocks of channels, so that the tables being counted into stay in cache
-            for from in (0..channels).step_by(COLUMN_BLOCK) {
-                let to = (from + COLUMN_BLOCK).min(channels);
-                let block = tables.get_mut(from..to).unwrap_or_default();
+            let block = if channels > 4 * COLUMN_BLOCK { COLUMN_BLOCK } else { channels };
+            for from in (0..channels).step_by(block) {
+                let to = (from + block).min(channels);
+                let tabs = tables.get_mut(from..to).unwrap_or_default();
                 for row in rows.clone() {
-                    for (t, &b) in block.iter_mut().zip(row.get(from..to).unwrap_or_default()) {
+                    for (t, &b) in tabs.iter_mut().zip(row.get(from..to).unwrap_or_default()) {
                         t[usize::from(b ^ flip)] += 1;
                     }
                 }
@@ -593,6 +595,8 @@ mod tests {
             // several raw chunks, the second starting inside a row / a run
             (vec![1000, 301], Some(1)),
             (vec![40, 1000, 7], Some(1)),
+            // over 1,024 channels: counted in blocks of channels
+            (vec![130, 1100], Some(1)),
         ];
         for (dtype, seed) in [(DType::Int8, 1u64), (DType::Uint8, 2)] {
             for (shape, axis) in &cases {
