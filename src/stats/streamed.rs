@@ -29,6 +29,8 @@ pub(super) const FEW: u64 = 1 << 12;
 /// What the second pass does with the values of one bucket.
 #[derive(Default)]
 struct Special {
+    /// The bucket (its role entry is cleared after the pass).
+    bucket: usize,
     bin: Bin,
     /// Index of the `Refine` list keeping its low key bits (a needed rank lies here).
     refine: Option<usize>,
@@ -52,7 +54,7 @@ enum Bin {
 fn special_of<'s>(role: &mut [u16; BUCKETS], special: &'s mut Vec<Special>, bucket: usize) -> Option<&'s mut Special> {
     let r = &mut role[bucket & (BUCKETS - 1)];
     if *r == 0 {
-        special.push(Special::default());
+        special.push(Special { bucket, ..Special::default() });
         *r = u16::try_from(special.len()).ok()?;
     }
     special.get_mut(usize::from(*r) - 1)
@@ -150,13 +152,16 @@ pub(super) struct Streamed<'a> {
     scratch: Option<Scratch>,
     /// Bucket counts flushed from `Scratch::coarse` (tensors of 2³² values or more).
     wide: Option<Vec<u64>>,
+    /// Set when `finish` has zeroed what it touched in the scratch tables.
+    cleared: bool,
 }
 
 impl Drop for Streamed<'_> {
     fn drop(&mut self) {
         if let Some(mut s) = self.scratch.take() {
-            // only the buckets between the minimum and the maximum were touched
-            if self.m.n > 0 {
+            // (unless `finish` cleared them) only the buckets between the minimum and the
+            // maximum were touched
+            if self.m.n > 0 && !self.cleared {
                 #[allow(clippy::cast_possible_truncation)]
                 let (a, b) = ((key(self.m.min as f32) >> 16) as usize, (key(self.m.max as f32) >> 16) as usize);
                 if let (Some(c), Some(r)) = (s.coarse.get_mut(a..=b), s.role.get_mut(a..=b)) {
@@ -234,7 +239,7 @@ impl<'a> Streamed<'a> {
             let m2 = lane_sum(chunk, |v| (f64::from(v) - mean).powi(2));
             m.merge(n, mean, m2, f64::from(lo), f64::from(hi));
         });
-        let out = Self { values, count, nan, inf, m, keys, scratch, wide };
+        let out = Self { values, count, nan, inf, m, keys, scratch, wide, cleared: false };
         result.map(|()| out)
     }
 
@@ -270,23 +275,24 @@ impl<'a> Streamed<'a> {
         let Some(scratch) = self.scratch.as_mut() else {
             return Ok((finish(count, nan, inf, m, [f64::NAN; 3]), histogram(binner)));
         };
-        let wide = self.wide.as_deref();
-        let count_at = |coarse: &[u32; BUCKETS], b: usize| {
-            u64::from(coarse[b & (BUCKETS - 1)]) + wide.and_then(|w| w.get(b)).copied().unwrap_or(0)
-        };
         #[allow(clippy::cast_possible_truncation)]
         let (first, last) = ((key(m.min as f32) >> 16) as usize, (key(m.max as f32) >> 16) as usize);
+        let occupied = occupied(&scratch.coarse, self.wide.as_deref(), first, last);
         // the buckets the second pass looks into (see `special_of`)
         let mut special: Vec<Special> = Vec::new();
         // the bucket of each needed rank, its `Refine` list, and the rank within it
         let mut located: Vec<(u64, u32, usize, u64)> = Vec::new();
         let mut refine: Vec<Refine> = Vec::new();
-        let (mut before, mut bucket) = (0u64, first);
+        let (mut before, mut at) = (0u64, 0usize);
         for r in needed_ranks(m.n) {
-            while bucket < last && before + count_at(&scratch.coarse, bucket) <= r {
-                before += count_at(&scratch.coarse, bucket);
-                bucket += 1;
+            while let Some(&(_, n)) = occupied.get(at)
+                && at + 1 < occupied.len()
+                && before + n <= r
+            {
+                before += n;
+                at += 1;
             }
+            let bucket = occupied.get(at).map_or(first, |o| o.0);
             if let Some(sp) = special_of(&mut scratch.role, &mut special, bucket) {
                 let list = *sp.refine.get_or_insert_with(|| {
                     refine.push(Refine::Keys(Vec::new()));
@@ -306,11 +312,7 @@ impl<'a> Streamed<'a> {
             };
             let mut place = -1isize;
             let mut whole: Vec<(isize, u64)> = Vec::new();
-            for k in first..=last {
-                let n = count_at(&scratch.coarse, k);
-                if n == 0 {
-                    continue;
-                }
+            for &(k, n) in &occupied {
                 let k = u32::try_from(k).unwrap_or(0) << 16;
                 let (a, z) = (f64::from(unkey(k)).max(m.min), f64::from(unkey(k | 0xffff)).min(m.max));
                 while place < top && at_or_above(a, place + 1) {
@@ -361,6 +363,14 @@ impl<'a> Streamed<'a> {
                 }
             }
         })?;
+        // leave the tables zeroed for the next tensor: the occupied buckets and the roles
+        for &(k, _) in &occupied {
+            scratch.coarse[k & (BUCKETS - 1)] = 0;
+        }
+        for sp in &special {
+            scratch.role[sp.bucket & (BUCKETS - 1)] = 0;
+        }
+        self.cleared = true;
         let mut found = Vec::with_capacity(located.len());
         for &(r, bucket, list, within) in &located {
             let low = refine.get_mut(list).and_then(|l| l.nth(within));
@@ -377,6 +387,34 @@ impl<'a> Streamed<'a> {
 #[allow(clippy::cast_possible_truncation)]
 fn bucket_of(v: f32) -> u16 {
     (key(v) >> 16) as u16
+}
+
+/// The buckets from `first` to `last` that hold values, with their counts, in order; runs
+/// of empty buckets (most of the range between a negative minimum and a positive maximum:
+/// the tiny magnitudes) are skipped sixteen at a time.
+fn occupied(coarse: &[u32; BUCKETS], wide: Option<&[u64]>, first: usize, last: usize) -> Vec<(usize, u64)> {
+    let range = coarse.get(first..=last).unwrap_or_default();
+    let mut out = Vec::new();
+    if let Some(w) = wide {
+        for (k, &c) in (first..).zip(range) {
+            let n = u64::from(c) + w.get(k).copied().unwrap_or(0);
+            if n > 0 {
+                out.push((k, n));
+            }
+        }
+        return out;
+    }
+    for (block, k0) in range.chunks(16).zip((first..).step_by(16)) {
+        if block.iter().fold(0, |a, &c| a | c) == 0 {
+            continue;
+        }
+        for (k, &c) in (k0..).zip(block) {
+            if c > 0 {
+                out.push((k, u64::from(c)));
+            }
+        }
+    }
+    out
 }
 
 /// `Σ f(v)` in f64 over eight independent partial sums (so that the additions pipeline
