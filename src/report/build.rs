@@ -208,14 +208,12 @@ pub fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, opti
             problems.push("weight data is unavailable (see the variant's issues)".into());
         }
         let (values, params) = layer_values(v, li);
-        let computed = set_stats.get_mut(i).and_then(Option::take);
-        let stats = computed.map(|c| {
-            histograms.push((out.len(), c.histogram));
-            c.summary
-        });
-        let stats = match stats {
-            Some(Ok(s)) => Some(s),
-            Some(Err(e)) => {
+        let stats = match set_stats.get_mut(i).and_then(Option::take) {
+            Some(stats::SetStats { summary: Ok(s), histogram }) => {
+                histograms.push((out.len(), histogram));
+                Some(s)
+            }
+            Some(stats::SetStats { summary: Err(e), .. }) => {
                 problems.push(e.to_string());
                 None
             }

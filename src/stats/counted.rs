@@ -481,49 +481,36 @@ fn plan(t: &TensorData, p: &QuantParams) -> Option<(Vec<Lane>, ChannelMap, u8)> 
 /// Counts one raw chunk (starting at element `start`) into the per-channel tables.
 fn count_into(tables: &mut [[u32; SLOTS]], map: ChannelMap, start: usize, bytes: &[u8], flip: u8) {
     let channels = tables.len().max(1);
-    match map.inner() {
-        0 => {
-            if let Some(t) = tables.first_mut() {
-                count_run(t, bytes, flip);
+    if map.inner() != 1 {
+        for (c, range) in map.runs(start, bytes.len()) {
+            if let (Some(t), Some(run)) = (tables.get_mut(c), bytes.get(range)) {
+                count_run(t, run, flip);
             }
         }
-        1 => {
-            // one channel per element (e.g. MatMul weights along axis 1): whole rows zip
-            // with the tables, no channel arithmetic per element
-            let c = start % channels;
-            let (head, rest) = bytes.split_at((channels - c).min(bytes.len()) * usize::from(c != 0));
-            for (t, &b) in tables.get_mut(c..).unwrap_or_default().iter_mut().zip(head) {
-                t[usize::from(b ^ flip)] += 1;
-            }
-            let rows = rest.chunks_exact(channels);
-            let tail = rows.remainder();
-            // in blocks of channels, so that the tables being counted into stay in cache
-            let block = if channels > 4 * COLUMN_BLOCK { COLUMN_BLOCK } else { channels };
-            for from in (0..channels).step_by(block) {
-                let to = (from + block).min(channels);
-                let tabs = tables.get_mut(from..to).unwrap_or_default();
-                for row in rows.clone() {
-                    for (t, &b) in tabs.iter_mut().zip(row.get(from..to).unwrap_or_default()) {
-                        t[usize::from(b ^ flip)] += 1;
-                    }
-                }
-            }
-            for (t, &b) in tables.iter_mut().zip(tail) {
+        return;
+    }
+    // one channel per element (e.g. MatMul weights along axis 1): whole rows zip with the
+    // tables, no channel arithmetic per element
+    let c = start % channels;
+    let (head, rest) = bytes.split_at((channels - c).min(bytes.len()) * usize::from(c != 0));
+    for (t, &b) in tables.get_mut(c..).unwrap_or_default().iter_mut().zip(head) {
+        t[usize::from(b ^ flip)] += 1;
+    }
+    let rows = rest.chunks_exact(channels);
+    let tail = rows.remainder();
+    // in blocks of channels, so that the tables being counted into stay in cache
+    let block = if channels > 4 * COLUMN_BLOCK { COLUMN_BLOCK } else { channels };
+    for from in (0..channels).step_by(block) {
+        let to = (from + block).min(channels);
+        let tabs = tables.get_mut(from..to).unwrap_or_default();
+        for row in rows.clone() {
+            for (t, &b) in tabs.iter_mut().zip(row.get(from..to).unwrap_or_default()) {
                 t[usize::from(b ^ flip)] += 1;
             }
         }
-        inner => {
-            let (mut c, mut r) = ((start / inner) % channels, start % inner);
-            let mut rest = bytes;
-            while !rest.is_empty() {
-                let (run, tail) = rest.split_at((inner - r).min(rest.len()));
-                if let Some(t) = tables.get_mut(c) {
-                    count_run(t, run, flip);
-                }
-                (rest, r) = (tail, 0);
-                c = if c + 1 == channels { 0 } else { c + 1 };
-            }
-        }
+    }
+    for (t, &b) in tables.iter_mut().zip(tail) {
+        t[usize::from(b ^ flip)] += 1;
     }
 }
 

@@ -174,41 +174,17 @@ impl Sums {
 /// weight per run of a channel, or whole rows zipped with the weights when each element
 /// is its own channel's.
 fn scaled_sq_error(xs: &[f32], ys: &[f32], start: usize, w: &[f64], m: ChannelMap) -> f64 {
-    let sq = |xs: &[f32], ys: &[f32]| -> f64 {
-        xs.iter().zip(ys).map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2)).sum()
-    };
-    let channels = w.len().max(1);
-    match m.inner() {
-        0 => sq(xs, ys) * w.first().copied().unwrap_or(f64::NAN),
-        1 => {
-            let mut total = 0.0;
-            let (mut c, mut i) = (start % channels, 0);
-            while i < xs.len() {
-                let k = (channels - c).min(xs.len() - i);
-                let (a, b) = (xs.get(i..i + k).unwrap_or_default(), ys.get(i..i + k).unwrap_or_default());
-                let ws = w.get(c..c + k).unwrap_or_default();
-                total += a
-                    .iter()
-                    .zip(b)
-                    .zip(ws)
-                    .map(|((&a, &b), &w)| (f64::from(a) - f64::from(b)).powi(2) * w)
-                    .sum::<f64>();
-                (c, i) = (0, i + k);
-            }
-            total
-        }
-        inner => {
-            let mut total = 0.0;
-            let (mut c, mut r, mut i) = ((start / inner) % channels, start % inner, 0);
-            while i < xs.len() {
-                let k = (inner - r).min(xs.len() - i);
-                let (a, b) = (xs.get(i..i + k).unwrap_or_default(), ys.get(i..i + k).unwrap_or_default());
-                total += sq(a, b) * w.get(c).copied().unwrap_or(f64::NAN);
-                (r, i) = (0, i + k);
-                c = if c + 1 == channels { 0 } else { c + 1 };
-            }
-            total
-        }
+    let sq = |(&a, &b): (&f32, &f32)| (f64::from(a) - f64::from(b)).powi(2);
+    let pairs =
+        |r: std::ops::Range<usize>| xs.get(r.clone()).unwrap_or_default().iter().zip(ys.get(r).unwrap_or_default());
+    if m.inner() == 1 {
+        m.rows(start, xs.len())
+            .map(|(c, r)| pairs(r).zip(w.get(c..).unwrap_or_default()).map(|(p, &w)| sq(p) * w).sum::<f64>())
+            .sum()
+    } else {
+        m.runs(start, xs.len())
+            .map(|(c, r)| pairs(r).map(sq).sum::<f64>() * w.get(c).copied().unwrap_or(f64::NAN))
+            .sum()
     }
 }
 

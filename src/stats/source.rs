@@ -129,52 +129,41 @@ impl ChannelMap {
         self.inner
     }
 
-    /// Splits the chunk `values` (starting at element `start`) into runs of one channel:
-    /// `f(channel, run)`, walking the channels incrementally (no division per element).
-    pub fn for_each_run<T>(&self, start: usize, values: &mut [T], mut f: impl FnMut(usize, &mut [T])) {
-        if self.inner == 0 {
-            f(0, values);
-            return;
-        }
-        let (mut c, mut r) = ((start / self.inner) % self.channels, start % self.inner);
-        let mut rest = values;
-        while !rest.is_empty() {
-            let n = (self.inner - r).min(rest.len());
-            let (run, tail) = rest.split_at_mut(n);
-            f(c, run);
-            rest = tail;
-            r = 0;
-            c = (c + 1) % self.channels;
-        }
-    }
-}
-
-/// Walks the channels element by element (for runs too short to split): the channel and
-/// the position within its run, no division per element. Needs `map.inner > 0`.
-struct Cursor {
-    channel: usize,
-    within: usize,
-    map: ChannelMap,
-}
-
-impl Cursor {
-    fn at(map: ChannelMap, start: usize) -> Self {
-        Self { channel: (start / map.inner) % map.channels, within: start % map.inner, map }
-    }
-
-    /// The channel of the current element; moves to the next.
-    #[inline]
-    fn next_channel(&mut self) -> usize {
-        let c = self.channel;
-        self.within += 1;
-        if self.within == self.map.inner {
-            self.within = 0;
-            self.channel += 1;
-            if self.channel == self.map.channels {
-                self.channel = 0;
+    /// The elements `start..start + len` as runs of one channel, `(channel, range)` with
+    /// ranges counted from `start`, walking the channels incrementally (no division per
+    /// element). Per-tensor: one run of channel 0.
+    pub fn runs(self, start: usize, len: usize) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> {
+        let (mut c, mut r) = start.checked_div(self.inner).map_or((0, 0), |q| (q % self.channels, start % self.inner));
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            if at >= len {
+                return None;
             }
-        }
-        c
+            let n = if self.inner == 0 { len } else { (self.inner - r).min(len - at) };
+            let run = (c, at..at + n);
+            (at, r) = (at + n, 0);
+            if self.inner > 0 {
+                c = if c + 1 == self.channels { 0 } else { c + 1 };
+            }
+            Some(run)
+        })
+    }
+
+    /// For a map whose channel steps every element (`inner == 1`: the axis is the last):
+    /// the elements `start..start + len` as segments of consecutive channels, `(first
+    /// channel, range)`: the rest of the first row, then whole rows.
+    pub fn rows(self, start: usize, len: usize) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> {
+        let channels = self.channels.max(1);
+        let (mut c, mut at) = (start % channels, 0);
+        std::iter::from_fn(move || {
+            if at >= len {
+                return None;
+            }
+            let n = (channels - c).min(len - at);
+            let segment = (c, at..at + n);
+            (c, at) = (0, at + n);
+            Some(segment)
+        })
     }
 }
 
@@ -214,7 +203,7 @@ impl ValueReader<'_> {
             }
         };
         match (start, self.params, &self.lanes) {
-            (Some(start), Some(_), Some((scales, zps))) => dequantize_rows(out, start, scales, zps),
+            (Some(start), Some(_), Some((scales, zps))) => dequantize_rows(out, start, self.channel, scales, zps),
             (Some(start), Some(p), None) => dequantize_chunk(out, start, p, self.channel),
             _ => {}
         }
@@ -225,40 +214,26 @@ impl ValueReader<'_> {
 /// `(q − zp) · scale` of a chunk starting at element `start` when element `i` is channel
 /// `i mod channels`: whole rows zip with the per-channel parameters (loops that vectorise).
 #[allow(clippy::cast_possible_truncation)]
-fn dequantize_rows(out: &mut [f32], start: usize, scales: &[f32], zps: &[i32]) {
-    let channels = scales.len().max(1);
-    let c = start % channels;
-    let (head, rest) = out.split_at_mut((channels - c).min(out.len()) * usize::from(c != 0));
-    let row = |vals: &mut [f32], scales: &[f32], zps: &[i32]| {
+fn dequantize_rows(out: &mut [f32], start: usize, map: ChannelMap, scales: &[f32], zps: &[i32]) {
+    for (c, range) in map.rows(start, out.len()) {
+        let vals = out.get_mut(range).unwrap_or_default();
+        let (scales, zps) = (scales.get(c..).unwrap_or_default(), zps.get(c..).unwrap_or_default());
         for ((v, &s), &z) in vals.iter_mut().zip(scales).zip(zps) {
             *v = ((*v as i32) - z) as f32 * s;
         }
-    };
-    row(head, scales.get(c..).unwrap_or_default(), zps.get(c..).unwrap_or_default());
-    for r in rest.chunks_mut(channels) {
-        row(r, scales, zps);
     }
 }
 
-/// `(q − zp) · scale` of a chunk starting at element `start`, walking the channels
-/// incrementally (no division per element), in i32 then f32 like
-/// [`QuantParams::dequantize`].
+/// `(q − zp) · scale` of a chunk starting at element `start`, run by run of a channel, in
+/// i32 then f32 like [`QuantParams::dequantize`].
 #[allow(clippy::cast_possible_truncation)]
 fn dequantize_chunk(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap) {
-    if map.inner > 0 && map.inner < 16 {
-        // short runs (e.g. MatMul weights along axis 1): a channel cursor per element
-        let mut cursor = Cursor::at(map, start);
-        for v in out.iter_mut() {
-            *v = p.dequantize(*v, cursor.next_channel());
-        }
-        return;
-    }
-    map.for_each_run(start, out, |c, run| {
+    for (c, range) in map.runs(start, out.len()) {
         let (scale, zp) = p.channel(c);
-        for v in run.iter_mut() {
+        for v in out.get_mut(range).unwrap_or_default() {
             *v = ((*v as i32) - zp) as f32 * scale;
         }
-    });
+    }
 }
 
 #[cfg(test)]
@@ -294,6 +269,18 @@ mod tests {
             zero_point_tensor: None,
         };
         (t, p)
+    }
+
+    #[test]
+    fn runs_and_rows_walk_the_channels() {
+        // [*, 3 channels, 2 inner]: from element 3 (channel 1, second of its run)
+        let map = ChannelMap::along(&[4, 3, 2], 1);
+        let runs: Vec<_> = map.runs(3, 6).collect();
+        assert_eq!(runs, vec![(1, 0..1), (2, 1..3), (0, 3..5), (1, 5..6)]);
+        assert_eq!(ChannelMap::none().runs(7, 5).collect::<Vec<_>>(), vec![(0, 0..5)]);
+        // [*, 4] along the last axis, from element 6 (channel 2): rest of the row, rows
+        let rows: Vec<_> = ChannelMap::along(&[5, 4], 1).rows(6, 9).collect();
+        assert_eq!(rows, vec![(2, 0..2), (0, 2..6), (0, 6..9)]);
     }
 
     #[test]
