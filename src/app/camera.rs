@@ -187,21 +187,25 @@ fn frame_requests(
     settings: Res<ViewSettings>,
     blocks: Query<&GraphNode>,
     mut cameras: Query<(&mut OrbitCamera, &Camera), With<TowerCamera>>,
+    mut auto: ResMut<AutoFrame>,
 ) {
     let Some(open) = open else {
         requests.clear();
         return;
     };
     for r in requests.read() {
+        // while the camera is left alone, the latest framing is the one to repeat
+        if auto.0.is_some() {
+            auto.set_if_neq(AutoFrame(Some(*r)));
+        }
         let bounds = match r {
-            // room on the left for the variant names
-            FrameRequest::All => {
-                Some((Vec3::from_array(open.layout.min) - Vec3::X * 3.0, Vec3::from_array(open.layout.max)))
-            }
-            FrameRequest::Overview => {
+            FrameRequest::All | FrameRequest::Overview => {
+                // room on the left for the variant names; the overview stops after a while
                 let min = Vec3::from_array(open.layout.min) - Vec3::X * 3.0;
                 let mut max = Vec3::from_array(open.layout.max);
-                max.x = max.x.min(min.x + OVERVIEW_COLUMNS * crate::layout::DEPTH_SPACING);
+                if *r == FrameRequest::Overview {
+                    max.x = max.x.min(min.x + OVERVIEW_COLUMNS * crate::layout::DEPTH_SPACING);
+                }
                 Some((min, max))
             }
             FrameRequest::Selection => {

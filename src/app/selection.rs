@@ -7,7 +7,6 @@ use bevy::prelude::*;
 
 use crate::theme;
 
-use super::camera::AutoFrame;
 use super::model::{FrameRequest, GraphNode, OpenModel, SelectRequest, Selection};
 use super::towers::BlockIndex;
 
@@ -51,16 +50,11 @@ fn apply_select_requests(
     mut requests: MessageReader<SelectRequest>,
     mut selection: ResMut<Selection>,
     mut frame: MessageWriter<FrameRequest>,
-    mut auto: Option<ResMut<AutoFrame>>,
 ) {
     for r in requests.read() {
         selection.set_if_neq(Selection { group: r.group });
         if r.frame && r.group.is_some() {
             frame.write(FrameRequest::Selection);
-            // the panels reshape the viewport as the inspector fills: keep the selection framed
-            if let Some(auto) = auto.as_mut().filter(|a| a.0.is_some()) {
-                auto.0 = Some(FrameRequest::Selection);
-            }
         }
     }
 }

@@ -135,16 +135,15 @@ fn rebin_selected_histogram(
     if view.key == Some(key) {
         return;
     }
+    // rebinning needs the row's summaries: wait for its stats
+    let Some((_, stats)) = rows.iter().find(|(r, _)| r.0 == row) else { return };
     // the stats task already computed this bin count
-    if let Some((_, stats)) = rows.iter().find(|(r, _)| r.0 == row)
-        && stats.0.histogram.as_ref().is_some_and(|h| h.bins == settings.histogram_bins)
-    {
+    if stats.0.histogram.as_ref().is_some_and(|h| h.bins == settings.histogram_bins) {
         view.key = Some(key);
         view.histogram = stats.0.histogram.clone().map(Arc::new);
         return;
     }
-    // rebinning needs the row's summaries: wait for its stats
-    let Some(report) = rows.iter().find(|(r, _)| r.0 == row).map(|(_, s)| Arc::clone(&s.0)) else { return };
+    let report = Arc::clone(&stats.0);
     let (variants, matches) = (open.data.variants.clone(), open.data.rows.clone());
     let bins = settings.histogram_bins;
     let task = AsyncComputeTaskPool::get().spawn(async move { rebin(&variants, matches.get(row)?, &report, bins) });

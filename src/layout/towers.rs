@@ -236,16 +236,15 @@ pub fn layout(variants: &[Variant], rows: &[MatchRow], reference: usize, options
     }
     assign_slots(&mut blocks);
     let edges = edges(variants, &blocks, &index, options.fold_quant);
-    let mut ops: Vec<String> = blocks
+    // (borrowed while de-duplicated: one string per distinct op, not per block)
+    let ops: Vec<String> = blocks
         .iter()
-        .filter_map(|b| variants.get(b.variant)?.model.graph.node(b.node).map(|n| n.op_type.clone()))
+        .filter_map(|b| variants.get(b.variant)?.model.graph.node(b.node).map(|n| n.op_type.as_str()))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
+        .map(String::from)
         .collect();
-    ops.shrink_to_fit();
-    let mut l = place(blocks, edges, variants.len(), options.mode);
-    l.ops = ops;
-    l
+    place(blocks, edges, variants.len(), options.mode, ops)
 }
 
 /// Counterpart groups being assigned.
@@ -344,7 +343,13 @@ fn edges(
 }
 
 /// Positions and sizes from depth, slot and variant.
-fn place(mut blocks: Vec<Block>, edges: Vec<(usize, usize)>, n_variants: usize, mode: ViewMode) -> Layout {
+fn place(
+    mut blocks: Vec<Block>,
+    edges: Vec<(usize, usize)>,
+    n_variants: usize,
+    mode: ViewMode,
+    ops: Vec<String>,
+) -> Layout {
     let max_slots = blocks.iter().map(|b| b.slot + 1).max().unwrap_or(0);
     let widest = blocks.iter().map(|b| footprint(b.params)).fold(0.0f32, f32::max);
     let row_pitch = match mode {
@@ -377,7 +382,7 @@ fn place(mut blocks: Vec<Block>, edges: Vec<(usize, usize)>, n_variants: usize, 
         }
     };
     let unmatched = blocks.iter().enumerate().filter(|(_, b)| b.unmatched).map(|(i, _)| i).collect();
-    Layout { blocks, edges, min, max, row_offsets, max_slots, unmatched, ops: Vec::new() }
+    Layout { blocks, edges, min, max, row_offsets, max_slots, unmatched, ops }
 }
 
 #[cfg(test)]

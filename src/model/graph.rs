@@ -100,6 +100,39 @@ impl Node {
             _ => None,
         })
     }
+
+    /// An integer-list attribute.
+    #[must_use]
+    pub fn attr_ints(&self, name: &str) -> Option<&[i64]> {
+        self.attributes.iter().find(|a| a.name == name).and_then(|a| match &a.value {
+            AttrValue::Ints(v) => Some(v.as_slice()),
+            _ => None,
+        })
+    }
+
+    /// A text attribute.
+    #[must_use]
+    pub fn attr_text(&self, name: &str) -> Option<&str> {
+        self.attributes.iter().find(|a| a.name == name).and_then(|a| match &a.value {
+            AttrValue::Text(v) => Some(v.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Input `k` (absent or optional-and-empty: `None`).
+    #[must_use]
+    pub fn input(&self, k: usize) -> Option<TensorId> {
+        self.inputs.get(k).copied().flatten()
+    }
+}
+
+/// `axis` normalised against `rank` (ONNX: negative counts from the end); `None` when out
+/// of range.
+#[must_use]
+pub fn normalize_axis(axis: i64, rank: usize) -> Option<usize> {
+    let r = i64::try_from(rank).ok()?;
+    let a = if axis < 0 { axis + r } else { axis };
+    usize::try_from(a).ok().filter(|&a| a < rank)
 }
 
 /// What kind of value a tensor is.
@@ -197,7 +230,7 @@ impl Graph {
     /// Input tensor `k` of node `n`, if present.
     #[must_use]
     pub fn input(&self, n: NodeId, k: usize) -> Option<TensorId> {
-        self.nodes.get(n)?.inputs.get(k).copied().flatten()
+        self.nodes.get(n)?.input(k)
     }
 
     /// The producer node of input `k` of node `n`.

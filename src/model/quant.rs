@@ -416,9 +416,7 @@ fn read_params(
     let rank = qd.shape.len();
     let axis = if scales.len() > 1 {
         let a = axis.unwrap_or(1);
-        let r = i64::try_from(rank).unwrap_or(0);
-        let norm = if a < 0 { a + r } else { a };
-        let Some(norm) = usize::try_from(norm).ok().filter(|&v| v < rank) else {
+        let Some(norm) = super::graph::normalize_axis(a, rank) else {
             problems.push(format!("axis {a} is out of range for a rank-{rank} weight"));
             return None;
         };

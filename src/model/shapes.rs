@@ -5,7 +5,7 @@
 //! arithmetic checked (hostile files declare absurd dims).
 
 use super::dtype::DType;
-use super::graph::{AttrValue, Dim, Graph, Node, NodeId, TensorId};
+use super::graph::{Dim, Graph, Node, NodeId, TensorId, normalize_axis};
 
 /// Largest rank we reason about (beyond it, outputs stay unknown).
 const MAX_RANK: usize = 16;
@@ -60,18 +60,9 @@ fn ints_of(g: &Graph, t: Option<TensorId>) -> Option<Vec<i64>> {
     Some(data.to_f32_vec().ok()?.into_iter().map(|v| v as i64).collect())
 }
 
+/// An integer-list attribute of at most `2 · MAX_RANK` values (pads hold two per axis).
 fn attr_ints(node: &Node, name: &str) -> Option<Vec<i64>> {
-    node.attributes.iter().find(|a| a.name == name).and_then(|a| match &a.value {
-        AttrValue::Ints(v) if v.len() <= 2 * MAX_RANK => Some(v.clone()),
-        _ => None,
-    })
-}
-
-fn attr_text<'n>(node: &'n Node, name: &str) -> Option<&'n str> {
-    node.attributes.iter().find(|a| a.name == name).and_then(|a| match &a.value {
-        AttrValue::Text(v) => Some(v.as_str()),
-        _ => None,
-    })
+    node.attr_ints(name).filter(|v| v.len() <= 2 * MAX_RANK).map(<[i64]>::to_vec)
 }
 
 fn unknown() -> Dim {
@@ -85,20 +76,9 @@ fn known(d: &Dim) -> Option<u64> {
     }
 }
 
-/// `axis` normalised against `rank` (negative counts from the end).
-fn norm_axis(axis: i64, rank: usize) -> Option<usize> {
-    let r = i64::try_from(rank).ok()?;
-    let a = if axis < 0 { axis + r } else { axis };
-    usize::try_from(a).ok().filter(|&a| a < rank)
-}
-
-fn input(node: &Node, k: usize) -> Option<TensorId> {
-    node.inputs.get(k).copied().flatten()
-}
-
 /// Output 0's shape and dtype for one node.
 fn infer_node(g: &Graph, node: &Node) -> (Option<Vec<Dim>>, Option<DType>) {
-    let x = input(node, 0);
+    let x = node.input(0);
     let same = || (shape_of(g, x), dtype_of(g, x));
     match node.op_type.as_str() {
         "Relu"
@@ -138,9 +118,9 @@ fn infer_node(g: &Graph, node: &Node) -> (Option<Vec<Dim>>, Option<DType>) {
         | "SimplifiedLayerNormalization"
         | "CumSum"
         | "LpNormalization" => same(),
-        "DequantizeLinear" => (shape_of(g, x), Some(dtype_of(g, input(node, 1)).unwrap_or(DType::Float32))),
+        "DequantizeLinear" => (shape_of(g, x), Some(dtype_of(g, node.input(1)).unwrap_or(DType::Float32))),
         "QuantizeLinear" => {
-            let dtype = dtype_of(g, input(node, 2))
+            let dtype = dtype_of(g, node.input(2))
                 .or_else(|| {
                     node.attr_int("output_dtype")
                         .and_then(|c| i32::try_from(c).ok())
@@ -158,42 +138,42 @@ fn infer_node(g: &Graph, node: &Node) -> (Option<Vec<Dim>>, Option<DType>) {
         "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "And" | "Or" | "Xor" => {
             (broadcast_all(g, node, 0..2), Some(DType::Bool))
         }
-        "Where" => (broadcast_all(g, node, 0..3), dtype_of(g, input(node, 1))),
-        "QLinearAdd" | "QLinearMul" => (broadcast_all(g, node, [0, 3].into_iter()), dtype_of(g, input(node, 7))),
+        "Where" => (broadcast_all(g, node, 0..3), dtype_of(g, node.input(1))),
+        "QLinearAdd" | "QLinearMul" => (broadcast_all(g, node, [0, 3].into_iter()), dtype_of(g, node.input(7))),
         "Conv" | "ConvInteger" | "QLinearConv" => {
             let (w, dtype) = match node.op_type.as_str() {
                 "Conv" => (1, dtype_of(g, x)),
                 "ConvInteger" => (1, Some(DType::Int32)),
-                _ => (3, dtype_of(g, input(node, 7))),
+                _ => (3, dtype_of(g, node.input(7))),
             };
-            (conv(node, shape_of(g, x), shape_of(g, input(node, w))), dtype)
+            (conv(node, shape_of(g, x), shape_of(g, node.input(w))), dtype)
         }
         "MaxPool" | "AveragePool" | "LpPool" => (pool(node, shape_of(g, x)), dtype_of(g, x)),
         "GlobalAveragePool" | "GlobalMaxPool" | "QLinearGlobalAveragePool" => {
             let s = shape_of(g, x)
                 .filter(|s| s.len() >= 2)
                 .map(|s| s.iter().enumerate().map(|(i, d)| if i < 2 { d.clone() } else { Dim::Known(1) }).collect());
-            let dtype = if node.op_type == "QLinearGlobalAveragePool" { dtype_of(g, input(node, 4)) } else { None };
+            let dtype = if node.op_type == "QLinearGlobalAveragePool" { dtype_of(g, node.input(4)) } else { None };
             (s, dtype.or_else(|| dtype_of(g, x)))
         }
         "Flatten" => (flatten(node, shape_of(g, x)), dtype_of(g, x)),
-        "Gemm" => (gemm(node, shape_of(g, x), shape_of(g, input(node, 1))), dtype_of(g, x)),
-        "MatMul" => (matmul(shape_of(g, x), shape_of(g, input(node, 1))), dtype_of(g, x)),
-        "MatMulInteger" => (matmul(shape_of(g, x), shape_of(g, input(node, 1))), Some(DType::Int32)),
-        "QLinearMatMul" => (matmul(shape_of(g, x), shape_of(g, input(node, 3))), dtype_of(g, input(node, 7))),
+        "Gemm" => (gemm(node, shape_of(g, x), shape_of(g, node.input(1))), dtype_of(g, x)),
+        "MatMul" => (matmul(shape_of(g, x), shape_of(g, node.input(1))), dtype_of(g, x)),
+        "MatMulInteger" => (matmul(shape_of(g, x), shape_of(g, node.input(1))), Some(DType::Int32)),
+        "QLinearMatMul" => (matmul(shape_of(g, x), shape_of(g, node.input(3))), dtype_of(g, node.input(7))),
         "Transpose" => (transpose(node, shape_of(g, x)), dtype_of(g, x)),
-        "Reshape" => (reshape(shape_of(g, x), ints_of(g, input(node, 1))), dtype_of(g, x)),
+        "Reshape" => (reshape(shape_of(g, x), ints_of(g, node.input(1))), dtype_of(g, x)),
         "Concat" => (concat(g, node), dtype_of(g, x)),
         "Unsqueeze" => {
-            let axes = attr_ints(node, "axes").or_else(|| ints_of(g, input(node, 1)));
+            let axes = attr_ints(node, "axes").or_else(|| ints_of(g, node.input(1)));
             (unsqueeze(shape_of(g, x), axes), dtype_of(g, x))
         }
         "Squeeze" => {
-            let axes = attr_ints(node, "axes").or_else(|| ints_of(g, input(node, 1)));
+            let axes = attr_ints(node, "axes").or_else(|| ints_of(g, node.input(1)));
             (squeeze(shape_of(g, x), axes), dtype_of(g, x))
         }
         "Shape" => (shape_of(g, x).map(|s| vec![Dim::Known(s.len() as u64)]), Some(DType::Int64)),
-        "Gather" => (gather(node, shape_of(g, x), shape_of(g, input(node, 1))), dtype_of(g, x)),
+        "Gather" => (gather(node, shape_of(g, x), shape_of(g, node.input(1))), dtype_of(g, x)),
         _ => (None, None),
     }
 }
@@ -202,7 +182,7 @@ fn infer_node(g: &Graph, node: &Node) -> (Option<Vec<Dim>>, Option<DType>) {
 fn broadcast_all(g: &Graph, node: &Node, which: impl Iterator<Item = usize>) -> Option<Vec<Dim>> {
     let mut out: Option<Vec<Dim>> = None;
     for k in which {
-        let s = shape_of(g, input(node, k))?;
+        let s = shape_of(g, node.input(k))?;
         out = Some(match out {
             None => s,
             Some(o) => broadcast(&o, &s)?,
@@ -263,7 +243,7 @@ fn sliding(node: &Node, x: &[Dim], kernel: &[u64], channels: Dim) -> Option<Vec<
     let strides = attr_ints(node, "strides").unwrap_or_default();
     let dilations = attr_ints(node, "dilations").unwrap_or_default();
     let pads = attr_ints(node, "pads").unwrap_or_default();
-    let auto_pad = attr_text(node, "auto_pad").unwrap_or("NOTSET");
+    let auto_pad = node.attr_text("auto_pad").unwrap_or("NOTSET");
     let ceil = node.attr_int("ceil_mode").unwrap_or(0) != 0;
     let mut out = vec![x.first()?.clone(), channels];
     for (i, &k) in kernel.iter().enumerate() {
@@ -297,7 +277,7 @@ fn product(dims: &[Dim]) -> Dim {
 fn flatten(node: &Node, x: Option<Vec<Dim>>) -> Option<Vec<Dim>> {
     let x = x?;
     let axis = node.attr_int("axis").unwrap_or(1);
-    let axis = if axis == i64::try_from(x.len()).ok()? { x.len() } else { norm_axis(axis, x.len())? };
+    let axis = if axis == i64::try_from(x.len()).ok()? { x.len() } else { normalize_axis(axis, x.len())? };
     Some(vec![product(x.get(..axis)?), product(x.get(axis..)?)])
 }
 
@@ -369,7 +349,7 @@ fn reshape(x: Option<Vec<Dim>>, target: Option<Vec<i64>>) -> Option<Vec<Dim>> {
 fn concat(g: &Graph, node: &Node) -> Option<Vec<Dim>> {
     let shapes: Vec<Vec<Dim>> = node.inputs.iter().map(|&t| shape_of(g, t)).collect::<Option<Vec<_>>>()?;
     let first = shapes.first()?.clone();
-    let axis = norm_axis(node.attr_int("axis")?, first.len())?;
+    let axis = normalize_axis(node.attr_int("axis")?, first.len())?;
     let total = shapes.iter().try_fold(0u64, |acc, s| s.get(axis).and_then(known).and_then(|n| acc.checked_add(n)));
     let mut out = first;
     if let Some(slot) = out.get_mut(axis) {
@@ -381,7 +361,7 @@ fn concat(g: &Graph, node: &Node) -> Option<Vec<Dim>> {
 fn unsqueeze(x: Option<Vec<Dim>>, axes: Option<Vec<i64>>) -> Option<Vec<Dim>> {
     let (mut x, axes) = (x?, axes?);
     let rank = x.len() + axes.len();
-    let mut axes: Vec<usize> = axes.iter().map(|&a| norm_axis(a, rank)).collect::<Option<_>>()?;
+    let mut axes: Vec<usize> = axes.iter().map(|&a| normalize_axis(a, rank)).collect::<Option<_>>()?;
     axes.sort_unstable();
     for a in axes {
         if a > x.len() {
@@ -396,7 +376,7 @@ fn squeeze(x: Option<Vec<Dim>>, axes: Option<Vec<i64>>) -> Option<Vec<Dim>> {
     let x = x?;
     match axes {
         Some(axes) => {
-            let axes: Vec<usize> = axes.iter().map(|&a| norm_axis(a, x.len())).collect::<Option<_>>()?;
+            let axes: Vec<usize> = axes.iter().map(|&a| normalize_axis(a, x.len())).collect::<Option<_>>()?;
             Some(x.into_iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, d)| d).collect())
         }
         None if x.iter().all(|d| known(d).is_some()) => Some(x.into_iter().filter(|d| *d != Dim::Known(1)).collect()),
@@ -406,7 +386,7 @@ fn squeeze(x: Option<Vec<Dim>>, axes: Option<Vec<i64>>) -> Option<Vec<Dim>> {
 
 fn gather(node: &Node, data: Option<Vec<Dim>>, indices: Option<Vec<Dim>>) -> Option<Vec<Dim>> {
     let (data, indices) = (data?, indices?);
-    let axis = norm_axis(node.attr_int("axis").unwrap_or(0), data.len())?;
+    let axis = normalize_axis(node.attr_int("axis").unwrap_or(0), data.len())?;
     let mut out = data.get(..axis)?.to_vec();
     out.extend(indices);
     out.extend(data.get(axis + 1..)?.iter().cloned());
@@ -416,6 +396,7 @@ fn gather(node: &Node, data: Option<Vec<Dim>>, indices: Option<Vec<Dim>>) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::graph::AttrValue;
 
     fn dims(v: &[u64]) -> Vec<Dim> {
         v.iter().map(|&x| Dim::Known(x)).collect()

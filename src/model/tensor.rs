@@ -102,35 +102,25 @@ impl TensorData {
     }
 
     /// Streams the stored bytes of a tensor with a fixed element size, in chunks of whole
-    /// elements: `f(first_index, bytes)` (no decoding: the fast path of 8-bit tensors).
+    /// elements of about `bytes` bytes: `f(first_index, bytes)` (no decoding: the fast path
+    /// of 8-bit tensors).
     ///
     /// # Errors
     /// Only for external data that can no longer be read; an unsupported element size
     /// (4-bit types) streams nothing.
-    pub fn for_each_raw_chunk(&self, f: impl FnMut(usize, &[u8])) -> Result<(), ReadError> {
-        self.for_each_raw_block(CHUNK_ELEMS * 4, f)
-    }
-
-    /// [`Self::for_each_raw_chunk`] in chunks of about `bytes` bytes (at least one element).
-    ///
-    /// # Errors
-    /// Only for external data that can no longer be read.
     pub fn for_each_raw_block(&self, bytes: usize, mut f: impl FnMut(usize, &[u8])) -> Result<(), ReadError> {
         let Some(elem) = self.dtype.elem_bytes() else { return Ok(()) };
         let len = usize::try_from(self.len()).unwrap_or(usize::MAX);
         let step = (bytes / elem).max(1);
-        match &self.bytes {
-            TensorBytes::Memory { .. } => {
+        match self.open_external()? {
+            None => {
                 let bytes = self.bytes.in_memory().unwrap_or_default();
                 for start in (0..len).step_by(step) {
                     let n = step.min(len - start);
                     f(start, bytes.get(start * elem..(start + n) * elem).unwrap_or_default());
                 }
             }
-            TensorBytes::External { path, offset, len: byte_len } => {
-                let mut file = File::open(path.as_path())?;
-                file.seek(SeekFrom::Start(*offset))?;
-                let mut file = std::io::BufReader::with_capacity(READ_BLOCK, file.take(*byte_len));
+            Some(mut file) => {
                 let mut raw = Vec::new();
                 for start in (0..len).step_by(step) {
                     let n = step.min(len - start);
@@ -143,22 +133,22 @@ impl TensorData {
         Ok(())
     }
 
+    /// The external-data range, opened and buffered (`None` for data in memory).
+    fn open_external(&self) -> Result<Option<std::io::BufReader<std::io::Take<File>>>, ReadError> {
+        let TensorBytes::External { path, offset, len } = &self.bytes else { return Ok(None) };
+        let mut file = File::open(path.as_path())?;
+        file.seek(SeekFrom::Start(*offset))?;
+        Ok(Some(std::io::BufReader::with_capacity(READ_BLOCK, file.take(*len))))
+    }
+
     /// A pull-based chunk reader (so that two tensors can be read in lockstep).
     ///
     /// # Errors
     /// When an external-data file cannot be opened.
     pub fn reader(&self) -> Result<ChunkReader<'_>, ReadError> {
-        let external = match &self.bytes {
-            TensorBytes::Memory { .. } => None,
-            TensorBytes::External { path, offset, len } => {
-                let mut file = File::open(path.as_path())?;
-                file.seek(SeekFrom::Start(*offset))?;
-                Some(std::io::BufReader::with_capacity(READ_BLOCK, file.take(*len)))
-            }
-        };
         Ok(ChunkReader {
             data: self,
-            external,
+            external: self.open_external()?,
             raw: Vec::new(),
             pos: 0,
             len: usize::try_from(self.len()).unwrap_or(usize::MAX),

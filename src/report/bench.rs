@@ -89,8 +89,9 @@ pub fn run_phases(variants: &[Variant], bins: usize) -> Phases {
 }
 
 /// Nanoseconds per value (best of three rounds of `reps`) of the statistics kernels on
-/// synthetic tensors, one thread (no files needed): the float (streamed) path and the 8-bit (counted) path at three channel
-/// sizes, each with and without a 64-bin histogram. `quantlens bench-kernels` prints it.
+/// synthetic tensors, one thread (no files needed): the float (streamed) path and the
+/// 8-bit (counted) path at three channel sizes, each with and without a 64-bin
+/// histogram. `quantlens bench-kernels` prints it.
 #[must_use]
 pub fn kernels(reps: usize) -> Vec<(String, f64)> {
     use crate::model::{DType, QuantParams, TensorBytes, TensorData};

@@ -207,7 +207,7 @@ pub fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, opti
         if tensor.and_then(|t| t.data.as_ref()).is_none() {
             problems.push("weight data is unavailable (see the variant's issues)".into());
         }
-        let (values, params) = layer_values(v, li);
+        let (values, params) = (member_values.get(i).copied().flatten(), layer_values(v, li).1);
         let stats = match set_stats.get_mut(i).and_then(Option::take) {
             Some(stats::SetStats { summary: Ok(s), histogram }) => {
                 histograms.push((out.len(), histogram));
@@ -263,17 +263,9 @@ pub fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, opti
             problems,
         });
     }
-    let histogram = options.histogram_bins.and_then(|bins| {
-        let first = histograms.iter().find_map(|(_, h)| h.as_ref())?;
-        let (lo, hi) = (first.lo, first.hi);
-        let mut counts = vec![Vec::new(); out.len()];
-        for (idx, h) in histograms {
-            if let (Some(c), Some(h)) = (counts.get_mut(idx), h) {
-                c.clone_from(&h.counts);
-            }
-        }
-        Some(SharedHistogram { lo, hi, bins, counts })
-    });
+    let histogram = options
+        .histogram_bins
+        .and_then(|bins| laid_out(histograms.iter().filter_map(|(i, h)| Some((*i, h.as_ref()?))), out.len(), bins));
     let (layer, op, depth) = head.unwrap_or_default();
     LayerReport { layer, op, depth, variants: out, histogram }
 }
@@ -311,14 +303,26 @@ pub fn rebin(variants: &[Variant], row: &MatchRow, report: &LayerReport, bins: u
 fn shared_histogram(sets: &[(usize, Values, &Summary)], n: usize, bins: usize) -> Option<SharedHistogram> {
     let pairs: Vec<(Values, &Summary)> = sets.iter().map(|(_, v, s)| (*v, *s)).collect();
     let hs = stats::shared_histograms(&pairs, bins).ok()??;
-    let first = hs.first()?;
+    laid_out(sets.iter().map(|(i, _, _)| *i).zip(&hs), n, bins)
+}
+
+/// `(entry index, histogram)` pairs over one set of edges, as the counts of `n` entries
+/// (empty for an entry without one). `None` without any histogram.
+fn laid_out<'h>(
+    hs: impl Iterator<Item = (usize, &'h stats::Histogram)>,
+    n: usize,
+    bins: usize,
+) -> Option<SharedHistogram> {
     let mut counts = vec![Vec::new(); n];
-    for ((idx, _, _), h) in sets.iter().zip(&hs) {
-        if let Some(c) = counts.get_mut(*idx) {
+    let mut range = None;
+    for (i, h) in hs {
+        range.get_or_insert((h.lo, h.hi));
+        if let Some(c) = counts.get_mut(i) {
             c.clone_from(&h.counts);
         }
     }
-    Some(SharedHistogram { lo: first.lo, hi: first.hi, bins, counts })
+    let (lo, hi) = range?;
+    Some(SharedHistogram { lo, hi, bins, counts })
 }
 
 /// True when `a` and `b` are the two layouts of one matrix (`Gemm` with `transB` against

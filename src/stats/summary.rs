@@ -202,7 +202,7 @@ mod tests {
     fn eight_bit_counts_equal_the_streamed_dequantized_values() {
         use crate::model::{DType, QuantParams, TensorBytes, TensorData};
         // [3 channels, 2000] int8 with per-channel scales and zero points (uint8 too):
-        // large enough for the counted path (≥ 4 · 256 per channel)
+        // large enough for the counted path (≥ 128 values per channel)
         for (dtype, bytes) in [
             (DType::Int8, (0..6000u32).map(|i| (i.wrapping_mul(37) ^ 0x5a) as u8).collect::<Vec<u8>>()),
             (DType::Uint8, (0..6000u32).map(|i| (i.wrapping_mul(53) % 251) as u8).collect()),

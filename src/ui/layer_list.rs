@@ -12,6 +12,8 @@ pub struct LayerListState {
     /// The last query's result, for the rows' `version` (filtering 10k rows every frame
     /// would cost more than the rest of the panel).
     cached: Option<(LayerQuery, u64, Result<Vec<usize>, String>)>,
+    /// The distinct ops of the rows, for their `version`.
+    ops: Option<(u64, Vec<String>)>,
 }
 
 /// Draws the list; returns the user's selection as an action.
@@ -28,16 +30,21 @@ pub fn layer_list_ui(
         ui.add(egui::TextEdit::singleline(&mut state.query.text).hint_text("name or op").desired_width(120.0));
         ui.checkbox(&mut state.query.regex, "regex");
     });
-    let mut ops: Vec<&str> = rows.iter().map(|r| r.op.as_str()).collect();
-    ops.sort_unstable();
-    ops.dedup();
+    if state.ops.as_ref().is_none_or(|(v, _)| *v != version) {
+        let mut ops: Vec<&str> = rows.iter().map(|r| r.op.as_str()).collect();
+        ops.sort_unstable();
+        ops.dedup();
+        state.ops = Some((version, ops.into_iter().map(String::from).collect()));
+    }
+    // (a handful of names: cloned so that the filter below can change the query)
+    let ops = state.ops.as_ref().map(|(_, o)| o.clone()).unwrap_or_default();
     ui.horizontal(|ui| {
         egui::ComboBox::from_id_salt("op_filter")
             .selected_text(state.query.op.clone().unwrap_or_else(|| "all ops".into()))
             .show_ui(ui, |ui| {
                 ui.selectable_value(&mut state.query.op, None, "all ops");
                 for op in &ops {
-                    ui.selectable_value(&mut state.query.op, Some((*op).to_string()), *op);
+                    ui.selectable_value(&mut state.query.op, Some(op.clone()), op);
                 }
             });
         egui::ComboBox::from_id_salt("sort").selected_text(format!("sort: {}", state.query.sort.label())).show_ui(
@@ -53,13 +60,13 @@ pub fn layer_list_ui(
     if !fresh {
         state.cached = Some((state.query.clone(), version, query_rows(rows, &state.query)));
     }
-    let result = state.cached.as_ref().map_or(Ok(Vec::new()), |(_, _, r)| r.clone());
-    let shown = match result {
-        Ok(shown) => shown,
-        Err(e) => {
+    let shown: &[usize] = match state.cached.as_ref().map(|(_, _, r)| r) {
+        Some(Ok(shown)) => shown,
+        Some(Err(e)) => {
             ui.colored_label(colour(theme::Swatch::BAD.rgb()), format!("bad regex: {e}"));
-            Vec::new()
+            &[]
         }
+        None => &[],
     };
     ui.label(egui::RichText::new(format!("{} of {} layers", shown.len(), rows.len())).color(colour(theme::TEXT_DIM)));
     ui.separator();
