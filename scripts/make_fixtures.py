@@ -916,6 +916,19 @@ def write_readme():
     for rel, what in README_LINES:
         assert (DATA / rel).exists(), rel
         lines.append(f"- `{rel}`: {what}")
+    lines += [
+        "",
+        "Written by `python scripts/make_static_fixtures.py` (run it after make_fixtures.py):",
+        "",
+        "- `pt_style/model_float.onnx`: Small CNN written as torch.onnx.export writes folded BatchNorm: "
+        "each Conv bias reaches its Conv through an Identity node; a Clip(0, 6) with constant bounds and a "
+        "Mul by the scalar 0.5.",
+        "- `pt_style/model_int8.onnx`: onnxruntime quantize_static of pt_style/model_float (QDQ, per-channel, "
+        "QInt8/QInt8): Clip and Relu fused away, the Identity-fed biases left in float, the Gemm bias int32.",
+        "- `static_golden.json`: numpy goldens from the committed files: each quantized bias's dequantized "
+        "values and SQNR against its float bias, each statically quantized activation's scale, zero point "
+        "and representable range.",
+    ]
     lines.append("")
     (DATA / "README.md").write_text("\n".join(lines))
 

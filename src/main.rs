@@ -10,17 +10,26 @@ use clap::{Parser, Subcommand, ValueEnum};
 use quantlens::model::Access;
 use quantlens::model::variants::{VariantSpec, discover, load_variants_with, parse_variant_arg};
 use quantlens::model::{Severity, Variant};
-use quantlens::report::{ReportOptions, SortKey, build_report, sort_layers, to_csv, to_json, to_table};
+use quantlens::report::{
+    ExplorerMetric, ReportOptions, SortKey, Thresholds, build_report, check, sort_layers, to_csv, to_json, to_markdown,
+    to_model_explorer, to_table,
+};
 
 #[derive(Parser)]
 #[command(name = "quantlens", version, about = "See what quantization did to your network")]
+#[cfg_attr(
+    not(feature = "gui"),
+    command(after_help = "Built without the `gui` feature: no window, `render` or `bench-ui`.")
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// A folder of precision variants or one .onnx file (opens the window).
+    #[cfg_attr(not(feature = "gui"), arg(hide = true))]
     path: Option<PathBuf>,
     /// Save one screenshot of the window once the model and its statistics are in, then exit.
     #[arg(long, value_name = "PNG")]
+    #[cfg_attr(not(feature = "gui"), arg(hide = true))]
     screenshot: Option<PathBuf>,
 }
 
@@ -39,10 +48,25 @@ enum Command {
         /// Add shared-bin histograms with this many bins, 1 to 4096 (JSON only).
         #[arg(long, value_parser = parse_bins)]
         bins: Option<usize>,
+        /// The value overlaid on each node (with --format model-explorer).
+        #[arg(long, value_enum, default_value_t = ExplorerMetric::Sqnr)]
+        metric: ExplorerMetric,
         /// Write to this file instead of standard output (written atomically).
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
+    /// CI gate: exit 1 with one line per quantized tensor below a threshold, 0 otherwise.
+    Check {
+        #[command(flatten)]
+        input: Input,
+        /// Lowest acceptable SQNR (dB) of any quantized tensor.
+        #[arg(long, value_name = "DB")]
+        min_sqnr: Option<f64>,
+        /// Highest acceptable rmse/scale (0.289 is rounding alone).
+        #[arg(long, value_name = "X")]
+        max_rmse_scale: Option<f64>,
+    },
+    #[cfg(feature = "gui")]
     /// Renders what the window shows into a PNG, without a display (Vulkan, e.g. Mesa lavapipe).
     Render {
         /// A folder of variants or one .onnx file.
@@ -61,6 +85,7 @@ enum Command {
         #[arg(long)]
         select: Option<String>,
     },
+    #[cfg(feature = "gui")]
     /// Measures the window headless: open → first frame, CPU time per frame, RSS over reopens.
     BenchUi {
         /// A folder of variants or one .onnx file.
@@ -92,11 +117,25 @@ enum Command {
 struct Input {
     /// A folder of variants (`*float*`, `*int8*`, `*uint8*` .onnx) or one .onnx file.
     path: Option<PathBuf>,
-    /// Name a variant file explicitly: NAME=PATH (repeatable; replaces folder discovery).
-    #[arg(long = "variant", value_name = "NAME=PATH")]
+    /// NAME=PATH names a variant file (repeatable; replaces folder discovery). A bare NAME
+    /// picks the variant that `check` and `--format model-explorer` look at.
+    #[arg(long = "variant", value_name = "NAME=PATH|NAME")]
     variants: Vec<String>,
 }
 
+impl Input {
+    /// The bare `--variant NAME` (no `=PATH`), if any.
+    fn selected(&self) -> Result<Option<&str>, String> {
+        let bare: Vec<&str> = self.variants.iter().map(String::as_str).filter(|v| !v.contains('=')).collect();
+        match bare.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            _ => Err(format!("pick one variant, not {}: {}", bare.len(), bare.join(", "))),
+        }
+    }
+}
+
+#[cfg(feature = "gui")]
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ViewArg {
     #[value(name = "3d")]
@@ -110,6 +149,10 @@ enum Format {
     Table,
     Json,
     Csv,
+    /// A Markdown summary (variants, worst tensors, differing nodes) for pull requests.
+    Md,
+    /// Node data for Google's Model Explorer (overlays the same .onnx; see --metric).
+    ModelExplorer,
 }
 
 /// Exit codes: 0 fine (warnings allowed), 1 nothing usable, 2 loaded but some tensors refused.
@@ -127,9 +170,10 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(Command::Report { input, format, sort, bins, out }) => {
-            run_report(&input, format, sort, bins, out.as_deref())
+        Some(Command::Report { input, format, sort, bins, metric, out }) => {
+            run_report(&input, format, sort, bins, metric, out.as_deref())
         }
+        Some(Command::Check { input, min_sqnr, max_rmse_scale }) => run_check(&input, min_sqnr, max_rmse_scale),
         Some(Command::Bench { input, bins }) => run_bench(&input, bins),
         Some(Command::BenchKernels { reps }) => {
             let ns: serde_json::Map<String, serde_json::Value> =
@@ -137,9 +181,11 @@ fn main() -> ExitCode {
             println!("{:#}", serde_json::json!({ "ns_per_value": ns }));
             ExitCode::SUCCESS
         }
+        #[cfg(feature = "gui")]
         Some(Command::Render { path, out, width, height, view, select }) => {
             run_render(path, out, width, height, view, select)
         }
+        #[cfg(feature = "gui")]
         Some(Command::BenchUi { path, frames, cycles }) => run_bench_ui(path, frames, cycles),
         None => open_window(cli.path, cli.screenshot),
     }
@@ -208,21 +254,10 @@ fn run_bench_ui(path: PathBuf, frames: usize, cycles: usize) -> ExitCode {
     }
 }
 
-#[cfg(not(feature = "gui"))]
-fn run_bench_ui(_: PathBuf, _: usize, _: usize) -> ExitCode {
-    eprintln!("quantlens: built without the `gui` feature: `bench-ui` is not available");
-    ExitCode::from(EXIT_FAILED)
-}
-
-#[cfg(not(feature = "gui"))]
-fn run_render(_: PathBuf, _: PathBuf, _: u32, _: u32, _: ViewArg, _: Option<String>) -> ExitCode {
-    eprintln!("quantlens: built without the `gui` feature: `render` is not available");
-    ExitCode::from(EXIT_FAILED)
-}
-
 fn specs(input: &Input) -> Result<Vec<VariantSpec>, String> {
-    if !input.variants.is_empty() {
-        return input.variants.iter().map(|a| parse_variant_arg(a).map_err(|e| e.to_string())).collect();
+    let files: Vec<&String> = input.variants.iter().filter(|v| v.contains('=')).collect();
+    if !files.is_empty() {
+        return files.into_iter().map(|a| parse_variant_arg(a).map_err(|e| e.to_string())).collect();
     }
     let Some(path) = &input.path else {
         return Err("give a folder or .onnx file, or --variant NAME=PATH".into());
@@ -261,7 +296,29 @@ fn load(input: &Input) -> Result<(Vec<Variant>, bool), ExitCode> {
     Ok((ok, data_errors))
 }
 
-fn run_report(input: &Input, format: Format, sort: SortKey, bins: Option<usize>, out: Option<&Path>) -> ExitCode {
+fn run_report(
+    input: &Input,
+    format: Format,
+    sort: SortKey,
+    bins: Option<usize>,
+    metric: ExplorerMetric,
+    out: Option<&Path>,
+) -> ExitCode {
+    let selected = match input.selected() {
+        Ok(None) => None,
+        Ok(Some(name)) if format == Format::ModelExplorer => Some(name),
+        Ok(Some(name)) => {
+            eprintln!(
+                "quantlens: error: `--variant {name}` picks a variant for --format model-explorer only \
+                 (name a variant file with --variant NAME=PATH)"
+            );
+            return ExitCode::from(EXIT_FAILED);
+        }
+        Err(e) => {
+            eprintln!("quantlens: error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
     let (variants, data_errors) = match load(input) {
         Ok(v) => v,
         Err(code) => return code,
@@ -269,15 +326,18 @@ fn run_report(input: &Input, format: Format, sort: SortKey, bins: Option<usize>,
     let mut report = build_report(&variants, ReportOptions { histogram_bins: bins });
     sort_layers(&mut report, sort);
     let text = match format {
-        Format::Table => to_table(&report),
-        Format::Csv => to_csv(&report),
-        Format::Json => match to_json(&report) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("quantlens: error: cannot write JSON: {e}");
-                return ExitCode::from(EXIT_FAILED);
-            }
-        },
+        Format::Table => Ok(to_table(&report)),
+        Format::Csv => Ok(to_csv(&report)),
+        Format::Md => Ok(to_markdown(&report)),
+        Format::Json => to_json(&report).map_err(|e| format!("cannot write JSON: {e}")),
+        Format::ModelExplorer => to_model_explorer(&report, &variants, metric, selected),
+    };
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("quantlens: error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
     };
     let written = match out {
         Some(path) => write_atomically(path, text.as_bytes(), &variants),
@@ -288,6 +348,55 @@ fn run_report(input: &Input, format: Format, sort: SortKey, bins: Option<usize>,
         return ExitCode::from(EXIT_FAILED);
     }
     if data_errors { ExitCode::from(EXIT_DATA_ERRORS) } else { ExitCode::SUCCESS }
+}
+
+/// `quantlens check`: 0 when every compared tensor meets the thresholds, 1 otherwise
+/// (including tensors that could not be read: the gate cannot vouch for them).
+fn run_check(input: &Input, min_sqnr_db: Option<f64>, max_rmse_over_scale: Option<f64>) -> ExitCode {
+    let variant = match input.selected() {
+        Ok(v) => v.map(String::from),
+        Err(e) => {
+            eprintln!("quantlens: error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let thresholds = Thresholds { min_sqnr_db, max_rmse_over_scale, variant };
+    if thresholds.min_sqnr_db.is_none() && thresholds.max_rmse_over_scale.is_none() {
+        eprintln!("quantlens: error: give a threshold: --min-sqnr DB and/or --max-rmse-scale X");
+        return ExitCode::from(EXIT_FAILED);
+    }
+    let (variants, data_errors) = match load(input) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let report = build_report(&variants, ReportOptions::default());
+    let verdict = match check(&report, &thresholds) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("quantlens: error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    for f in &verdict.failures {
+        println!("{f}");
+    }
+    let summary = format!(
+        "{} of {} tensors below threshold ({})",
+        verdict.failures.len(),
+        verdict.checked,
+        verdict.variants.join(", ")
+    );
+    if data_errors {
+        eprintln!("quantlens: check: some tensors could not be read (see above): failing");
+        return ExitCode::from(EXIT_FAILED);
+    }
+    if verdict.failures.is_empty() {
+        eprintln!("quantlens: check passed: {summary}");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("quantlens: check failed: {summary}");
+        ExitCode::from(EXIT_FAILED)
+    }
 }
 
 /// Writes through a temporary file in the same folder and renames it into place; refuses

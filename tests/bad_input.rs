@@ -4,19 +4,8 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::data;
+use common::{cli, data};
 use quantlens::model::{Severity, load_model};
-
-fn cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_quantlens")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[track_caller]
 fn fatal(rel: &str, needle: &str) {

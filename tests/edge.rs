@@ -276,7 +276,7 @@ fn rebinning_a_row_equals_computing_it_at_that_bin_count() {
     for row in &rows {
         let at64 = layer_report(&variants, 0, row, ReportOptions { histogram_bins: Some(64) });
         let at16 = layer_report(&variants, 0, row, ReportOptions { histogram_bins: Some(16) });
-        let rebinned = rebin(&variants, row, &at64, 16);
+        let rebinned = rebin(&variants, row, &at64, quantlens::report::ParamKey::WEIGHT, 16);
         assert_eq!(
             rebinned.as_ref().map(|h| (&h.counts, h.lo, h.hi)),
             at16.histogram.as_ref().map(|h| (&h.counts, h.lo, h.hi))

@@ -8,7 +8,6 @@ use std::path::Path;
 
 use common::data;
 use quantlens::model::import::model_from_bytes;
-use quantlens::model::quant::find_layers;
 use quantlens::model::variants::{Variant, VariantKind, VariantSpec};
 use quantlens::report::{ReportOptions, build_report};
 
@@ -73,9 +72,8 @@ fn mutated_fixtures_never_panic() {
             match model_from_bytes(&bytes, Path::new("mutant.onnx")) {
                 Ok(model) => {
                     loaded += 1;
-                    let layers = find_layers(&model.graph, &model.topo_order);
                     let spec = VariantSpec { name: "m".into(), kind: VariantKind::Float, path: "mutant.onnx".into() };
-                    let v = Variant { spec, model, layers };
+                    let v = Variant::new(spec, model);
                     let report = build_report(std::slice::from_ref(&v), ReportOptions { histogram_bins: Some(8) });
                     assert!(report.layers.len() <= v.layers.len());
                 }

@@ -62,7 +62,15 @@ pub fn load_model_data(path: &Path) -> Result<ModelData, String> {
     }
     let reference = reference_index(&variants);
     let rows = match_layers(&variants, reference);
-    Ok(ModelData { path: path.to_path_buf(), variants: Arc::new(variants), rows: Arc::new(rows), reference, failures })
+    let differences = Arc::new(crate::model::node_differences(&variants, reference, &rows));
+    Ok(ModelData {
+        path: path.to_path_buf(),
+        variants: Arc::new(variants),
+        rows: Arc::new(rows),
+        reference,
+        failures,
+        differences,
+    })
 }
 
 fn start_loads(

@@ -21,6 +21,8 @@ pub struct ModelData {
     pub reference: usize,
     /// Files that could not be loaded (the rest still opened).
     pub failures: Vec<String>,
+    /// Per non-reference variant: nodes it lacks or adds against the reference.
+    pub differences: Arc<Vec<(usize, crate::model::NodeDiff)>>,
 }
 
 /// Marks the root entity of an open model; everything else of it is `ChildOf` it.
@@ -84,11 +86,19 @@ pub struct ViewSettings {
     pub mode: ViewMode,
     pub fold_quant: bool,
     pub histogram_bins: usize,
+    /// Which parameter of the selected layer the histogram shows.
+    pub histogram_param: crate::report::ParamKey,
 }
 
 impl Default for ViewSettings {
     fn default() -> Self {
-        Self { metric: ColourMetric::Sqnr, mode: ViewMode::ThreeD, fold_quant: true, histogram_bins: 64 }
+        Self {
+            metric: ColourMetric::Sqnr,
+            mode: ViewMode::ThreeD,
+            fold_quant: true,
+            histogram_bins: 64,
+            histogram_param: crate::report::ParamKey::WEIGHT,
+        }
     }
 }
 

@@ -12,10 +12,11 @@ use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 
 use crate::layout::{ViewMode, legend};
 use crate::report::LayerReport;
+use crate::report::ParamKey;
 use crate::theme;
 use crate::ui::histogram::{HistogramState, histogram_ui};
-use crate::ui::inspector::inspector_ui;
-use crate::ui::layer_list::{LayerListState, layer_list_ui};
+use crate::ui::inspector::{inspector_ui, problem_ui};
+use crate::ui::layer_list::{LayerListState, differences_ui, layer_list_ui};
 use crate::ui::menu::{TopBar, legend_ui, start_ui, top_bar_ui};
 use crate::ui::ranges::{RangesState, RowRanges, ranges_ui};
 use crate::ui::{UiAction, colour};
@@ -52,13 +53,13 @@ pub struct PanelState {
     pub list: LayerListState,
     pub histogram: HistogramState,
     pub ranges: RangesState,
-    cache_key: Option<(Entity, usize)>,
+    cache_key: Option<(Entity, usize, bool)>,
     reports: Vec<Option<Arc<LayerReport>>>,
     ranges_rows: Vec<RowRanges>,
 }
 
 fn refresh_caches(state: &mut PanelState, open: &OpenModel, status: &Status, rows: &Query<(&LayerRow, &LayerStats)>) {
-    let key = (open.root, status.stats_done);
+    let key = (open.root, status.stats_done, state.ranges.activations);
     if state.cache_key == Some(key) {
         return;
     }
@@ -71,6 +72,7 @@ fn refresh_caches(state: &mut PanelState, open: &OpenModel, status: &Status, row
         }
     }
     let names: Vec<&str> = open.data.variants.iter().map(|v| v.spec.name.as_str()).collect();
+    let activations = state.ranges.activations;
     state.ranges_rows = open
         .list
         .iter()
@@ -80,7 +82,13 @@ fn refresh_caches(state: &mut PanelState, open: &OpenModel, status: &Status, row
                 .iter()
                 .map(|name| {
                     let lv = report?.variants.iter().find(|v| v.variant == *name)?;
-                    lv.stats.as_ref().map(|s| (s.min, s.max))
+                    if activations {
+                        let output = lv.activations.iter().find(|a| a.role == crate::model::ActRole::Output);
+                        let [lo, hi] = output.or(lv.activations.first())?.range?;
+                        Some((lo, hi))
+                    } else {
+                        lv.stats.as_ref().map(|s| (s.min, s.max))
+                    }
                 })
                 .collect()
         })
@@ -139,6 +147,13 @@ fn panels_ui(
         .resizable(true)
         .show(&mut root, |ui| {
             ui.heading("Layers");
+            let diffs: Vec<(String, usize, &crate::model::NodeDiff)> = open
+                .data
+                .differences
+                .iter()
+                .filter_map(|(vi, d)| Some((open.data.variants.get(*vi)?.spec.name.clone(), *vi, d)))
+                .collect();
+            actions.extend(differences_ui(ui, &diffs));
             actions.extend(layer_list_ui(ui, &open.list, open.list_version, &mut state.list, selected_row));
         })
         .response
@@ -164,7 +179,23 @@ fn panels_ui(
                     ui.heading("Histogram (dequantized)");
                     let names: Vec<String> =
                         report.map(|r| r.variants.iter().map(|v| v.variant.clone()).collect()).unwrap_or_default();
-                    actions.extend(histogram_ui(ui, hist.histogram.as_deref(), &names, &mut state.histogram));
+                    let mut params: Vec<(ParamKey, String)> = Vec::new();
+                    for init in report.into_iter().flat_map(|r| &r.variants).flat_map(|v| &v.initializers) {
+                        if !params.iter().any(|(k, _)| *k == init.key) {
+                            params.push((init.key, format!("{} {}", init.role.name(), init.float)));
+                        }
+                    }
+                    if !params.is_empty() && !params.iter().any(|(k, _)| *k == settings.histogram_param) {
+                        actions.push(UiAction::SetHistogramParam(ParamKey::WEIGHT));
+                    }
+                    actions.extend(histogram_ui(
+                        ui,
+                        hist.histogram.as_deref(),
+                        &names,
+                        &params,
+                        settings.histogram_param,
+                        &mut state.histogram,
+                    ));
                 } else {
                     ui.heading("Inspector");
                     ui.label("Click a block or a layer in the list.");
@@ -178,7 +209,9 @@ fn panels_ui(
         .default_size(150.0)
         .resizable(true)
         .show(&mut root, |ui| {
-            ui.label(egui::RichText::new("Weight ranges per layer").strong());
+            let title =
+                if state.ranges.activations { "Activation ranges per layer" } else { "Weight ranges per layer" };
+            ui.label(egui::RichText::new(title).strong());
             actions.extend(ranges_ui(ui, &open.list, &state.ranges_rows, &mut state.ranges, selected_row));
         })
         .response
@@ -227,12 +260,16 @@ fn model_summary_ui(ui: &mut egui::Ui, open: &OpenModel) {
                 if i == open.data.reference { " (reference)" } else { "" }
             ),
         );
-        for issue in v.model.graph.issues.iter().take(5) {
-            ui.label(egui::RichText::new(issue.to_string()).small().color(colour(theme::Swatch::BAD.rgb())));
+        let issues = &v.model.graph.issues;
+        for issue in issues.iter().take(5) {
+            problem_ui(ui, &issue.to_string());
+        }
+        if issues.len() > 5 {
+            problem_ui(ui, &format!("… and {} more issues (quantlens report lists them all)", issues.len() - 5));
         }
     }
     for f in &open.data.failures {
-        ui.colored_label(colour(theme::Swatch::BAD.rgb()), f);
+        problem_ui(ui, &format!("not loaded: {f}"));
     }
 }
 
@@ -333,6 +370,7 @@ fn labels(
 fn apply_actions(
     mut actions: MessageReader<UiActionMessage>,
     mut settings: ResMut<ViewSettings>,
+    model: Option<Res<OpenModel>>,
     mut open: MessageWriter<OpenRequest>,
     mut dialog: MessageWriter<OpenDialogRequest>,
     mut select: MessageWriter<SelectRequest>,
@@ -360,6 +398,15 @@ fn apply_actions(
             UiAction::SetViewMode(m) => settings.mode = *m,
             UiAction::SetFoldQuant(f) => settings.fold_quant = *f,
             UiAction::SetHistogramBins(b) => settings.histogram_bins = *b,
+            UiAction::SetHistogramParam(k) => settings.histogram_param = *k,
+            UiAction::SelectNode { variant, node } => {
+                let Some(m) = &model else { continue };
+                let variant = if *variant == usize::MAX { m.data.reference } else { *variant };
+                let block = m.layout.blocks.iter().find(|b| b.variant == variant && b.node == *node);
+                if let Some(b) = block {
+                    select.write(SelectRequest { group: Some(b.group), frame: true });
+                }
+            }
             UiAction::Screenshot => {
                 shot.write(ScreenshotRequest(None));
             }

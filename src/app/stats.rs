@@ -8,7 +8,7 @@ use bevy::prelude::*;
 use bevy::tasks::futures::check_ready;
 use bevy::tasks::{AsyncComputeTaskPool, Task};
 
-use crate::report::{LayerReport, ReportOptions, SharedHistogram, layer_report, rebin};
+use crate::report::{LayerReport, ParamKey, ReportOptions, SharedHistogram, layer_report, rebin};
 
 use super::model::{LayerRow, LayerStats, OpenModel, Selection, Status, ViewSettings};
 
@@ -38,14 +38,17 @@ pub struct StatsWork {
 #[derive(Component)]
 struct StatsTask(Task<LayerReport>);
 
-/// The histogram of the selected row at the chosen bin count.
+/// The histogram of the selected row's chosen parameter at the chosen bin count.
 #[derive(Resource, Default)]
 pub struct HistogramView {
-    /// `(row, bins)` the histogram below belongs to.
-    pub key: Option<(usize, usize)>,
+    /// `(row, bins, parameter)` the histogram below belongs to.
+    pub key: Option<HistogramKey>,
     pub histogram: Option<Arc<SharedHistogram>>,
-    task: Option<(usize, usize, Task<Option<SharedHistogram>>)>,
+    task: Option<(HistogramKey, Task<Option<SharedHistogram>>)>,
 }
+
+/// What a histogram is of: match row, bin count, parameter.
+pub type HistogramKey = (usize, usize, ParamKey);
 
 fn spawn_stats_tasks(
     mut commands: Commands,
@@ -120,12 +123,12 @@ fn rebin_selected_histogram(
         view.histogram = None;
         return;
     };
-    let key = (row, settings.histogram_bins);
-    if let Some((r, b, task)) = &mut view.task {
-        let (r, b) = (*r, *b);
+    let key = (row, settings.histogram_bins, settings.histogram_param);
+    if let Some((k, task)) = &mut view.task {
+        let k = *k;
         if let Some(h) = check_ready(task) {
             view.task = None;
-            if (r, b) == key {
+            if k == key {
                 view.key = Some(key);
                 view.histogram = h.map(Arc::new);
             }
@@ -138,14 +141,37 @@ fn rebin_selected_histogram(
     // rebinning needs the row's summaries: wait for its stats
     let Some((_, stats)) = rows.iter().find(|(r, _)| r.0 == row) else { return };
     // the stats task already computed this bin count
-    if stats.0.histogram.as_ref().is_some_and(|h| h.bins == settings.histogram_bins) {
+    if let Some(h) = computed(&stats.0, settings.histogram_param, settings.histogram_bins) {
         view.key = Some(key);
-        view.histogram = stats.0.histogram.clone().map(Arc::new);
+        view.histogram = Some(Arc::new(h));
         return;
     }
     let report = Arc::clone(&stats.0);
     let (variants, matches) = (open.data.variants.clone(), open.data.rows.clone());
-    let bins = settings.histogram_bins;
-    let task = AsyncComputeTaskPool::get().spawn(async move { rebin(&variants, matches.get(row)?, &report, bins) });
-    view.task = Some((row, bins, task));
+    let (bins, param) = (settings.histogram_bins, settings.histogram_param);
+    let task =
+        AsyncComputeTaskPool::get().spawn(async move { rebin(&variants, matches.get(row)?, &report, param, bins) });
+    view.task = Some((key, task));
+}
+
+/// The histogram of `param` at `bins` bins when the stats task already computed it.
+fn computed(report: &LayerReport, param: ParamKey, bins: usize) -> Option<SharedHistogram> {
+    if param == ParamKey::WEIGHT {
+        return report.histogram.clone().filter(|h| h.bins == bins);
+    }
+    let hs: Vec<Option<&crate::report::build::Histogram1>> = report
+        .variants
+        .iter()
+        .map(|v| v.initializers.iter().find(|i| i.key == param).and_then(|i| i.histogram.as_ref()))
+        .collect();
+    let first = hs.iter().flatten().next()?;
+    if first.bins != bins {
+        return None;
+    }
+    Some(SharedHistogram {
+        lo: first.lo,
+        hi: first.hi,
+        bins,
+        counts: hs.iter().map(|h| h.map(|h| h.counts.clone()).unwrap_or_default()).collect(),
+    })
 }

@@ -167,8 +167,9 @@ fn rebuild_towers(
             index.by_row.entry(r).or_default().push(id);
         }
     }
-    if let (Some(p), Some(meshes)) = (&palette, meshes.as_mut()) {
-        let mesh = edge_mesh(l);
+    // a graph without edges (one node) gets no line mesh: an empty one upsets the
+    // renderer's allocator
+    if let (Some(p), Some(meshes), Some(mesh)) = (&palette, meshes.as_mut(), edge_mesh(l)) {
         commands.spawn((
             EdgeLines,
             Mesh3d(meshes.add(mesh)),
@@ -181,16 +182,22 @@ fn rebuild_towers(
     index.built = Some((root, options));
 }
 
-/// One line list: from the producer's outflow face to the consumer's inflow face.
-fn edge_mesh(l: &Layout) -> Mesh {
+/// One line list: from the producer's outflow face to the consumer's inflow face; `None`
+/// without edges.
+fn edge_mesh(l: &Layout) -> Option<Mesh> {
     let mut positions: Vec<[f32; 3]> = Vec::with_capacity(l.edges.len() * 2);
     for &(a, b) in &l.edges {
         let (Some(pa), Some(pb)) = (l.blocks.get(a), l.blocks.get(b)) else { continue };
         positions.push([pa.center[0] + pa.size[0] / 2.0, pa.center[1], pa.center[2]]);
         positions.push([pb.center[0] - pb.size[0] / 2.0, pb.center[1], pb.center[2]]);
     }
-    Mesh::new(PrimitiveTopology::LineList, RenderAssetUsages::default())
-        .with_inserted_attribute(Mesh::ATTRIBUTE_POSITION, positions)
+    if positions.is_empty() {
+        return None;
+    }
+    Some(
+        Mesh::new(PrimitiveTopology::LineList, RenderAssetUsages::default())
+            .with_inserted_attribute(Mesh::ATTRIBUTE_POSITION, positions),
+    )
 }
 
 /// Recolours the blocks whose stats arrived, or all blocks when the metric changed.

@@ -43,8 +43,7 @@ impl ColourMetric {
 /// SQNR mapped to the quality ramp: 10 dB and below red, 40 dB and above green.
 pub const SQNR_RED_DB: f64 = 10.0;
 pub const SQNR_GREEN_DB: f64 = 40.0;
-/// `rmse/scale` of uniform rounding error.
-pub const HEALTHY_RMSE_OVER_SCALE: f64 = 0.288_675;
+pub use crate::stats::metrics::HEALTHY_RMSE_OVER_SCALE;
 /// The range colour spans `10^RANGE_LOG10.0 ..= 10^RANGE_LOG10.1`.
 const RANGE_LOG10: (f64, f64) = (-2.0, 1.0);
 
@@ -74,9 +73,13 @@ pub fn block_swatch(
     match metric {
         ColourMetric::OpType => Swatch::op(op),
         ColourMetric::Sqnr => {
-            let db = own.and_then(|v| v.metrics.as_ref()).map(|m| m.sqnr_db);
-            let db = if is_reference { row.and_then(LayerReport::worst_sqnr) } else { db };
-            db.map_or(Swatch::NEUTRAL, |d| Swatch::quality(sqnr_t(d)))
+            // every tensor of the layer, worst first; exact tensors are lossless
+            let db = if is_reference {
+                row.and_then(LayerReport::ranked_sqnr)
+            } else {
+                own.and_then(LayerVariant::ranked_sqnr)
+            };
+            db.map_or(Swatch::NEUTRAL, |d| Swatch::quality(if d.is_finite() { sqnr_t(d) } else { 1.0 }))
         }
         ColourMetric::Range => own
             .and_then(|v| v.stats.as_ref())

@@ -84,6 +84,22 @@ impl DType {
         matches!(self, Self::Int8 | Self::Uint8 | Self::Int16 | Self::Uint16 | Self::Int4 | Self::Uint4 | Self::Int32)
     }
 
+    /// `(qmin, qmax)` of an integer type.
+    #[must_use]
+    pub fn int_range(self) -> Option<(i64, i64)> {
+        Some(match self {
+            Self::Int8 => (-128, 127),
+            Self::Uint8 => (0, 255),
+            Self::Int16 => (-32_768, 32_767),
+            Self::Uint16 => (0, 65_535),
+            Self::Int4 => (-8, 7),
+            Self::Uint4 => (0, 15),
+            Self::Int32 => (i64::from(i32::MIN), i64::from(i32::MAX)),
+            Self::Uint32 => (0, i64::from(u32::MAX)),
+            _ => return None,
+        })
+    }
+
     /// Bytes needed for `n` elements, `None` for undecodable types or overflow.
     #[must_use]
     pub fn byte_len(self, n: u64) -> Option<u64> {

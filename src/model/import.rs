@@ -35,6 +35,8 @@ pub struct Model {
     /// Default-domain opset version (0 when not declared).
     pub opset: i64,
     pub producer: String,
+    /// The main graph's name (Model Explorer keys its graph by it).
+    pub graph_name: String,
     /// Node ids in topological order (see [`Graph::compute_depths`]).
     pub topo_order: Vec<NodeId>,
 }
@@ -147,13 +149,14 @@ fn build_model(mut proto: pb::ModelProto, path: &Path, raw: Option<RawPayloads>)
     if main.node.is_empty() {
         return Err(ImportError::EmptyGraph(path.to_path_buf()));
     }
+    let graph_name = main.name.clone();
     let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let mut builder = Builder { g: Graph::default(), dir, scopes: Vec::new(), pending_inputs: Vec::new(), raw };
     builder.build(main);
     let mut g = builder.g;
     let topo_order = g.compute_depths();
     super::shapes::infer_shapes(&mut g, &topo_order);
-    Ok(Model { path: path.to_path_buf(), graph: g, opset, producer: proto.producer_name, topo_order })
+    Ok(Model { path: path.to_path_buf(), graph: g, opset, producer: proto.producer_name, graph_name, topo_order })
 }
 
 /// One (sub)graph waiting to be added.

@@ -37,7 +37,8 @@ pub fn op_family(op: &str) -> &str {
     match op {
         "Conv" | "QLinearConv" | "ConvInteger" => "Conv",
         "MatMul" | "QLinearMatMul" | "MatMulInteger" | "FusedMatMul" | "Gemm" | "QGemm" => "MatMul",
-        other => other,
+        // QLinearAdd, QLinearGlobalAveragePool, …: the float op they stand for
+        other => other.strip_prefix("QLinear").filter(|s| !s.is_empty()).unwrap_or(other),
     }
 }
 
@@ -69,7 +70,7 @@ fn keys<'a>(g: &'a Graph, layers: &[Layer]) -> Vec<Key<'a>> {
 }
 
 /// `W_quantized` → `W` (onnxruntime and common exporters).
-fn strip_quant_suffix(name: &str) -> &str {
+pub(crate) fn strip_quant_suffix(name: &str) -> &str {
     for s in ["_quantized", "_quant", "_QuantizeLinear", "_q", "_int8", "_uint8"] {
         if let Some(base) = name.strip_suffix(s) {
             return base;

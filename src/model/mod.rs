@@ -1,20 +1,24 @@
 //! The pure model layer: ONNX import into our own graph types, quantization parameters,
 //! variants of one network and layer matching across them. No Bevy, no egui.
 
+pub mod activation;
 pub mod dtype;
 pub mod graph;
 pub mod import;
 pub mod matching;
+pub mod node_diff;
 pub mod quant;
 pub mod shapes;
 pub mod tensor;
 pub mod variants;
 pub mod wire;
 
+pub use activation::{ActRole, ActivationQuant, layer_activations};
 pub use dtype::DType;
 pub use graph::{Dim, Graph, Issue, Node, NodeId, Severity, Tensor, TensorId, TensorKind};
 pub use import::{Access, ImportError, Model, load_model, load_model_with};
 pub use matching::{MatchHow, MatchRow, match_layers};
-pub use quant::{Layer, LayerWeight, QuantForm, QuantParams, QuantizedWeight};
+pub use node_diff::{NodeDiff, NodeRef, node_differences};
+pub use quant::{Layer, LayerParam, LayerWeight, ParamRole, QuantForm, QuantParams, QuantizedWeight};
 pub use tensor::{FileBytes, TensorBytes, TensorData};
 pub use variants::{Variant, VariantKind, VariantSpec, discover, load_variants};

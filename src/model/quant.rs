@@ -99,11 +99,79 @@ impl LayerWeight {
     }
 }
 
+/// What a parameter is to its layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamRole {
+    /// The layer's main (largest, or known-slot) parameter.
+    Weight,
+    /// The bias of a `Conv`/`Gemm`-like layer (int32 in onnxruntime's quantization).
+    Bias,
+    /// Any other constant input (a `Clip` bound, a `Mul` factor, …).
+    Other,
+}
+
+impl ParamRole {
+    /// Its name in reports.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Weight => "weight",
+            Self::Bias => "bias",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// A parameter beside the main weight (bias, other constants).
+#[derive(Clone, Debug)]
+pub struct LayerParam {
+    pub role: ParamRole,
+    /// The input slot in the float op's numbering (`QLinearConv`'s bias, input 8, is 2
+    /// like `Conv`'s), so that parameters pair up across QDQ and `QOperator` variants.
+    pub slot: usize,
+    pub weight: LayerWeight,
+}
+
 /// A graph node that carries parameters: the unit quantlens compares across variants.
 #[derive(Clone, Debug)]
 pub struct Layer {
     pub node: NodeId,
     pub weight: LayerWeight,
+    /// The main weight's slot (float op numbering, see [`LayerParam::slot`]).
+    pub weight_slot: usize,
+    /// The other parameters (bias, constants), by slot.
+    pub others: Vec<LayerParam>,
+}
+
+impl Layer {
+    /// Every parameter: the main weight first, then the others.
+    pub fn params(&self) -> impl Iterator<Item = (ParamRole, usize, &LayerWeight)> {
+        std::iter::once((ParamRole::Weight, self.weight_slot, &self.weight))
+            .chain(self.others.iter().map(|p| (p.role, p.slot, &p.weight)))
+    }
+}
+
+/// Input slot `k` of `op` in the numbering of its float op (`Conv`, `Gemm`, `MatMul`);
+/// `None` for slots that carry quantization parameters (scales, zero points).
+#[must_use]
+pub fn float_slot(op: &str, k: usize) -> Option<usize> {
+    match (op, k) {
+        ("QLinearConv" | "QLinearMatMul" | "QGemm", 0) => Some(0),
+        ("QLinearConv" | "QLinearMatMul" | "QGemm", 3) => Some(1),
+        ("QLinearConv", 8) | ("QGemm", 6) => Some(2),
+        ("MatMulInteger" | "ConvInteger", 0 | 1) => Some(k),
+        ("QLinearConv" | "QLinearMatMul" | "QGemm" | "MatMulInteger" | "ConvInteger", _) => None,
+        _ => Some(k),
+    }
+}
+
+/// The role of float-numbered slot `slot` of `op` when it is not the main weight.
+fn role_of(op: &str, slot: usize) -> ParamRole {
+    match (super::matching::op_family(op), slot) {
+        ("Conv" | "MatMul" | "ConvTranspose", 2) => ParamRole::Bias,
+        _ => ParamRole::Other,
+    }
 }
 
 /// Ops whose parameter input index is known (the rest: the largest parameter input).
@@ -127,8 +195,14 @@ fn is_passthrough(op: &str) -> bool {
 /// scale `Mul` of `MatMulInteger`) are consumed as plumbing, not listed.
 #[must_use]
 pub fn find_layers(g: &Graph, order: &[NodeId]) -> Vec<Layer> {
+    find_layers_with_plumbing(g, order).0
+}
+
+/// [`find_layers`], with the nodes consumed as plumbing.
+#[must_use]
+pub fn find_layers_with_plumbing(g: &Graph, order: &[NodeId]) -> (Vec<Layer>, HashSet<NodeId>) {
     let mut plumbing: HashSet<NodeId> = HashSet::new();
-    let mut found: Vec<(NodeId, LayerWeight)> = Vec::new();
+    let mut found: Vec<(NodeId, usize, LayerWeight)> = Vec::new();
     // Ops with a known weight slot go first, so their plumbing is known before the rest.
     for &n in order {
         let Some(node) = g.node(n) else { continue };
@@ -138,12 +212,12 @@ pub fn find_layers(g: &Graph, order: &[NodeId]) -> Vec<Layer> {
         }
         for &k in slots {
             if let Some(w) = resolve_at(g, n, k, &mut plumbing) {
-                found.push((n, w));
+                found.push((n, k, w));
                 break;
             }
         }
     }
-    let known: HashSet<NodeId> = found.iter().map(|(n, _)| *n).collect();
+    let known: HashSet<NodeId> = found.iter().map(|(n, _, _)| *n).collect();
     for &n in order {
         let Some(node) = g.node(n) else { continue };
         if known.contains(&n)
@@ -156,23 +230,93 @@ pub fn find_layers(g: &Graph, order: &[NodeId]) -> Vec<Layer> {
         {
             continue;
         }
-        let mut best: Option<(u64, LayerWeight)> = None;
+        let mut best: Option<(u64, usize, LayerWeight)> = None;
         for k in 0..node.inputs.len() {
             let mut local = HashSet::new();
             if let Some(w) = resolve_at(g, n, k, &mut local) {
                 let len = g.tensor(w.tensor()).and_then(|t| t.data.as_ref()).map_or(0, TensorData::len);
-                if best.as_ref().is_none_or(|(l, _)| len > *l) {
-                    best = Some((len, w));
+                if best.as_ref().is_none_or(|(l, _, _)| len > *l) {
+                    best = Some((len, k, w));
                 }
             }
         }
-        if let Some((_, w)) = best {
-            found.push((n, w));
+        if let Some((_, k, w)) = best {
+            found.push((n, k, w));
         }
     }
+    // the other parameters of every layer; what they pass through (an `Identity` holding
+    // a folded bias, say) belongs to the layer they feed
+    let layers: Vec<Layer> = found
+        .into_iter()
+        .map(|(node, k, weight)| {
+            let others = other_params(g, node, k, &mut plumbing);
+            let op = g.node(node).map_or("", |n| n.op_type.as_str());
+            Layer { node, weight, weight_slot: float_slot(op, k).unwrap_or(k), others }
+        })
+        .collect();
     let position: std::collections::HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
-    found.sort_by_key(|(n, _)| position.get(n).copied().unwrap_or(usize::MAX));
-    found.into_iter().filter(|(n, _)| !plumbing.contains(n)).map(|(node, weight)| Layer { node, weight }).collect()
+    let mut layers: Vec<Layer> = layers.into_iter().filter(|l| !plumbing.contains(&l.node)).collect();
+    layers.sort_by_key(|l| position.get(&l.node).copied().unwrap_or(usize::MAX));
+    (layers, plumbing)
+}
+
+/// The parameters of layer node `n` besides its main weight at input `main`.
+fn other_params(g: &Graph, n: NodeId, main: usize, plumbing: &mut HashSet<NodeId>) -> Vec<LayerParam> {
+    let Some(node) = g.node(n) else { return Vec::new() };
+    let op = node.op_type.as_str();
+    let mut out = Vec::new();
+    for k in (0..node.inputs.len()).filter(|&k| k != main) {
+        let Some(slot) = float_slot(op, k) else { continue };
+        let weight = match (op, slot) {
+            ("QLinearConv" | "QGemm", 2) => qlinear_bias(g, n, k),
+            _ => match g.input(n, k) {
+                Some(t) => resolve_tensor(g, t, plumbing),
+                None => None,
+            },
+        };
+        if let Some(weight) = weight {
+            out.push(LayerParam { role: role_of(op, slot), slot, weight });
+        }
+    }
+    out
+}
+
+/// The int32 bias of `QLinearConv` (input 8) or `QGemm` (input 6): its scale is the
+/// input scale times the weight scale (per channel), its zero point 0.
+fn qlinear_bias(g: &Graph, n: NodeId, k: usize) -> Option<LayerWeight> {
+    let q = g.input(n, k)?;
+    let bias = data(g, q)?;
+    if bias.dtype != DType::Int32 {
+        return None;
+    }
+    let mut problems = Vec::new();
+    let x_scale = g.input(n, 1).and_then(|t| read_small(g, t).ok());
+    let w_scale = g.input(n, 4).and_then(|t| read_small(g, t).ok());
+    let params = match (x_scale.as_deref(), w_scale) {
+        (Some([x]), Some(w)) if !w.is_empty() => {
+            let scale: Vec<f32> = w.iter().map(|s| s * x).collect();
+            let axis = (scale.len() > 1).then_some(0);
+            if axis.is_some() && bias.shape.first().copied() != Some(scale.len() as u64) {
+                problems.push(format!("{} weight scales for a bias of shape {:?}", scale.len(), bias.shape));
+                None
+            } else {
+                Some(QuantParams {
+                    zero_point: vec![0; scale.len()],
+                    scale,
+                    axis,
+                    dtype: DType::Int32,
+                    zero_point_dtype: None,
+                    scale_tensor: None,
+                    zero_point_tensor: None,
+                })
+            }
+        }
+        _ => {
+            problems.push("bias scale (input scale × weight scale) is unreadable".into());
+            None
+        }
+    };
+    Some(LayerWeight::Quantized(QuantizedWeight { q_tensor: q, form: QuantForm::QLinear, params, problems }))
 }
 
 /// Data of a tensor that holds a payload.
@@ -199,7 +343,23 @@ fn resolve_at(g: &Graph, n: NodeId, k: usize, plumbing: &mut HashSet<NodeId>) ->
 
 /// Follows a tensor back to a parameter: a float initializer, or an integer one through
 /// `DequantizeLinear`, Cast→Mul, or a quantization annotation.
-fn resolve_tensor(g: &Graph, mut t: TensorId, plumbing: &mut HashSet<NodeId>) -> Option<LayerWeight> {
+/// The pass-through nodes on the way (`Identity`, `Transpose`, …) become plumbing only
+/// when a parameter is found at the end.
+fn resolve_tensor(g: &Graph, t: TensorId, plumbing: &mut HashSet<NodeId>) -> Option<LayerWeight> {
+    let mut passed = Vec::new();
+    let found = resolve_through(g, t, plumbing, &mut passed);
+    if found.is_some() {
+        plumbing.extend(passed);
+    }
+    found
+}
+
+fn resolve_through(
+    g: &Graph,
+    mut t: TensorId,
+    plumbing: &mut HashSet<NodeId>,
+    passed: &mut Vec<NodeId>,
+) -> Option<LayerWeight> {
     for _ in 0..8 {
         let tensor = g.tensor(t)?;
         if let Some(d) = &tensor.data {
@@ -234,7 +394,10 @@ fn resolve_tensor(g: &Graph, mut t: TensorId, plumbing: &mut HashSet<NodeId>) ->
                 }
                 return None;
             }
-            op if is_passthrough(op) => t = g.input(p, 0)?,
+            op if is_passthrough(op) => {
+                passed.push(p);
+                t = g.input(p, 0)?;
+            }
             _ => return None,
         }
     }

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::graph::NodeId;
 use super::import::{Access, ImportError, Model, load_model_with};
-use super::quant::{Layer, find_layers};
+use super::quant::{Layer, find_layers_with_plumbing};
 
 /// The precision a variant's file name announces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -137,6 +138,18 @@ pub struct Variant {
     pub model: Model,
     /// Its layers in topological order.
     pub layers: Vec<Layer>,
+    /// Nodes that only carry its parameters' quantization (weight DQ, pass-through nodes
+    /// of parameters, Cast/Mul of weight-only schemes): not compared as nodes.
+    pub plumbing: std::collections::HashSet<NodeId>,
+}
+
+impl Variant {
+    /// A variant of a loaded model: finds its layers.
+    #[must_use]
+    pub fn new(spec: VariantSpec, model: Model) -> Self {
+        let (layers, plumbing) = find_layers_with_plumbing(&model.graph, &model.topo_order);
+        Self { spec, model, layers, plumbing }
+    }
 }
 
 /// Loads one variant and finds its layers.
@@ -144,9 +157,7 @@ pub struct Variant {
 /// # Errors
 /// When the file is not a usable ONNX model.
 pub fn load_variant(spec: &VariantSpec, access: Access) -> Result<Variant, ImportError> {
-    let model = load_model_with(&spec.path, access)?;
-    let layers = find_layers(&model.graph, &model.topo_order);
-    Ok(Variant { spec: spec.clone(), model, layers })
+    Ok(Variant::new(spec.clone(), load_model_with(&spec.path, access)?))
 }
 
 /// Loads several variants in parallel; each keeps its own result. (Each file is in memory

@@ -1,13 +1,17 @@
 //! Builds the per-layer report of a set of variants: quant params, statistics, error
 //! metrics and (optionally) shared-bin histograms. Layers are processed in parallel.
 
+use std::collections::BTreeMap;
+
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::model::activation::{ActRole, ActivationQuant, layer_activations};
 use crate::model::dtype::DType;
-use crate::model::graph::{Issue, shape_string};
+use crate::model::graph::{Graph, Issue, shape_string};
 use crate::model::matching::{MatchHow, MatchRow, match_layers};
-use crate::model::quant::{LayerWeight, QuantForm, QuantParams};
+use crate::model::node_diff::{NodeDiff, node_differences};
+use crate::model::quant::{Layer, LayerWeight, ParamRole, QuantForm, QuantParams};
 use crate::model::variants::{Variant, VariantKind};
 use crate::stats::{self, ErrorMetrics, Spread, Summary, Values};
 
@@ -45,7 +49,8 @@ pub struct QuantSummary {
     pub zero_point_tensor: Option<String>,
 }
 
-/// One layer as one variant has it.
+/// One layer as one variant has it. The top-level weight fields describe the main
+/// weight; `initializers` lists every parameter (the main weight first).
 #[derive(Clone, Debug, Serialize)]
 pub struct LayerVariant {
     pub variant: String,
@@ -62,6 +67,91 @@ pub struct LayerVariant {
     /// Against the reference (float) variant's weight.
     pub metrics: Option<ErrorMetrics>,
     pub problems: Vec<String>,
+    /// Every parameter of the layer: weight, bias, other constants.
+    pub initializers: Vec<InitializerReport>,
+    /// Statically quantized activations around the layer (quantized variants).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub activations: Vec<ActivationReport>,
+}
+
+impl LayerVariant {
+    /// The lowest SQNR of this entry's tensors, exact ones counting as +∞; `None` when
+    /// none was compared.
+    #[must_use]
+    pub fn ranked_sqnr(&self) -> Option<f64> {
+        self.initializers
+            .iter()
+            .filter_map(|i| i.metrics.as_ref())
+            .map(ErrorMetrics::sqnr_for_ranking)
+            .min_by(f64::total_cmp)
+    }
+
+    /// The lowest SQNR among this entry's tensors that are not exact.
+    #[must_use]
+    pub fn worst_sqnr(&self) -> Option<f64> {
+        self.initializers
+            .iter()
+            .filter_map(|i| i.metrics.as_ref())
+            .filter(|m| !m.exact)
+            .map(|m| m.sqnr_db)
+            .min_by(f64::total_cmp)
+    }
+}
+
+/// One parameter tensor of a layer in one variant.
+#[derive(Clone, Debug, Serialize)]
+pub struct InitializerReport {
+    pub role: ParamRole,
+    /// Its place in the row (pairs it with the other variants' counterparts).
+    #[serde(skip)]
+    pub key: ParamKey,
+    /// The float counterpart's name (the reference variant's tensor at the same place).
+    pub float: String,
+    /// This variant's stored tensor.
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<u64>,
+    pub quant: Option<QuantSummary>,
+    pub stats: Option<Summary>,
+    pub metrics: Option<ErrorMetrics>,
+    /// Over bins shared by every variant's same parameter (with `--bins`).
+    pub histogram: Option<Histogram1>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// One histogram over edges shared with the other variants' counterparts.
+#[derive(Clone, Debug, Serialize)]
+pub struct Histogram1 {
+    pub lo: f64,
+    pub hi: f64,
+    pub bins: usize,
+    pub counts: Vec<u64>,
+}
+
+/// A statically quantized activation of a layer, with the float range it can represent.
+#[derive(Clone, Debug, Serialize)]
+pub struct ActivationReport {
+    pub tensor: String,
+    pub role: ActRole,
+    pub dtype: String,
+    pub scale: f32,
+    pub zero_point: i32,
+    /// `[(qmin − zp)·s, (qmax − zp)·s]`.
+    pub range: Option<[f64; 2]>,
+}
+
+impl From<&ActivationQuant> for ActivationReport {
+    fn from(a: &ActivationQuant) -> Self {
+        Self {
+            tensor: a.tensor.clone(),
+            role: a.role,
+            dtype: a.dtype.name(),
+            scale: a.scale,
+            zero_point: a.zero_point,
+            range: a.range().map(|(lo, hi)| [lo, hi]),
+        }
+    }
 }
 
 /// Bin counts of every variant of a layer over one set of edges.
@@ -80,15 +170,26 @@ pub struct LayerReport {
     pub layer: String,
     pub op: String,
     pub depth: u32,
+    /// The main weight is a single value (a scalar `Mul`/`Add`/`Clip` operand): listed
+    /// apart and left out of the worst-first orders.
+    pub constant: bool,
     pub variants: Vec<LayerVariant>,
+    /// The main weight's histograms (see each initializer's `histogram` for the rest).
     pub histogram: Option<SharedHistogram>,
 }
 
 impl LayerReport {
-    /// The lowest SQNR among the quantized variants (the worst one).
+    /// The lowest SQNR of any tensor of any quantized variant that is not reproduced
+    /// exactly (the worst one); `None` when there is none.
     #[must_use]
     pub fn worst_sqnr(&self) -> Option<f64> {
-        self.variants.iter().filter_map(|v| v.metrics.as_ref().map(|m| m.sqnr_db)).min_by(f64::total_cmp)
+        self.variants.iter().filter_map(LayerVariant::worst_sqnr).min_by(f64::total_cmp)
+    }
+
+    /// [`LayerVariant::ranked_sqnr`] over every variant.
+    #[must_use]
+    pub fn ranked_sqnr(&self) -> Option<f64> {
+        self.variants.iter().filter_map(LayerVariant::ranked_sqnr).min_by(f64::total_cmp)
     }
 }
 
@@ -98,6 +199,8 @@ pub struct Report {
     pub reference: String,
     pub variants: Vec<VariantInfo>,
     pub layers: Vec<LayerReport>,
+    /// Per variant (not the reference): nodes it lacks or adds against the reference.
+    pub unmatched: BTreeMap<String, NodeDiff>,
 }
 
 /// Index of the reference variant: the first float one, else the first.
@@ -112,10 +215,15 @@ pub fn build_report(variants: &[Variant], options: ReportOptions) -> Report {
     let reference = reference_index(variants);
     let rows = match_layers(variants, reference);
     let layers = rows.par_iter().map(|row| layer_report(variants, reference, row, options)).collect();
+    let unmatched = node_differences(variants, reference, &rows)
+        .into_iter()
+        .filter_map(|(vi, d)| Some((variants.get(vi)?.spec.name.clone(), d)))
+        .collect();
     Report {
         reference: variants.get(reference).map(|v| v.spec.name.clone()).unwrap_or_default(),
         variants: variants.iter().map(variant_info).collect(),
         layers,
+        unmatched,
     }
 }
 
@@ -133,19 +241,49 @@ fn variant_info(v: &Variant) -> VariantInfo {
     }
 }
 
-/// The values a layer's weight stands for (raw float, or dequantized), with its quant params.
+/// The values a parameter stands for (raw float, or dequantized), with its quant params.
 #[must_use]
-pub fn layer_values(v: &Variant, li: usize) -> (Option<Values<'_>>, Option<&QuantParams>) {
-    let Some(layer) = v.layers.get(li) else { return (None, None) };
-    let g = &v.model.graph;
-    let data = g.tensor(layer.weight.tensor()).and_then(|t| t.data.as_ref());
-    match (&layer.weight, data) {
+pub fn param_values<'a>(g: &'a Graph, w: &'a LayerWeight) -> (Option<Values<'a>>, Option<&'a QuantParams>) {
+    let data = g.tensor(w.tensor()).and_then(|t| t.data.as_ref());
+    match (w, data) {
         (LayerWeight::Float(_), Some(d)) => (Some(Values::Raw(d)), None),
         (LayerWeight::Quantized(q), Some(d)) => match &q.params {
             Some(p) => (Some(Values::Dequantized(d, p)), Some(p)),
             None => (None, None),
         },
         (_, None) => (None, None),
+    }
+}
+
+/// The values a layer's main weight stands for (raw float, or dequantized), with its
+/// quant params.
+#[must_use]
+pub fn layer_values(v: &Variant, li: usize) -> (Option<Values<'_>>, Option<&QuantParams>) {
+    match v.layers.get(li) {
+        Some(layer) => param_values(&v.model.graph, &layer.weight),
+        None => (None, None),
+    }
+}
+
+/// A parameter's place in a match row: the main weight, or a role and float-op slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParamKey {
+    pub role: ParamRole,
+    pub slot: usize,
+}
+
+impl ParamKey {
+    /// The main weight (whatever its slot).
+    pub const WEIGHT: Self = Self { role: ParamRole::Weight, slot: usize::MAX };
+
+    fn of(role: ParamRole, slot: usize) -> Self {
+        if role == ParamRole::Weight { Self::WEIGHT } else { Self { role, slot } }
+    }
+
+    /// The parameter of `layer` at this place.
+    #[must_use]
+    pub fn find(self, layer: &Layer) -> Option<&LayerWeight> {
+        layer.params().find(|(r, s, _)| Self::of(*r, *s) == self).map(|(_, _, w)| w)
     }
 }
 
@@ -165,27 +303,35 @@ fn quant_summary(form: QuantForm, p: &QuantParams) -> Option<QuantSummary> {
 /// The report row of one match row (what the window computes per layer, on a task).
 #[must_use]
 pub fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, options: ReportOptions) -> LayerReport {
-    let ref_member = row.members.get(reference).copied().flatten();
-    let ref_variant = variants.get(reference);
-    let (ref_values, _) = match (ref_variant, ref_member) {
-        (Some(v), Some((li, _))) => layer_values(v, li),
-        _ => (None, None),
-    };
-    let ref_is_float = ref_member
-        .and_then(|(li, _)| ref_variant?.layers.get(li))
-        .is_some_and(|l| matches!(l.weight, LayerWeight::Float(_)));
     let members: Vec<_> = reported_members(variants, row).collect();
-    // every member's summary and the shared-bin histograms, in one go per layer
-    let member_values: Vec<Option<Values>> =
-        members.iter().map(|&(vi, li, _)| variants.get(vi).and_then(|v| layer_values(v, li).0)).collect();
-    let present: Vec<Values> = member_values.iter().flatten().copied().collect();
-    let mut computed = stats::layer_stats(&present, options.histogram_bins).into_iter();
-    let mut set_stats: Vec<Option<stats::SetStats>> =
-        member_values.iter().map(|v| v.and_then(|_| computed.next())).collect();
+    let ref_layer =
+        row.members.get(reference).copied().flatten().and_then(|(li, _)| variants.get(reference)?.layers.get(li));
+    // every parameter any member has, the main weight first, then by slot
+    let mut keys: Vec<ParamKey> = vec![ParamKey::WEIGHT];
+    for &(vi, li, _) in &members {
+        let Some(layer) = variants.get(vi).and_then(|v| v.layers.get(li)) else { continue };
+        for (role, slot, _) in layer.params() {
+            let key = ParamKey::of(role, slot);
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys[1..].sort_by_key(|k| (k.slot, k.role == ParamRole::Other));
+    let mut inits: Vec<Vec<InitializerReport>> = vec![Vec::new(); members.len()];
+    let mut histogram = None;
+    for key in keys {
+        let (entries, shared) = param_row(variants, reference, ref_layer, &members, key, options);
+        if key == ParamKey::WEIGHT {
+            histogram = shared;
+        }
+        for (slot, entry) in inits.iter_mut().zip(entries) {
+            slot.extend(entry);
+        }
+    }
     let mut out = Vec::new();
-    let mut histograms = Vec::new();
     let mut head: Option<(String, String, u32)> = None;
-    for (i, &(vi, li, how)) in members.iter().enumerate() {
+    for (&(vi, li, how), initializers) in members.iter().zip(inits) {
         let (Some(v), Some(layer)) = (variants.get(vi), variants.get(vi).and_then(|v| v.layers.get(li))) else {
             continue;
         };
@@ -195,9 +341,71 @@ pub fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, opti
         if head.is_none() || vi == reference {
             head = Some((label.clone(), crate::model::matching::op_family(&node.op_type).to_string(), node.depth));
         }
-        let tensor = g.tensor(layer.weight.tensor());
+        let main = initializers.first().filter(|i| i.role == ParamRole::Weight);
+        out.push(LayerVariant {
+            variant: v.spec.name.clone(),
+            node: label,
+            op: node.op_type.clone(),
+            matched_by: how,
+            weight: main.map(|m| m.name.clone()).unwrap_or_default(),
+            dtype: main.map(|m| m.dtype.clone()).unwrap_or_default(),
+            shape: main.map(|m| m.shape.clone()).unwrap_or_default(),
+            quant: main.and_then(|m| m.quant.clone()),
+            stats: main.and_then(|m| m.stats.clone()),
+            metrics: main.and_then(|m| m.metrics.clone()),
+            problems: main.map(|m| m.problems.clone()).unwrap_or_default(),
+            activations: layer_activations(g, layer.node).iter().map(ActivationReport::from).collect(),
+            initializers,
+        });
+    }
+    let main_len = |vi: usize, l: &Layer| {
+        variants.get(vi)?.model.graph.tensor(l.weight.tensor())?.data.as_ref().map(crate::model::TensorData::len)
+    };
+    let constant = match ref_layer {
+        Some(l) => main_len(reference, l),
+        None => members.first().and_then(|&(vi, li, _)| main_len(vi, variants.get(vi)?.layers.get(li)?)),
+    }
+    .is_some_and(|n| n <= 1);
+    let (layer, op, depth) = head.unwrap_or_default();
+    LayerReport { layer, op, depth, constant, variants: out, histogram }
+}
+
+/// Every member's entry for the parameter at `key` (`None` where a member lacks it), and
+/// their histograms laid out over shared bins.
+fn param_row(
+    variants: &[Variant],
+    reference: usize,
+    ref_layer: Option<&Layer>,
+    members: &[(usize, usize, MatchHow)],
+    key: ParamKey,
+    options: ReportOptions,
+) -> (Vec<Option<InitializerReport>>, Option<SharedHistogram>) {
+    let ref_graph = variants.get(reference).map(|v| &v.model.graph);
+    let ref_w = ref_layer.and_then(|l| key.find(l));
+    let ref_values = ref_graph.zip(ref_w).and_then(|(g, w)| param_values(g, w).0);
+    let ref_is_float = matches!(ref_w, Some(LayerWeight::Float(_)));
+    let float_name = ref_graph.zip(ref_w).and_then(|(g, w)| g.tensor(w.tensor())).map(|t| t.name.clone());
+    let found: Vec<Option<(usize, &Graph, &LayerWeight)>> = members
+        .iter()
+        .map(|&(vi, li, _)| {
+            let v = variants.get(vi)?;
+            Some((vi, &v.model.graph, key.find(v.layers.get(li)?)?))
+        })
+        .collect();
+    let values: Vec<Option<Values>> = found.iter().map(|f| f.and_then(|(_, g, w)| param_values(g, w).0)).collect();
+    let present: Vec<Values> = values.iter().flatten().copied().collect();
+    let mut computed = stats::layer_stats(&present, options.histogram_bins).into_iter();
+    let set_stats: Vec<Option<stats::SetStats>> = values.iter().map(|v| v.and_then(|_| computed.next())).collect();
+    let mut out = Vec::with_capacity(members.len());
+    let mut histograms = Vec::new();
+    for (i, ((f, y), st)) in found.into_iter().zip(&values).zip(set_stats).enumerate() {
+        let Some((vi, g, w)) = f else {
+            out.push(None);
+            continue;
+        };
+        let tensor = g.tensor(w.tensor());
         let mut problems = Vec::new();
-        let quant = match &layer.weight {
+        let quant = match w {
             LayerWeight::Quantized(q) => {
                 problems.extend(q.problems.iter().cloned());
                 q.params.as_ref().and_then(|p| quant_summary(q.form, p))
@@ -207,67 +415,67 @@ pub fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, opti
         if tensor.and_then(|t| t.data.as_ref()).is_none() {
             problems.push("weight data is unavailable (see the variant's issues)".into());
         }
-        let (values, params) = (member_values.get(i).copied().flatten(), layer_values(v, li).1);
-        let stats = match set_stats.get_mut(i).and_then(Option::take) {
-            Some(stats::SetStats { summary: Ok(s), histogram }) => {
-                histograms.push((out.len(), histogram));
-                Some(s)
-            }
+        let (stats, histogram) = match st {
+            Some(stats::SetStats { summary: Ok(s), histogram }) => (Some(s), histogram),
             Some(stats::SetStats { summary: Err(e), .. }) => {
                 problems.push(e.to_string());
-                None
+                (None, None)
             }
-            None => None,
+            None => (None, None),
         };
         if let Some(s) = &stats
             && s.nan + s.inf > 0
         {
             problems.push(format!("{} NaN and {} infinite value(s)", s.nan, s.inf));
         }
-        let metrics = match (vi != reference && ref_is_float, ref_values, values) {
-            (true, Some(x), Some(y)) if x.shape() == y.shape() || is_transpose(&x.shape(), &y.shape()) => {
-                let compared = if x.shape() == y.shape() {
-                    stats::compare(x, y, params)
-                } else {
-                    transposed(x).and_then(|xt| stats::compare(Values::Slice(&xt), y, params))
-                };
-                match compared {
-                    Ok(m) => Some(m),
-                    Err(e) => {
-                        problems.push(e.to_string());
-                        None
-                    }
-                }
-            }
-            (true, Some(x), Some(y)) => {
-                problems.push(format!(
-                    "weight layout differs from the reference ({} vs {}); metrics skipped",
-                    shape_string(&to_dims(&x.shape())),
-                    shape_string(&to_dims(&y.shape()))
-                ));
-                None
-            }
+        let metrics = match (vi != reference && ref_is_float, ref_values, *y) {
+            (true, Some(x), Some(y)) => compare_to_reference(x, y, param_values(g, w).1, &mut problems),
             _ => None,
         };
-        out.push(LayerVariant {
-            variant: v.spec.name.clone(),
-            node: label,
-            op: node.op_type.clone(),
-            matched_by: how,
-            weight: tensor.map(|t| t.name.clone()).unwrap_or_default(),
+        if let Some(h) = &histogram {
+            histograms.push((i, h.clone()));
+        }
+        let name = tensor.map(|t| t.name.clone()).unwrap_or_default();
+        out.push(Some(InitializerReport {
+            role: key.role,
+            key,
+            float: float_name.clone().unwrap_or_else(|| crate::model::matching::strip_quant_suffix(&name).to_string()),
             dtype: tensor.and_then(|t| t.dtype).map(DType::name).unwrap_or_default(),
             shape: tensor.and_then(|t| t.data.as_ref()).map(|d| d.shape.clone()).unwrap_or_default(),
+            name,
             quant,
             stats,
             metrics,
+            histogram: histogram.map(|h| Histogram1 { lo: h.lo, hi: h.hi, bins: h.counts.len(), counts: h.counts }),
             problems,
-        });
+        }));
     }
-    let histogram = options
-        .histogram_bins
-        .and_then(|bins| laid_out(histograms.iter().filter_map(|(i, h)| Some((*i, h.as_ref()?))), out.len(), bins));
-    let (layer, op, depth) = head.unwrap_or_default();
-    LayerReport { layer, op, depth, variants: out, histogram }
+    let shared =
+        options.histogram_bins.and_then(|bins| laid_out(histograms.iter().map(|(i, h)| (*i, h)), members.len(), bins));
+    (out, shared)
+}
+
+/// Metrics of `y` against the reference's `x`, through a transpose when the layouts are
+/// the two of one matrix; a problem (and `None`) otherwise.
+fn compare_to_reference(
+    x: Values<'_>,
+    y: Values<'_>,
+    params: Option<&QuantParams>,
+    problems: &mut Vec<String>,
+) -> Option<ErrorMetrics> {
+    let compared = if x.shape() == y.shape() {
+        stats::compare(x, y, params)
+    } else if is_transpose(&x.shape(), &y.shape()) {
+        transposed(x).and_then(|xt| stats::compare(Values::Slice(&xt), y, params))
+    } else {
+        problems.push(format!(
+            "layout differs from the reference ({} vs {}); metrics skipped",
+            shape_string(&to_dims(&x.shape())),
+            shape_string(&to_dims(&y.shape()))
+        ));
+        return None;
+    };
+    compared.map_err(|e| problems.push(e.to_string())).ok()
 }
 
 /// The members of `row` that get an entry in [`LayerReport::variants`], in its order:
@@ -284,16 +492,26 @@ fn reported_members<'a>(
     })
 }
 
-/// The shared-bin histogram of `report`'s row at another bin count, from the summaries
-/// the report already holds (no statistics or metrics recomputed).
+/// The shared-bin histogram of the parameter at `key` of `report`'s row at another bin
+/// count, from the summaries the report already holds (no statistics or metrics
+/// recomputed).
 #[must_use]
-pub fn rebin(variants: &[Variant], row: &MatchRow, report: &LayerReport, bins: usize) -> Option<SharedHistogram> {
+pub fn rebin(
+    variants: &[Variant],
+    row: &MatchRow,
+    report: &LayerReport,
+    key: ParamKey,
+    bins: usize,
+) -> Option<SharedHistogram> {
     let sets: Vec<(usize, Values, &Summary)> = reported_members(variants, row)
         .zip(&report.variants)
         .enumerate()
         .filter_map(|(i, ((vi, li, _), lv))| {
-            let (values, _) = layer_values(variants.get(vi)?, li);
-            Some((i, values?, lv.stats.as_ref()?))
+            let v = variants.get(vi)?;
+            let w = key.find(v.layers.get(li)?)?;
+            let (values, _) = param_values(&v.model.graph, w);
+            let stats = lv.initializers.iter().find(|p| p.key == key)?.stats.as_ref()?;
+            Some((i, values?, stats))
         })
         .collect();
     shared_histogram(&sets, report.variants.len(), bins)

@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::build::{LayerReport, LayerVariant, Report};
+use super::build::{InitializerReport, LayerReport, LayerVariant, Report};
+use crate::stats::ErrorMetrics;
 
 /// Layer order of a report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -18,10 +19,17 @@ pub enum SortKey {
     Name,
 }
 
-/// Sorts the layers of `report` by `key` (stable).
+/// Sorts the layers of `report` by `key` (stable). Worst-first orders put layers whose
+/// weight is a scalar constant after the others, and rank exact tensors as lossless.
 pub fn sort_layers(report: &mut Report, key: SortKey) {
-    let worst = |l: &LayerReport, f: &dyn Fn(&LayerVariant) -> Option<f64>| {
-        l.variants.iter().filter_map(f).max_by(f64::total_cmp)
+    let worst = |l: &LayerReport, f: &dyn Fn(&ErrorMetrics) -> Option<f64>| {
+        l.variants
+            .iter()
+            .flat_map(|v| &v.initializers)
+            .filter_map(|i| i.metrics.as_ref())
+            .filter(|m| !m.exact)
+            .filter_map(f)
+            .max_by(f64::total_cmp)
     };
     let desc = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) => b.total_cmp(&a),
@@ -29,18 +37,15 @@ pub fn sort_layers(report: &mut Report, key: SortKey) {
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (None, None) => std::cmp::Ordering::Equal,
     };
+    let by = |f: &dyn Fn(&ErrorMetrics) -> Option<f64>, layers: &mut Vec<LayerReport>| {
+        layers.sort_by(|a, b| a.constant.cmp(&b.constant).then_with(|| desc(worst(a, f), worst(b, f))));
+    };
     match key {
         SortKey::Graph => {}
         SortKey::Name => report.layers.sort_by(|a, b| a.layer.cmp(&b.layer)),
-        SortKey::Sqnr => report.layers.sort_by(|a, b| desc(a.worst_sqnr().map(|v| -v), b.worst_sqnr().map(|v| -v))),
-        SortKey::Mse => {
-            let f = |v: &LayerVariant| v.metrics.as_ref().map(|m| m.mse);
-            report.layers.sort_by(|a, b| desc(worst(a, &f), worst(b, &f)));
-        }
-        SortKey::RmseScale => {
-            let f = |v: &LayerVariant| v.metrics.as_ref().and_then(|m| m.rmse_over_scale);
-            report.layers.sort_by(|a, b| desc(worst(a, &f), worst(b, &f)));
-        }
+        SortKey::Sqnr => by(&|m| Some(-m.sqnr_db), &mut report.layers),
+        SortKey::Mse => by(&|m| Some(m.mse), &mut report.layers),
+        SortKey::RmseScale => by(&|m| m.rmse_over_scale, &mut report.layers),
     }
 }
 
@@ -61,6 +66,8 @@ pub const CSV_COLUMNS: &[&str] = &[
     "node",
     "node_op",
     "matched_by",
+    "role",
+    "float",
     "weight",
     "dtype",
     "shape",
@@ -89,6 +96,8 @@ pub const CSV_COLUMNS: &[&str] = &[
     "cosine",
     "norm_l2",
     "rmse_over_scale",
+    "exact",
+    "constant",
     "problems",
 ];
 
@@ -100,63 +109,78 @@ fn num(v: Option<f64>) -> String {
     v.map(|v| format!("{v}")).unwrap_or_default()
 }
 
-/// CSV of the report (RFC 4180 quoting).
+/// CSV of the report (RFC 4180 quoting): one row per (layer, variant, parameter), the
+/// main weight first.
 #[must_use]
 pub fn to_csv(report: &Report) -> String {
     let mut out = CSV_COLUMNS.join(",");
     out.push('\n');
     for l in &report.layers {
         for v in &l.variants {
-            let q = v.quant.as_ref();
-            let s = v.stats.as_ref();
-            let m = v.metrics.as_ref();
-            let shape: Vec<String> = v.shape.iter().map(ToString::to_string).collect();
-            let fields = [
-                l.layer.clone(),
-                l.op.clone(),
-                l.depth.to_string(),
-                v.variant.clone(),
-                v.node.clone(),
-                v.op.clone(),
-                serde_json::to_value(v.matched_by).ok().and_then(|j| j.as_str().map(String::from)).unwrap_or_default(),
-                v.weight.clone(),
-                v.dtype.clone(),
-                shape.join("x"),
-                q.and_then(|q| serde_json::to_value(q.form).ok())
-                    .and_then(|j| j.as_str().map(String::from))
-                    .unwrap_or_default(),
-                q.map(|q| q.per_channel.to_string()).unwrap_or_default(),
-                q.and_then(|q| q.axis).map(|a| a.to_string()).unwrap_or_default(),
-                q.map(|q| q.channels.to_string()).unwrap_or_default(),
-                num(q.map(|q| q.scale.min)),
-                num(q.map(|q| q.scale.max)),
-                num(q.map(|q| q.scale.mean)),
-                num(q.map(|q| q.zero_point.min)),
-                num(q.map(|q| q.zero_point.max)),
-                s.map(|s| s.count.to_string()).unwrap_or_default(),
-                s.map(|s| s.nan.to_string()).unwrap_or_default(),
-                s.map(|s| s.inf.to_string()).unwrap_or_default(),
-                num(s.map(|s| s.min)),
-                num(s.map(|s| s.max)),
-                num(s.map(|s| s.mean)),
-                num(s.map(|s| s.std)),
-                num(s.map(|s| s.q25)),
-                num(s.map(|s| s.q50)),
-                num(s.map(|s| s.q75)),
-                num(m.map(|m| m.sqnr_db)),
-                num(m.map(|m| m.mse)),
-                num(m.map(|m| m.max_abs)),
-                num(m.map(|m| m.cosine)),
-                num(m.map(|m| m.norm_l2)),
-                num(m.and_then(|m| m.rmse_over_scale)),
-                v.problems.join("; "),
-            ];
-            let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-            out.push_str(&row.join(","));
-            out.push('\n');
+            for init in &v.initializers {
+                let row: Vec<String> = csv_row(l, v, init).iter().map(|f| csv_field(f)).collect();
+                out.push_str(&row.join(","));
+                out.push('\n');
+            }
         }
     }
     out
+}
+
+fn csv_row(l: &LayerReport, v: &LayerVariant, init: &InitializerReport) -> Vec<String> {
+    let q = init.quant.as_ref();
+    let s = init.stats.as_ref();
+    let m = init.metrics.as_ref();
+    let shape: Vec<String> = init.shape.iter().map(ToString::to_string).collect();
+    let text = |v: serde_json::Result<serde_json::Value>| v.ok().and_then(|j| j.as_str().map(String::from));
+    vec![
+        l.layer.clone(),
+        l.op.clone(),
+        l.depth.to_string(),
+        v.variant.clone(),
+        v.node.clone(),
+        v.op.clone(),
+        text(serde_json::to_value(v.matched_by)).unwrap_or_default(),
+        init.role.name().to_string(),
+        init.float.clone(),
+        init.name.clone(),
+        init.dtype.clone(),
+        shape.join("x"),
+        q.and_then(|q| text(serde_json::to_value(q.form))).unwrap_or_default(),
+        q.map(|q| q.per_channel.to_string()).unwrap_or_default(),
+        q.and_then(|q| q.axis).map(|a| a.to_string()).unwrap_or_default(),
+        q.map(|q| q.channels.to_string()).unwrap_or_default(),
+        num(q.map(|q| q.scale.min)),
+        num(q.map(|q| q.scale.max)),
+        num(q.map(|q| q.scale.mean)),
+        num(q.map(|q| q.zero_point.min)),
+        num(q.map(|q| q.zero_point.max)),
+        s.map(|s| s.count.to_string()).unwrap_or_default(),
+        s.map(|s| s.nan.to_string()).unwrap_or_default(),
+        s.map(|s| s.inf.to_string()).unwrap_or_default(),
+        num(s.map(|s| s.min)),
+        num(s.map(|s| s.max)),
+        num(s.map(|s| s.mean)),
+        num(s.map(|s| s.std)),
+        num(s.map(|s| s.q25)),
+        num(s.map(|s| s.q50)),
+        num(s.map(|s| s.q75)),
+        num(m.map(|m| m.sqnr_db)),
+        num(m.map(|m| m.mse)),
+        num(m.map(|m| m.max_abs)),
+        num(m.map(|m| m.cosine).filter(|c| !c.is_nan())),
+        num(m.map(|m| m.norm_l2).filter(|c| !c.is_nan())),
+        num(m.and_then(|m| m.rmse_over_scale)),
+        m.map(|m| m.exact.to_string()).unwrap_or_default(),
+        l.constant.to_string(),
+        init.problems.join("; "),
+    ]
+}
+
+/// SQNR as people should read it: `exact` for a tensor reproduced exactly.
+#[must_use]
+pub fn sqnr_text(m: &ErrorMetrics) -> String {
+    if m.exact { "exact".into() } else { format!("{:.2}", m.sqnr_db) }
 }
 
 fn short(v: f64) -> String {
@@ -169,8 +193,8 @@ fn short(v: f64) -> String {
     }
 }
 
-fn scale_text(v: &LayerVariant) -> String {
-    match &v.quant {
+fn scale_text(q: Option<&super::build::QuantSummary>) -> String {
+    match q {
         None => "-".into(),
         Some(q) if !q.per_channel => format!("{} zp {}", short(q.scale.min), q.zero_point.min),
         Some(q) => format!(
@@ -224,31 +248,43 @@ pub fn to_table(report: &Report) -> String {
     );
     for l in &report.layers {
         for (i, v) in l.variants.iter().enumerate() {
-            let (name, op) =
-                if i == 0 { (truncate(&l.layer, 28), l.op.clone()) } else { (String::new(), String::new()) };
-            let range =
-                v.stats.as_ref().map_or_else(|| "-".into(), |s| format!("[{}, {}]", short(s.min), short(s.max)));
-            let m = v.metrics.as_ref();
-            let cell = |f: Option<f64>| f.map_or_else(|| "-".to_string(), short);
-            let _ = writeln!(
-                out,
-                "{:<28} {:<8} {:<8} {:<7} {:<34} {:<21} {:>8} {:>10} {:>9} {:>8} {:>7}",
-                name,
-                truncate(&op, 8),
-                truncate(&v.variant, 8),
-                v.dtype,
-                truncate(&scale_text(v), 34),
-                range,
-                m.map_or_else(|| "-".into(), |m| format!("{:.2}", m.sqnr_db)),
-                cell(m.map(|m| m.mse)),
-                cell(m.map(|m| m.max_abs)),
-                m.map_or_else(|| "-".into(), |m| format!("{:.5}", m.cosine)),
-                m.and_then(|m| m.rmse_over_scale).map_or_else(|| "-".into(), |r| format!("{r:.3}")),
-            );
+            let (name, op) = if i == 0 {
+                (truncate(&l.layer, 28), if l.constant { format!("{} (c)", l.op) } else { l.op.clone() })
+            } else {
+                (String::new(), String::new())
+            };
+            for (k, init) in v.initializers.iter().enumerate() {
+                let (name, op, variant) = if k == 0 {
+                    (name.clone(), truncate(&op, 8), truncate(&v.variant, 8))
+                } else {
+                    (format!("  {} {}", init.role.name(), truncate(&init.float, 18)), String::new(), String::new())
+                };
+                let _ = writeln!(out, "{}", table_line(&name, &op, &variant, init));
+            }
             for p in &v.problems {
                 let _ = writeln!(out, "{:<28} ! {}: {p}", "", v.variant);
             }
         }
     }
     out
+}
+
+fn table_line(name: &str, op: &str, variant: &str, init: &InitializerReport) -> String {
+    let range = init.stats.as_ref().map_or_else(|| "-".into(), |s| format!("[{}, {}]", short(s.min), short(s.max)));
+    let m = init.metrics.as_ref();
+    let cell = |f: Option<f64>| f.map_or_else(|| "-".to_string(), short);
+    format!(
+        "{:<28} {:<8} {:<8} {:<7} {:<34} {:<21} {:>8} {:>10} {:>9} {:>8} {:>7}",
+        truncate(name, 28),
+        op,
+        variant,
+        init.dtype,
+        truncate(&scale_text(init.quant.as_ref()), 34),
+        range,
+        m.map_or_else(|| "-".into(), sqnr_text),
+        cell(m.map(|m| m.mse)),
+        cell(m.map(|m| m.max_abs)),
+        m.map_or_else(|| "-".into(), |m| if m.cosine.is_nan() { "-".into() } else { format!("{:.5}", m.cosine) }),
+        m.and_then(|m| m.rmse_over_scale).map_or_else(|| "-".into(), |r| format!("{r:.3}")),
+    )
 }

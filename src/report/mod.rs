@@ -2,10 +2,16 @@
 
 pub mod bench;
 pub mod build;
+pub mod explorer;
 pub mod format;
+pub mod gate;
+pub mod markdown;
 
 pub use build::{
-    LayerReport, LayerVariant, Report, ReportOptions, SharedHistogram, build_report, layer_report, layer_values, rebin,
-    reference_index,
+    ActivationReport, InitializerReport, LayerReport, LayerVariant, ParamKey, Report, ReportOptions, SharedHistogram,
+    build_report, layer_report, layer_values, param_values, rebin, reference_index,
 };
-pub use format::{SortKey, sort_layers, to_csv, to_json, to_table};
+pub use explorer::{ExplorerMetric, to_model_explorer};
+pub use format::{SortKey, sort_layers, sqnr_text, to_csv, to_json, to_table};
+pub use gate::{Thresholds, Verdict, check};
+pub use markdown::to_markdown;

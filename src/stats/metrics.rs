@@ -7,6 +7,15 @@ use super::source::{ChannelMap, Values};
 use crate::model::quant::QuantParams;
 use crate::model::tensor::ReadError;
 
+/// `rmse/scale` of uniform rounding error alone (1/√12).
+pub const HEALTHY_RMSE_OVER_SCALE: f64 = 0.288_675;
+
+/// How far an `rmse/scale` is from healthy rounding (in octaves).
+#[must_use]
+pub fn rmse_distance(v: f64) -> f64 {
+    (v / HEALTHY_RMSE_OVER_SCALE).log2().abs()
+}
+
 /// onnxruntime's ε: `np.finfo(float).eps`.
 pub const SQNR_EPS: f64 = f64::EPSILON;
 
@@ -18,7 +27,8 @@ pub struct ErrorMetrics {
     pub sqnr_db: f64,
     pub mse: f64,
     pub max_abs: f64,
-    /// `x·y / (‖x‖‖y‖)`; NaN when either norm is 0.
+    /// `x·y / (‖x‖‖y‖)`; 1 when both tensors are all zeros, NaN (null in JSON) when only
+    /// one is.
     pub cosine: f64,
     /// `‖x − y‖ / ‖x‖`.
     pub norm_l2: f64,
@@ -28,6 +38,17 @@ pub struct ErrorMetrics {
     pub rmse_over_scale: Option<f64>,
     pub count: u64,
     pub skipped: u64,
+    /// Every compared pair is equal: the tensor is reproduced exactly (a scalar constant,
+    /// a float bias). `sqnr_db` then only reflects ε; show *exact*, not a number.
+    pub exact: bool,
+}
+
+impl ErrorMetrics {
+    /// SQNR for ordering "worst first": exact tensors count as infinitely good.
+    #[must_use]
+    pub fn sqnr_for_ranking(&self) -> f64 {
+        if self.exact { f64::INFINITY } else { self.sqnr_db }
+    }
 }
 
 /// Compares `x` and `y` element by element (same length and layout). `params`, when
@@ -69,11 +90,22 @@ pub fn compare(x: Values<'_>, y: Values<'_>, params: Option<&QuantParams>) -> Re
         sqnr_db: 20.0 * (nx.max(SQNR_EPS) / nd.max(SQNR_EPS)).log10(),
         mse: s.dd / n,
         max_abs: s.max_abs,
-        cosine: if nx > 0.0 && ny > 0.0 { s.xy / (nx * ny) } else { f64::NAN },
-        norm_l2: if nx > 0.0 { nd / nx } else { f64::NAN },
+        cosine: match (nx > 0.0, ny > 0.0) {
+            (true, true) => s.xy / (nx * ny),
+            (false, false) => 1.0,
+            _ => f64::NAN,
+        },
+        norm_l2: if nx > 0.0 {
+            nd / nx
+        } else if nd == 0.0 {
+            0.0
+        } else {
+            f64::NAN
+        },
         rmse_over_scale: params.map(|_| (s.dd_scaled / n).sqrt()),
         count: s.count,
         skipped: s.skipped,
+        exact: s.count > 0 && s.skipped == 0 && s.dd == 0.0,
     })
 }
 
@@ -200,6 +232,26 @@ mod tests {
         assert!((m.sqnr_db - expected).abs() < 1e-9);
         assert_eq!((m.mse, m.max_abs), (0.0, 0.0));
         assert!((m.cosine - 1.0).abs() < 1e-12);
+        assert!(m.exact, "reproduced exactly");
+        assert_eq!(m.sqnr_for_ranking(), f64::INFINITY);
+    }
+
+    #[test]
+    fn all_zero_tensors_are_exact_with_cosine_one() {
+        let zeros = [0.0f32; 5];
+        let m = compare(Values::Slice(&zeros), Values::Slice(&zeros), None).unwrap();
+        assert!(m.exact);
+        assert_eq!(m.cosine, 1.0);
+        assert_eq!(m.norm_l2, 0.0);
+        assert_eq!(m.sqnr_db, 0.0, "onnxruntime's number: eps over eps");
+        // one side zero: no angle, not exact
+        let ones = [1.0f32; 5];
+        let m = compare(Values::Slice(&zeros), Values::Slice(&ones), None).unwrap();
+        assert!(!m.exact);
+        assert!(m.cosine.is_nan());
+        let m = compare(Values::Slice(&ones), Values::Slice(&[1.0, 1.0, 1.0, 1.0, 1.5]), None).unwrap();
+        assert!(!m.exact);
+        assert_eq!(m.sqnr_for_ranking(), m.sqnr_db);
     }
 
     /// The metrics computed one pair at a time, as the definitions read.

@@ -3,7 +3,7 @@
 
 use egui_plot::{Bar, BarChart, Legend, Plot};
 
-use crate::report::SharedHistogram;
+use crate::report::{ParamKey, SharedHistogram};
 use crate::theme;
 
 use super::{UiAction, colour};
@@ -22,14 +22,27 @@ impl Default for HistogramState {
     }
 }
 
-/// Draws the histograms of `names[i]` ↔ `h.counts[i]`.
+/// Draws the histograms of `names[i]` ↔ `h.counts[i]`; `params` are the layer's
+/// parameters to choose from (`current` is shown).
 pub fn histogram_ui(
     ui: &mut egui::Ui,
     h: Option<&SharedHistogram>,
     names: &[String],
+    params: &[(ParamKey, String)],
+    current: ParamKey,
     state: &mut HistogramState,
 ) -> Vec<UiAction> {
     let mut actions = Vec::new();
+    if params.len() > 1 {
+        let label = params.iter().find(|(k, _)| *k == current).map_or("weight", |(_, l)| l.as_str());
+        egui::ComboBox::from_id_salt("histogram_param").selected_text(format!("tensor: {label}")).show_ui(ui, |ui| {
+            for (k, l) in params {
+                if ui.selectable_label(*k == current, l).clicked() && *k != current {
+                    actions.push(UiAction::SetHistogramParam(*k));
+                }
+            }
+        });
+    }
     ui.horizontal(|ui| {
         ui.checkbox(&mut state.overlay, "overlay");
         ui.checkbox(&mut state.log_counts, "log counts");
@@ -40,7 +53,7 @@ pub fn histogram_ui(
         }
     });
     let Some(h) = h else {
-        ui.label("no weight histogram for this selection (yet)");
+        ui.label("no histogram for this selection (yet)");
         return actions;
     };
     let width = (h.hi - h.lo) / h.bins.max(1) as f64;

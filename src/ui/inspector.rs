@@ -96,14 +96,16 @@ fn member_ui(ui: &mut egui::Ui, m: &MemberView, i: usize) {
             }
         });
     }
+    params_ui(ui, m, i);
+    activations_ui(ui, m, i);
     if let Some(e) = &m.metrics {
-        ui.label(egui::RichText::new("error against float").strong());
+        ui.label(egui::RichText::new("weight error against float").strong());
         egui::Grid::new(("metrics", i)).num_columns(4).show(ui, |ui| {
             let cells = [
-                ("SQNR", format!("{:.2} dB", e.sqnr_db)),
+                ("SQNR", crate::view::inspector::sqnr_cell(e)),
                 ("MSE", fmt_num(e.mse)),
                 ("max |err|", fmt_num(e.max_abs)),
-                ("cosine", format!("{:.6}", e.cosine)),
+                ("cosine", if e.cosine.is_nan() { "–".into() } else { format!("{:.6}", e.cosine) }),
                 ("norm L2", fmt_num(e.norm_l2)),
                 ("rmse/scale", e.rmse_over_scale.map_or_else(|| "–".into(), |r| format!("{r:.3}"))),
             ];
@@ -117,6 +119,66 @@ fn member_ui(ui: &mut egui::Ui, m: &MemberView, i: usize) {
         });
     }
     for p in &m.problems {
-        ui.colored_label(colour(theme::Swatch::BAD.rgb()), p);
+        problem_ui(ui, p);
     }
+}
+
+/// A problem, boxed in red so that it cannot be missed.
+pub fn problem_ui(ui: &mut egui::Ui, text: &str) {
+    egui::Frame::new()
+        .fill(colour(theme::Swatch::BAD.rgb()).gamma_multiply(0.25))
+        .stroke(egui::Stroke::new(1.0, colour(theme::Swatch::BAD.rgb())))
+        .inner_margin(4.0)
+        .corner_radius(3.0)
+        .show(ui, |ui| {
+            ui.label(egui::RichText::new(format!("⚠ {text}")).color(egui::Color32::WHITE));
+        });
+}
+
+/// Every parameter of the layer: role, tensor, type, quantization and SQNR.
+fn params_ui(ui: &mut egui::Ui, m: &MemberView, i: usize) {
+    if m.params.is_empty() {
+        return;
+    }
+    ui.label(egui::RichText::new("parameters").strong());
+    egui::Grid::new(("params", i)).striped(true).num_columns(4).show(ui, |ui| {
+        for p in &m.params {
+            ui.label(egui::RichText::new(&p.role).color(colour(theme::TEXT_DIM)));
+            ui.label(&p.name).on_hover_text(format!("{} {}", p.dtype, p.shape));
+            ui.label(if p.quant.is_empty() { p.dtype.clone() } else { format!("{} · {}", p.dtype, p.quant) });
+            let rmse = p.rmse_over_scale.map_or_else(String::new, |r| format!("rmse/scale {r:.3}"));
+            let cell = ui.label(&p.sqnr);
+            if !rmse.is_empty() {
+                cell.on_hover_text(rmse);
+            }
+            ui.end_row();
+        }
+    });
+    for p in m.params.iter().skip(1) {
+        for problem in &p.problems {
+            problem_ui(ui, &format!("{} {}: {problem}", p.role, p.name));
+        }
+    }
+}
+
+/// The statically quantized activations: scale, zero point and representable range.
+fn activations_ui(ui: &mut egui::Ui, m: &MemberView, i: usize) {
+    if m.activations.is_empty() {
+        return;
+    }
+    ui.label(egui::RichText::new("activation quantization").strong());
+    egui::Grid::new(("acts", i)).striped(true).num_columns(5).show(ui, |ui| {
+        for h in ["", "tensor", "scale / zp", "dtype", "range"] {
+            ui.label(egui::RichText::new(h).color(colour(theme::TEXT_DIM)));
+        }
+        ui.end_row();
+        for a in &m.activations {
+            ui.label(&a.role);
+            ui.label(&a.tensor);
+            ui.label(format!("{} / {}", a.scale, a.zero_point));
+            ui.label(&a.dtype);
+            ui.label(&a.range);
+            ui.end_row();
+        }
+    });
 }

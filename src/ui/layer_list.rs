@@ -30,6 +30,11 @@ pub fn layer_list_ui(
         ui.add(egui::TextEdit::singleline(&mut state.query.text).hint_text("name or op").desired_width(120.0));
         ui.checkbox(&mut state.query.regex, "regex");
     });
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut state.query.show_constants, "constants")
+            .on_hover_text("layers whose weight is one scalar (Mul/Add/Clip operands)");
+        ui.checkbox(&mut state.query.differences_only, "differences only").on_hover_text("layers some variant lacks");
+    });
     if state.ops.as_ref().is_none_or(|(v, _)| *v != version) {
         let mut ops: Vec<&str> = rows.iter().map(|r| r.op.as_str()).collect();
         ops.sort_unstable();
@@ -74,11 +79,13 @@ pub fn layer_list_ui(
     egui::ScrollArea::vertical().auto_shrink([false, false]).show_rows(ui, row_height, shown.len(), |ui, range| {
         for &i in shown.get(range).unwrap_or_default() {
             let Some(r) = rows.get(i) else { continue };
-            let sqnr = r.worst_sqnr.map_or_else(|| "–".into(), |s| format!("{s:.1} dB"));
-            let text = format!("{}  ·  {}  ·  {}", r.label, r.op, sqnr);
+            let missing = if r.differs() { "  ·  not in every variant" } else { "" };
+            let text = format!("{}  ·  {}  ·  {}{missing}", r.label, r.op, r.sqnr_text());
             let mut rich = egui::RichText::new(text);
             if let Some(s) = r.worst_sqnr {
                 rich = rich.color(colour(theme::Swatch::quality((s - 10.0) / 30.0).rgb()));
+            } else if r.exact {
+                rich = rich.color(colour(theme::Swatch::quality(1.0).rgb()));
             }
             let resp = ui.selectable_label(selected == Some(r.row), rich);
             if resp.clicked() {
@@ -93,6 +100,32 @@ pub fn layer_list_ui(
                 r.worst_rmse_over_scale.map_or_else(|| "–".into(), fmt_num)
             ));
         }
+    });
+    actions
+}
+
+/// The nodes that differ between variants: `(variant name, its differences)`. Clicking a
+/// node asks for its block (`UiAction::SelectNode`).
+pub fn differences_ui(ui: &mut egui::Ui, diffs: &[(String, usize, &crate::model::NodeDiff)]) -> Vec<UiAction> {
+    let mut actions = Vec::new();
+    let total: usize = diffs.iter().map(|(_, _, d)| d.missing.len() + d.extra.len()).sum();
+    if total == 0 {
+        return actions;
+    }
+    egui::CollapsingHeader::new(format!("Nodes not in every variant ({total})")).id_salt("node_diffs").show(ui, |ui| {
+        egui::ScrollArea::vertical().id_salt("node_diffs_scroll").max_height(160.0).show(ui, |ui| {
+            for (name, vi, d) in diffs {
+                for (sign, nodes, variant) in [("−", &d.missing, None), ("+", &d.extra, Some(*vi))] {
+                    for n in nodes {
+                        let text = format!("{sign} {name}: {} ({})", n.node, n.op);
+                        let hover = if variant.is_some() { "only in this variant" } else { "not in this variant" };
+                        if ui.selectable_label(false, text).on_hover_text(hover).clicked() {
+                            actions.push(UiAction::SelectNode { variant: variant.unwrap_or(usize::MAX), node: n.id });
+                        }
+                    }
+                }
+            }
+        });
     });
     actions
 }

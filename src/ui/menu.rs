@@ -75,7 +75,7 @@ pub fn top_bar_ui(ui: &mut egui::Ui, bar: &TopBar<'_>) -> Vec<UiAction> {
             ui.label(egui::RichText::new(s).color(colour(theme::TEXT_DIM)));
         }
         if let Some(e) = &bar.error {
-            ui.colored_label(colour(theme::Swatch::BAD.rgb()), e);
+            crate::ui::inspector::problem_ui(ui, e);
         }
     });
     actions

@@ -30,6 +30,13 @@ pub enum UiAction {
     /// Show Q/DQ nodes folded into their layer (true) or as blocks.
     SetFoldQuant(bool),
     SetHistogramBins(usize),
+    /// Show the histogram of this parameter of the selected layer.
+    SetHistogramParam(crate::report::ParamKey),
+    /// Select the block of node `node` of variant `variant` (`usize::MAX`: the reference).
+    SelectNode {
+        variant: usize,
+        node: crate::model::NodeId,
+    },
     Screenshot,
 }
 

@@ -14,6 +14,9 @@ pub type RowRanges = Vec<Option<(f64, f64)>>;
 pub struct RangesState {
     /// One axis for the whole model (else each row is scaled to its own largest |w|).
     pub shared_axis: bool,
+    /// Show each quantized layer's representable output (else input) activation range
+    /// instead of its weight's [min, max].
+    pub activations: bool,
 }
 
 /// Draws the overview; `ranges[i]` belongs to `rows[i]`.
@@ -26,8 +29,15 @@ pub fn ranges_ui(
 ) -> Vec<UiAction> {
     let mut actions = Vec::new();
     ui.horizontal(|ui| {
+        ui.selectable_value(&mut state.activations, false, "weights");
+        ui.selectable_value(&mut state.activations, true, "activations");
         ui.checkbox(&mut state.shared_axis, "one axis for all layers");
-        ui.label(egui::RichText::new("bars: [min, max] per variant").color(colour(theme::TEXT_DIM)));
+        let what = if state.activations {
+            "bars: representable range [(qmin−zp)·s, (qmax−zp)·s] of the output (else input) per variant"
+        } else {
+            "bars: weight [min, max] per variant"
+        };
+        ui.label(egui::RichText::new(what).color(colour(theme::TEXT_DIM)));
     });
     let global = ranges.iter().flatten().flatten().map(|(lo, hi)| lo.abs().max(hi.abs())).fold(0.0, f64::max);
     let row_h = 6.0 + 4.0 * ranges.first().map_or(1, Vec::len) as f32;

@@ -4,8 +4,9 @@
 
 use crate::model::graph::{AttrValue, TensorKind, shape_string};
 use crate::model::quant::{LayerWeight, QuantParams};
+use crate::model::{ActRole, ActivationQuant};
 use crate::model::{NodeId, Variant};
-use crate::report::LayerReport;
+use crate::report::{InitializerReport, LayerReport};
 use crate::stats::{ErrorMetrics, Summary};
 
 use super::fmt_num;
@@ -31,6 +32,33 @@ pub struct QuantView {
     pub problems: Vec<String>,
 }
 
+/// One parameter tensor of the layer (weight, bias, other constant).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamView {
+    pub role: String,
+    pub name: String,
+    pub dtype: String,
+    pub shape: String,
+    /// Scale/zero point in words (empty for float tensors).
+    pub quant: String,
+    /// `exact`, `41.20 dB` or empty.
+    pub sqnr: String,
+    pub rmse_over_scale: Option<f64>,
+    pub problems: Vec<String>,
+}
+
+/// One statically quantized activation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActivationView {
+    pub tensor: String,
+    pub role: String,
+    pub dtype: String,
+    pub scale: String,
+    pub zero_point: i32,
+    /// `[lo, hi]` the parameters can represent.
+    pub range: String,
+}
+
 /// The node of one variant.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemberView {
@@ -48,6 +76,9 @@ pub struct MemberView {
     pub stats: Option<Summary>,
     pub metrics: Option<ErrorMetrics>,
     pub problems: Vec<String>,
+    /// Every parameter, the main weight first (from the report, once computed).
+    pub params: Vec<ParamView>,
+    pub activations: Vec<ActivationView>,
 }
 
 /// The whole inspector.
@@ -208,7 +239,58 @@ pub fn inspector(variants: &[Variant], members: &[Member<'_>], report: Option<&L
             stats: entry.and_then(|e| e.stats.clone()),
             metrics: entry.and_then(|e| e.metrics.clone()),
             problems: entry.map(|e| e.problems.clone()).unwrap_or_default(),
+            params: entry.map(|e| e.initializers.iter().map(param_view).collect()).unwrap_or_default(),
+            activations: layer
+                .map(|l| crate::model::layer_activations(g, l.node).iter().map(activation_view).collect())
+                .unwrap_or_default(),
         });
     }
     Some(out)
+}
+
+/// `exact` or `41.20 dB`.
+#[must_use]
+pub fn sqnr_cell(m: &ErrorMetrics) -> String {
+    if m.exact { "exact".into() } else { format!("{:.2} dB", m.sqnr_db) }
+}
+
+fn param_view(i: &InitializerReport) -> ParamView {
+    let quant = i.quant.as_ref().map_or_else(String::new, |q| {
+        if q.per_channel {
+            format!(
+                "{} ch: scale {}..{}, zp {}..{}",
+                q.channels,
+                fmt_num(q.scale.min),
+                fmt_num(q.scale.max),
+                q.zero_point.min,
+                q.zero_point.max
+            )
+        } else {
+            format!("scale {}, zp {}", fmt_num(q.scale.min), q.zero_point.min)
+        }
+    });
+    ParamView {
+        role: i.role.name().into(),
+        name: i.name.clone(),
+        dtype: i.dtype.clone(),
+        shape: format!("{:?}", i.shape),
+        quant,
+        sqnr: i.metrics.as_ref().map_or_else(String::new, sqnr_cell),
+        rmse_over_scale: i.metrics.as_ref().and_then(|m| m.rmse_over_scale),
+        problems: i.problems.clone(),
+    }
+}
+
+fn activation_view(a: &ActivationQuant) -> ActivationView {
+    ActivationView {
+        tensor: a.tensor.clone(),
+        role: match a.role {
+            ActRole::Input => "input".into(),
+            ActRole::Output => "output".into(),
+        },
+        dtype: a.dtype.name(),
+        scale: fmt_num(f64::from(a.scale)),
+        zero_point: a.zero_point,
+        range: a.range().map_or_else(|| "?".into(), |(lo, hi)| format!("[{}, {}]", fmt_num(lo), fmt_num(hi))),
+    }
 }

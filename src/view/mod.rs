@@ -5,7 +5,9 @@ pub mod inspector;
 pub mod recent;
 pub mod table;
 
-pub use inspector::{InspectorModel, Member, MemberView, QuantView, TensorView, inspector, quant_summary};
+pub use inspector::{
+    ActivationView, InspectorModel, Member, MemberView, ParamView, QuantView, TensorView, inspector, quant_summary,
+};
 pub use table::{LayerQuery, ListRow, SortBy, list_rows, query_rows};
 
 /// `0.0123` → `"0.0123"`, tiny and huge values in scientific notation.

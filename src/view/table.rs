@@ -22,6 +22,28 @@ pub struct ListRow {
     /// The `rmse/scale` farthest from 0.289.
     pub worst_rmse_over_scale: Option<f64>,
     pub params: u64,
+    /// Every compared tensor of the layer is reproduced exactly (no `worst_sqnr` then).
+    pub exact: bool,
+    /// The main weight is one scalar (hidden unless constants are shown).
+    pub constant: bool,
+}
+
+impl ListRow {
+    /// A variant lacks the layer.
+    #[must_use]
+    pub fn differs(&self) -> bool {
+        self.present.iter().any(|p| !p)
+    }
+
+    /// The SQNR cell: `exact`, a value, or a dash.
+    #[must_use]
+    pub fn sqnr_text(&self) -> String {
+        match self.worst_sqnr {
+            Some(s) => format!("{s:.1} dB"),
+            None if self.exact => "exact".into(),
+            None => "–".into(),
+        }
+    }
 }
 
 /// Sort order of the list.
@@ -70,6 +92,10 @@ pub struct LayerQuery {
     /// Only this op family.
     pub op: Option<String>,
     pub sort: SortBy,
+    /// Show layers whose weight is one scalar (hidden by default).
+    pub show_constants: bool,
+    /// Only layers some variant lacks.
+    pub differences_only: bool,
 }
 
 /// Builds the rows; `reports[i]` is the report of match row `i` once computed.
@@ -99,37 +125,37 @@ pub fn list_rows(variants: &[Variant], rows: &[MatchRow], reports: &[Option<&Lay
                 }
             }
             let report = reports.get(ri).copied().flatten();
-            let metric = |f: &dyn Fn(&crate::stats::ErrorMetrics) -> Option<f64>, worst_low: bool| {
-                let vals = report?.variants.iter().filter_map(|v| v.metrics.as_ref().and_then(f));
-                if worst_low { vals.min_by(f64::total_cmp) } else { vals.max_by(f64::total_cmp) }
+            // every tensor of every variant; exact tensors are lossless, not 0 or 300 dB
+            let compared = || {
+                report
+                    .into_iter()
+                    .flat_map(|r| &r.variants)
+                    .flat_map(|v| &v.initializers)
+                    .filter_map(|i| i.metrics.as_ref())
             };
-            let rmse = report.and_then(|r| {
-                r.variants
-                    .iter()
-                    .filter_map(|v| v.metrics.as_ref()?.rmse_over_scale)
-                    .max_by(|a, b| rmse_distance(*a).total_cmp(&rmse_distance(*b)))
-            });
+            let inexact = || compared().filter(|m| !m.exact);
+            let rmse = inexact()
+                .filter_map(|m| m.rmse_over_scale)
+                .max_by(|a, b| rmse_distance(*a).total_cmp(&rmse_distance(*b)));
             ListRow {
                 row: ri,
                 label,
                 op,
                 depth,
                 present: row.members.iter().map(Option::is_some).collect(),
-                worst_sqnr: metric(&|m| Some(m.sqnr_db), true),
-                worst_mse: metric(&|m| Some(m.mse), false),
-                worst_max_abs: metric(&|m| Some(m.max_abs), false),
+                worst_sqnr: inexact().map(|m| m.sqnr_db).min_by(f64::total_cmp),
+                worst_mse: inexact().map(|m| m.mse).max_by(f64::total_cmp),
+                worst_max_abs: inexact().map(|m| m.max_abs).max_by(f64::total_cmp),
                 worst_rmse_over_scale: rmse,
+                exact: compared().next().is_some() && inexact().next().is_none(),
+                constant: report.map_or(params <= 1 && params > 0, |r| r.constant),
                 params,
             }
         })
         .collect()
 }
 
-/// How far an `rmse/scale` is from healthy rounding (in octaves).
-#[must_use]
-pub fn rmse_distance(v: f64) -> f64 {
-    (v / crate::layout::colour::HEALTHY_RMSE_OVER_SCALE).log2().abs()
-}
+pub use crate::stats::metrics::rmse_distance;
 
 /// The indices into `rows` that pass `q`, in `q.sort` order. An invalid regex matches
 /// nothing and is reported as the error.
@@ -153,6 +179,8 @@ pub fn query_rows(rows: &[ListRow], q: &LayerQuery) -> Result<Vec<usize>, String
         .iter()
         .enumerate()
         .filter(|(_, r)| q.op.as_ref().is_none_or(|op| &r.op == op))
+        .filter(|(_, r)| q.show_constants || !r.constant)
+        .filter(|(_, r)| !q.differences_only || r.differs())
         .filter(|(_, r)| match &re {
             Some(re) => re.is_match(&r.label) || re.is_match(&r.op),
             None => {
@@ -168,12 +196,17 @@ pub fn query_rows(rows: &[ListRow], q: &LayerQuery) -> Result<Vec<usize>, String
         None => f64::INFINITY,
     };
     let get = |i: &usize| rows.get(*i);
+    // constants (when shown) after the rest in every metric order
+    let constant = |i: &usize| get(i).is_some_and(|r| r.constant);
     match q.sort {
         SortBy::Graph => out.sort_by_key(|i| get(i).map(|r| (r.depth, r.row))),
         SortBy::Name => out.sort_by(|a, b| get(a).map(|r| &r.label).cmp(&get(b).map(|r| &r.label))),
         SortBy::Sqnr => {
             out.sort_by(|a, b| {
-                key(get(a).and_then(|r| r.worst_sqnr), false).total_cmp(&key(get(b).and_then(|r| r.worst_sqnr), false))
+                constant(a).cmp(&constant(b)).then_with(|| {
+                    key(get(a).and_then(|r| r.worst_sqnr), false)
+                        .total_cmp(&key(get(b).and_then(|r| r.worst_sqnr), false))
+                })
             });
         }
         SortBy::Mse => {
@@ -209,6 +242,8 @@ mod tests {
             worst_max_abs: None,
             worst_rmse_over_scale: None,
             params: row as u64,
+            exact: false,
+            constant: false,
         }
     }
 
@@ -237,6 +272,23 @@ mod tests {
         assert_eq!(query_rows(&rows(), &q).unwrap(), [1, 3]);
         let q = LayerQuery { text: "(".into(), regex: true, ..Default::default() };
         assert!(query_rows(&rows(), &q).is_err());
+    }
+
+    #[test]
+    fn constants_are_hidden_until_asked_and_sort_after_the_rest() {
+        let mut rs = rows();
+        rs.push(ListRow { constant: true, worst_sqnr: Some(1.0), ..row(4, "mul_scalar", "Mul", Some(1.0)) });
+        rs.push(ListRow { exact: true, worst_sqnr: None, ..row(5, "clip_bound", "Clip", None) });
+        let q = LayerQuery { sort: SortBy::Sqnr, ..Default::default() };
+        assert_eq!(query_rows(&rs, &q).unwrap(), [1, 3, 0, 2, 5], "hidden by default; exact sorts with the missing");
+        let q = LayerQuery { sort: SortBy::Sqnr, show_constants: true, ..Default::default() };
+        assert_eq!(query_rows(&rs, &q).unwrap(), [1, 3, 0, 2, 5, 4], "shown on demand, after the rest");
+        assert_eq!(rs[5].sqnr_text(), "exact");
+        let mut missing = row(6, "only_float", "Relu", None);
+        missing.present = vec![true, false];
+        rs.push(missing);
+        let q = LayerQuery { differences_only: true, ..Default::default() };
+        assert_eq!(query_rows(&rs, &q).unwrap(), [6]);
     }
 
     #[test]

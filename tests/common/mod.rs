@@ -9,6 +9,16 @@ use quantlens::model::variants::{Variant, discover, load_variant, load_variants}
 use quantlens::model::{LayerWeight, TensorData, VariantKind, VariantSpec};
 use quantlens::stats::Values;
 
+/// Runs the quantlens binary: `(exit code, stdout, stderr)`.
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_quantlens")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// `tests/data/<rel>`.
 pub fn data(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)

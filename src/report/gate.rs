@@ -1,0 +1,115 @@
+//! The CI gate: every quantized tensor of every layer checked against thresholds
+//! (`quantlens check`). Exact tensors pass; tensors without a float counterpart are not
+//! compared and cannot fail, so a variant with nothing compared is an error of its own.
+
+use super::build::Report;
+
+/// What a tensor must reach.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Thresholds {
+    /// Lowest acceptable SQNR in dB.
+    pub min_sqnr_db: Option<f64>,
+    /// Highest acceptable `rmse/scale` (0.289 is rounding alone).
+    pub max_rmse_over_scale: Option<f64>,
+    /// Only this variant (default: every quantized one).
+    pub variant: Option<String>,
+}
+
+/// One tensor that falls short.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub layer: String,
+    pub variant: String,
+    pub tensor: String,
+    pub role: &'static str,
+    pub metric: &'static str,
+    pub value: f64,
+    pub threshold: f64,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = if self.metric == "sqnr_db" { "<" } else { ">" };
+        write!(
+            f,
+            "FAIL {} [{}] {} ({}): {} {:.4} {op} {}",
+            self.layer, self.variant, self.tensor, self.role, self.metric, self.value, self.threshold
+        )
+    }
+}
+
+/// What the gate found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Verdict {
+    pub failures: Vec<Failure>,
+    /// Tensors compared against their float counterpart.
+    pub checked: usize,
+    /// Variants checked.
+    pub variants: Vec<String>,
+}
+
+/// Checks `report` against `t`.
+///
+/// # Errors
+/// When no threshold is given, `t.variant` names no quantized variant, or a checked
+/// variant has no tensor compared with float (nothing to vouch for).
+pub fn check(report: &Report, t: &Thresholds) -> Result<Verdict, String> {
+    if t.min_sqnr_db.is_none() && t.max_rmse_over_scale.is_none() {
+        return Err("give a threshold: --min-sqnr DB and/or --max-rmse-scale X".into());
+    }
+    let quantized: Vec<&str> =
+        report.variants.iter().map(|v| v.name.as_str()).filter(|n| *n != report.reference).collect();
+    let names: Vec<String> = match &t.variant {
+        Some(v) if quantized.contains(&v.as_str()) => vec![v.clone()],
+        Some(v) => {
+            return Err(format!(
+                "no quantized variant named `{v}` (have: {}; `{}` is the reference)",
+                quantized.join(", "),
+                report.reference
+            ));
+        }
+        None => quantized.iter().map(ToString::to_string).collect(),
+    };
+    if names.is_empty() {
+        return Err("only one variant: nothing to compare with float".into());
+    }
+    let mut verdict = Verdict { variants: names.clone(), ..Verdict::default() };
+    for name in &names {
+        let mut compared = 0;
+        for l in &report.layers {
+            for v in l.variants.iter().filter(|v| &v.variant == name) {
+                for init in &v.initializers {
+                    let Some(m) = &init.metrics else { continue };
+                    compared += 1;
+                    if m.exact {
+                        continue;
+                    }
+                    let fail = |metric, value, threshold| Failure {
+                        layer: l.layer.clone(),
+                        variant: name.clone(),
+                        tensor: init.name.clone(),
+                        role: init.role.name(),
+                        metric,
+                        value,
+                        threshold,
+                    };
+                    if let Some(min) = t.min_sqnr_db
+                        && m.sqnr_db.partial_cmp(&min).is_none_or(std::cmp::Ordering::is_lt)
+                    {
+                        verdict.failures.push(fail("sqnr_db", m.sqnr_db, min));
+                    }
+                    if let (Some(max), Some(r)) = (t.max_rmse_over_scale, m.rmse_over_scale)
+                        && r.partial_cmp(&max).is_none_or(std::cmp::Ordering::is_gt)
+                    {
+                        verdict.failures.push(fail("rmse_over_scale", r, max));
+                    }
+                }
+            }
+        }
+        if compared == 0 {
+            return Err(format!("variant `{name}` has no tensor compared with float: nothing to check"));
+        }
+        verdict.checked += compared;
+    }
+    Ok(verdict)
+}
