@@ -94,3 +94,51 @@ fn search_narrows_the_layer_list_and_a_click_selects() {
     let s2_proj = list.iter().find(|r| r.label == "s2_proj").unwrap().row;
     assert!(harness.state().actions.contains(&UiAction::SelectAndFrame(s2_proj)), "{:?}", harness.state().actions);
 }
+
+#[test]
+fn inspector_lists_parameters_and_activation_quantization() {
+    let variants: Vec<Variant> = ["pt_style/model_float.onnx", "pt_style/model_int8.onnx"]
+        .iter()
+        .zip([quantlens::model::VariantKind::Float, quantlens::model::VariantKind::Int8])
+        .map(|(rel, kind)| {
+            let spec = quantlens::model::VariantSpec {
+                name: format!("{kind:?}").to_lowercase(),
+                kind,
+                path: common::data(rel),
+            };
+            quantlens::model::variants::load_variant(&spec, quantlens::model::Access::Read).unwrap()
+        })
+        .collect();
+    let rows = match_layers(&variants, 0);
+    let ri = rows
+        .iter()
+        .position(|r| {
+            r.members[0]
+                .is_some_and(|(li, _)| variants[0].model.graph.nodes[variants[0].layers[li].node].name == "conv2")
+        })
+        .unwrap();
+    let report = quantlens::report::layer_report(&variants, 0, &rows[ri], quantlens::report::ReportOptions::default());
+    let l = layout(&variants, &rows, 0, LayoutOptions::default());
+    let group = l.blocks.iter().find(|b| b.row == Some(ri)).unwrap().group;
+    let members: Vec<Member<'_>> = l
+        .blocks
+        .iter()
+        .filter(|b| b.group == group)
+        .map(|b| Member { variant: b.variant, node: b.node, layer: b.layer, folded: &b.folded })
+        .collect();
+    let model = inspector(&variants, &members, Some(&report)).unwrap();
+    let mut harness = Harness::new_ui(|ui| inspector_ui(ui, &model));
+    harness.run();
+    // the bias left in float behind its Identity: exact, folded into the layer
+    assert!(harness.query_all_by_label("onnx::Conv_conv2").count() >= 2, "float and int8 bias rows");
+    assert!(harness.query_all_by_label("exact").next().is_some(), "the float bias copy is exact");
+    assert_eq!(harness.query_all_by_label("Identity of onnx::Conv_conv2").count(), 2, "folded in both variants");
+    // the input activation's scale, zero point and representable range
+    let act = model.members[1].activations.iter().find(|a| a.tensor == "relu6_out").unwrap();
+    assert_eq!(act.role, "input");
+    assert!(harness.query_by_label_contains("activation quantization").is_some());
+    assert!(harness.query_by_label_contains(&act.range).is_some(), "{}", act.range);
+    // after the fused Clip(0, 6) the calibrated range starts at 0: zero point at qmin
+    assert_eq!(act.zero_point, -128);
+    assert!(act.range.starts_with("[0, "), "{}", act.range);
+}

@@ -53,13 +53,16 @@ pub struct PanelState {
     pub list: LayerListState,
     pub histogram: HistogramState,
     pub ranges: RangesState,
-    cache_key: Option<(Entity, usize, bool)>,
+    cache_key: Option<(Entity, usize, bool, bool)>,
     reports: Vec<Option<Arc<LayerReport>>>,
+    /// Indices into the layer list's rows that the range overview shows (constants only
+    /// when the list shows them), and their ranges.
+    ranges_shown: Vec<usize>,
     ranges_rows: Vec<RowRanges>,
 }
 
 fn refresh_caches(state: &mut PanelState, open: &OpenModel, status: &Status, rows: &Query<(&LayerRow, &LayerStats)>) {
-    let key = (open.root, status.stats_done, state.ranges.activations);
+    let key = (open.root, status.stats_done, state.ranges.activations, state.list.query.show_constants);
     if state.cache_key == Some(key) {
         return;
     }
@@ -73,9 +76,13 @@ fn refresh_caches(state: &mut PanelState, open: &OpenModel, status: &Status, row
     }
     let names: Vec<&str> = open.data.variants.iter().map(|v| v.spec.name.as_str()).collect();
     let activations = state.ranges.activations;
-    state.ranges_rows = open
-        .list
+    let show_constants = state.list.query.show_constants;
+    state.ranges_shown =
+        (0..open.list.len()).filter(|&i| show_constants || open.list.get(i).is_some_and(|r| !r.constant)).collect();
+    state.ranges_rows = state
+        .ranges_shown
         .iter()
+        .filter_map(|&i| open.list.get(i))
         .map(|lr| {
             let report = state.reports.get(lr.row).and_then(Option::as_ref);
             names
@@ -212,7 +219,14 @@ fn panels_ui(
             let title =
                 if state.ranges.activations { "Activation ranges per layer" } else { "Weight ranges per layer" };
             ui.label(egui::RichText::new(title).strong());
-            actions.extend(ranges_ui(ui, &open.list, &state.ranges_rows, &mut state.ranges, selected_row));
+            actions.extend(ranges_ui(
+                ui,
+                &open.list,
+                &state.ranges_shown,
+                &state.ranges_rows,
+                &mut state.ranges,
+                selected_row,
+            ));
         })
         .response
         .rect;

@@ -97,6 +97,13 @@ fn is_foldable(op: &str) -> bool {
     is_quant_plumbing(op) || op == "Constant"
 }
 
+/// Node `n` of `v` folds into the layer it serves: Q/DQ, constants, and what only carries
+/// a parameter there (an `Identity` before a bias, a weight's `Transpose`, a weight-only
+/// `Cast`/`Mul`).
+fn folds(v: &Variant, n: NodeId) -> bool {
+    v.plumbing.contains(&n) || v.model.graph.node(n).is_some_and(|node| is_foldable(&node.op_type))
+}
+
 /// Side length of a block's footprint for a weight of `params` elements (log scale).
 #[must_use]
 pub fn footprint(params: u64) -> f32 {
@@ -113,8 +120,7 @@ fn host_of(v: &Variant, n: NodeId) -> Option<NodeId> {
         for id in frontier {
             for &t in &g.node(id)?.outputs {
                 for &c in &g.tensor(t)?.consumers {
-                    let op = &g.node(c)?.op_type;
-                    if is_foldable(op) { next.push(c) } else { return Some(c) }
+                    if folds(v, c) { next.push(c) } else { return Some(c) }
                 }
             }
         }
@@ -124,10 +130,7 @@ fn host_of(v: &Variant, n: NodeId) -> Option<NodeId> {
         frontier = next;
     }
     let node = g.node(n)?;
-    node.inputs
-        .iter()
-        .flatten()
-        .find_map(|&t| g.tensor(t)?.producer.filter(|&p| g.node(p).is_some_and(|pn| !is_foldable(&pn.op_type))))
+    node.inputs.iter().flatten().find_map(|&t| g.tensor(t)?.producer.filter(|&p| g.node(p).is_some() && !folds(v, p)))
 }
 
 /// Lays out `variants` whose layers are matched by `rows` (from
@@ -178,7 +181,7 @@ pub fn layout(variants: &[Variant], rows: &[MatchRow], reference: usize, options
                 let unique = !state.reference_names.contains_key(&key);
                 state.reference_names.insert(key, unique.then_some(n));
             }
-            if options.fold_quant && is_foldable(&node.op_type) {
+            if options.fold_quant && folds(v, n) {
                 continue;
             }
             let col = column.get(n).copied().unwrap_or(node.depth);
@@ -225,7 +228,7 @@ pub fn layout(variants: &[Variant], rows: &[MatchRow], reference: usize, options
         }
         if options.fold_quant {
             for &n in &v.model.topo_order {
-                if g.node(n).is_some_and(|node| is_quant_plumbing(&node.op_type))
+                if (v.plumbing.contains(&n) || g.node(n).is_some_and(|node| is_quant_plumbing(&node.op_type)))
                     && let Some(h) = host_of(v, n)
                     && let Some(&b) = index.get(&(vi, h))
                 {

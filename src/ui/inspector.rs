@@ -43,17 +43,6 @@ fn member_ui(ui: &mut egui::Ui, m: &MemberView, i: usize) {
     if !m.matched_by.is_empty() {
         ui.label(format!("matched by: {}", m.matched_by));
     }
-    if !m.attributes.is_empty() {
-        egui::Grid::new(("attrs", i)).num_columns(2).show(ui, |ui| {
-            for (k, v) in &m.attributes {
-                ui.label(egui::RichText::new(k).color(colour(theme::TEXT_DIM)));
-                ui.label(v);
-                ui.end_row();
-            }
-        });
-    }
-    tensors_ui(ui, &format!("in{i}"), "inputs", &m.inputs);
-    tensors_ui(ui, &format!("out{i}"), "outputs", &m.outputs);
     if let Some(q) = &m.quant {
         ui.label(egui::RichText::new(format!("weight quantization ({})", q.form)).strong());
         ui.label(&q.summary);
@@ -67,8 +56,10 @@ fn member_ui(ui: &mut egui::Ui, m: &MemberView, i: usize) {
             ui.colored_label(colour(theme::Swatch::BAD.rgb()), p);
         }
     }
+    params_ui(ui, m, i);
+    activations_ui(ui, m, i);
     if !m.folded.is_empty() {
-        ui.label(egui::RichText::new(format!("folded quantization ({})", m.folded.len())).strong());
+        ui.label(egui::RichText::new(format!("folded nodes ({})", m.folded.len())).strong());
         for f in &m.folded {
             ui.label(egui::RichText::new(f).small());
         }
@@ -96,8 +87,6 @@ fn member_ui(ui: &mut egui::Ui, m: &MemberView, i: usize) {
             }
         });
     }
-    params_ui(ui, m, i);
-    activations_ui(ui, m, i);
     if let Some(e) = &m.metrics {
         ui.label(egui::RichText::new("weight error against float").strong());
         egui::Grid::new(("metrics", i)).num_columns(4).show(ui, |ui| {
@@ -118,6 +107,18 @@ fn member_ui(ui: &mut egui::Ui, m: &MemberView, i: usize) {
             }
         });
     }
+    // the node itself: attributes, inputs, outputs
+    if !m.attributes.is_empty() {
+        egui::Grid::new(("attrs", i)).num_columns(2).show(ui, |ui| {
+            for (k, v) in &m.attributes {
+                ui.label(egui::RichText::new(k).color(colour(theme::TEXT_DIM)));
+                ui.label(v);
+                ui.end_row();
+            }
+        });
+    }
+    tensors_ui(ui, &format!("in{i}"), "inputs", &m.inputs);
+    tensors_ui(ui, &format!("out{i}"), "outputs", &m.outputs);
     for p in &m.problems {
         problem_ui(ui, p);
     }

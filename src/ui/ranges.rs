@@ -19,10 +19,11 @@ pub struct RangesState {
     pub activations: bool,
 }
 
-/// Draws the overview; `ranges[i]` belongs to `rows[i]`.
+/// Draws the overview of `rows[shown[i]]`, whose ranges are `ranges[i]`.
 pub fn ranges_ui(
     ui: &mut egui::Ui,
     rows: &[ListRow],
+    shown: &[usize],
     ranges: &[RowRanges],
     state: &mut RangesState,
     selected: Option<usize>,
@@ -41,9 +42,9 @@ pub fn ranges_ui(
     });
     let global = ranges.iter().flatten().flatten().map(|(lo, hi)| lo.abs().max(hi.abs())).fold(0.0, f64::max);
     let row_h = 6.0 + 4.0 * ranges.first().map_or(1, Vec::len) as f32;
-    egui::ScrollArea::vertical().auto_shrink([false, false]).show_rows(ui, row_h, rows.len(), |ui, range| {
+    egui::ScrollArea::vertical().auto_shrink([false, false]).show_rows(ui, row_h, shown.len(), |ui, range| {
         for i in range {
-            let (Some(r), Some(rr)) = (rows.get(i), ranges.get(i)) else { continue };
+            let (Some(r), Some(rr)) = (shown.get(i).and_then(|&k| rows.get(k)), ranges.get(i)) else { continue };
             let (rect, resp) = ui.allocate_exact_size(egui::vec2(ui.available_width(), row_h), egui::Sense::click());
             let painter = ui.painter_at(rect);
             if selected == Some(r.row) {

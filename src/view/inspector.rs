@@ -176,7 +176,7 @@ fn tensor_view(v: &Variant, t: usize) -> Option<TensorView> {
     })
 }
 
-/// The parameters a folded Q/DQ node carries (its scale and zero-point inputs).
+/// What a folded node does: a Q/DQ node's scale and zero point, or what it passes on.
 fn folded_line(v: &Variant, n: NodeId) -> Option<String> {
     let g = &v.model.graph;
     let node = g.node(n)?;
@@ -189,6 +189,10 @@ fn folded_line(v: &Variant, n: NodeId) -> Option<String> {
         })
     };
     let input = g.input(n, 0).and_then(|t| g.tensor(t)).map(|t| t.name.clone()).unwrap_or_default();
+    if !crate::model::graph::is_quant_plumbing(&node.op_type) {
+        // a parameter's pass-through node (`Identity` before a bias, a weight's `Transpose`)
+        return Some(format!("{} of {input}", node.op_type));
+    }
     Some(format!(
         "{} of {input}: scale {}, zero point {}",
         node.op_type,
