@@ -925,9 +925,13 @@ def write_readme():
         "Mul by the scalar 0.5.",
         "- `pt_style/model_int8.onnx`: onnxruntime quantize_static of pt_style/model_float (QDQ, per-channel, "
         "QInt8/QInt8): Clip and Relu fused away, the Identity-fed biases left in float, the Gemm bias int32.",
+        "- `constw/model_float.onnx`: pt_style/model_float with its `*.weight` initializers in Constant nodes.",
+        "- `constw/model_int8.onnx`: onnxruntime quantize_static of constw/model_float (QDQ, per-channel, "
+        "QInt8/QInt8): the weights stay float behind QuantizeLinear -> DequantizeLinear (quantized as the "
+        "graph runs).",
         "- `static_golden.json`: numpy goldens from the committed files: each quantized bias's dequantized "
         "values and SQNR against its float bias, each statically quantized activation's scale, zero point "
-        "and representable range.",
+        "and representable range, each weight quantized as the graph runs (constw) requantized.",
     ]
     lines.append("")
     (DATA / "README.md").write_text("\n".join(lines))

@@ -10,6 +10,10 @@ Same pinned packages as make_fixtures.py (scripts/requirements-fixtures.txt). Wr
   a scalar Mul and a Clip(0, 6) whose bounds are constants;
 - tests/data/pt_style/model_int8.onnx: onnxruntime quantize_static of it (QDQ, per-channel,
   QInt8/QInt8), which quantizes the biases to int32 behind their Identity nodes;
+- tests/data/constw/model_float.onnx: pt_style/model_float with its weights in Constant
+  nodes (as some exporters write them), and constw/model_int8.onnx, onnxruntime's
+  quantize_static of it: the weights stay float behind QuantizeLinear -> DequantizeLinear,
+  quantized as the graph runs;
 - tests/data/static_golden.json: with numpy, from the committed files: every quantized
   bias's dequantized values `(q - zp) * scale` and SQNR against its float bias
   (onnxruntime's formula), every statically quantized activation's scale, zero point and
@@ -65,6 +69,54 @@ def build_pt_style() -> onnx.ModelProto:
     g = helper.make_graph(nodes, "main_graph", [helper.make_tensor_value_info("input", mf.F, [1, 3, 8, 8])],
                           [helper.make_tensor_value_info("output", mf.F, [1, 4])], inits)
     return mf.make_model(g)
+
+
+def with_constant_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The `*.weight` initializers as Constant nodes."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    weights = [t for t in g.initializer if t.name.endswith(".weight")]
+    rest = [t for t in g.initializer if not t.name.endswith(".weight")]
+    consts = [helper.make_node("Constant", [], [t.name], name=f"{t.name}/Constant", value=t) for t in weights]
+    nodes = list(g.node)
+    del g.initializer[:]
+    g.initializer.extend(rest)
+    del g.node[:]
+    g.node.extend(consts + nodes)
+    return m
+
+
+def constant_values(g: mf.Graph) -> dict:
+    out = dict(g.inits)
+    for n in g.model.graph.node:
+        if n.op_type == "Constant":
+            out[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    return out
+
+
+def runtime_weight_goldens(float_path: Path, q_path: Path) -> list:
+    """Float weights behind QuantizeLinear -> DequantizeLinear: quantized as ONNX runs it
+    (x / scale rounded half to even, plus zero point, saturated), then dequantized."""
+    fg, qg = mf.Graph(float_path), mf.Graph(q_path)
+    fv, qv = constant_values(fg), constant_values(qg)
+    out = []
+    for n in qg.model.graph.node:
+        if n.op_type != "QuantizeLinear" or n.input[0] not in qv or qv[n.input[0]].dtype != np.float32:
+            continue
+        w, s, zp = qv[n.input[0]], qv[n.input[1]].astype(np.float32), qv[n.input[2]]
+        axis = qg.attr(n, "axis", 1)
+        if s.size > 1:
+            shape = mf.broadcast_shape(w.ndim, axis, s.size)
+            s, zp = s.reshape(shape), zp.reshape(shape)
+        info = np.iinfo(zp.dtype)
+        q = np.clip(np.rint(w / s) + zp.astype(np.float32), info.min, info.max)
+        y = ((q.astype(np.int32) - zp.astype(np.int32)).astype(np.float32) * s).astype(np.float32)
+        x = fv[n.input[0]].astype(np.float64)
+        layer = [c.name for dq in qg.consumers[n.output[0]] for c in qg.consumers[dq.output[0]]][0]
+        out.append({"layer": layer, "float": n.input[0], "dequantized": [float(v) for v in y.ravel()],
+                    "sqnr_db": float(compute_signal_to_quantization_noice_ratio(x, y.astype(np.float64)))})
+    return out
 
 
 def arr(g: mf.Graph, name: str):
@@ -151,6 +203,12 @@ def main() -> None:
     quantize_static(str(fp), str(folder / "model_int8.onnx"), mf.Reader("input", [1, 3, 8, 8], 3),
                     quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8)
+    cw = folder.parent / "constw"
+    cw.mkdir(parents=True, exist_ok=True)
+    cwf = mf.save(with_constant_weights(onnx.load(str(fp))), "constw/model_float.onnx")
+    quantize_static(str(cwf), str(cw / "model_int8.onnx"), mf.Reader("input", [1, 3, 8, 8], 3),
+                    quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8)
     cases = {
         "resnet8_int8": ("resnet8/resnet8_float.onnx", "resnet8/resnet8_int8.onnx"),
         "resnet8_uint8": ("resnet8/resnet8_float.onnx", "resnet8/resnet8_uint8.onnx"),
@@ -161,9 +219,11 @@ def main() -> None:
     for key, (f, q) in cases.items():
         golden[key] = {"float": f, "quantized": q, "biases": bias_goldens(DATA / f, DATA / q),
                        "activations": activation_goldens(DATA / q)}
+    golden["runtime_weights"] = {"float": "constw/model_float.onnx", "quantized": "constw/model_int8.onnx",
+                                 "weights": runtime_weight_goldens(cwf, cw / "model_int8.onnx")}
     (DATA / "static_golden.json").write_text(json.dumps(golden, indent=1) + "\n")
     for key, v in golden.items():
-        print(key, len(v["biases"]), "biases,", len(v["activations"]), "activations")
+        print(key, {k: len(x) for k, x in v.items() if isinstance(x, list)})
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ fn report(variants: &[Variant]) -> Report {
 fn int32_biases_dequantize_and_compare_like_numpy() {
     let golden = static_golden();
     let mut checked = 0;
-    for (case, g) in golden.as_object().unwrap() {
+    for (case, g) in golden.as_object().unwrap().iter().filter(|(k, _)| *k != "runtime_weights") {
         let variants = pair(g["float"].as_str().unwrap(), g["quantized"].as_str().unwrap());
         let r = report(&variants);
         for b in g["biases"].as_array().unwrap() {
@@ -80,7 +80,7 @@ fn int32_biases_dequantize_and_compare_like_numpy() {
 #[test]
 fn activation_ranges_follow_scale_and_zero_point() {
     let golden = static_golden();
-    for (case, g) in golden.as_object().unwrap() {
+    for (case, g) in golden.as_object().unwrap().iter().filter(|(k, _)| *k != "runtime_weights") {
         let variants = pair(g["float"].as_str().unwrap(), g["quantized"].as_str().unwrap());
         let r = report(&variants);
         let acts = g["activations"].as_array().unwrap();
@@ -114,6 +114,41 @@ fn activation_ranges_follow_scale_and_zero_point() {
                 .all(|v| v.activations.is_empty())
         );
     }
+}
+
+#[test]
+fn weights_quantized_as_the_graph_runs_are_requantized_like_onnx() {
+    // float weights (Constant nodes) behind QuantizeLinear -> DequantizeLinear
+    let golden = &static_golden()["runtime_weights"];
+    let variants = pair(golden["float"].as_str().unwrap(), golden["quantized"].as_str().unwrap());
+    let r = report(&variants);
+    let weights = golden["weights"].as_array().unwrap();
+    assert_eq!(weights.len(), 3);
+    for w in weights {
+        let layer = w["layer"].as_str().unwrap();
+        let row = r.layers.iter().find(|l| l.layer == layer).unwrap();
+        let q = row.variants.iter().find(|v| v.variant == "q").unwrap();
+        assert_eq!(q.matched_by, quantlens::model::MatchHow::NodeName);
+        let main = &q.initializers[0];
+        assert_eq!(main.float, w["float"].as_str().unwrap());
+        assert_eq!(main.name, main.float, "the stored tensor is the float weight itself");
+        assert_eq!(main.dtype, "float32");
+        let quant = main.quant.as_ref().unwrap();
+        assert_eq!(serde_json::to_value(quant.form).unwrap(), "qdq_runtime");
+        let v = &variants[1];
+        let li = v.layers.iter().position(|l| v.model.graph.node(l.node).unwrap().name == layer).unwrap();
+        let values = all_values(param_values(&v.model.graph, &v.layers[li].weight).0.unwrap());
+        let expected = common::f64s(&w["dequantized"]);
+        assert_eq!(values.len(), expected.len());
+        for (a, e) in values.iter().zip(&expected) {
+            assert_eq!(f64::from(*a), *e, "{layer}: (clamp(round(x/s)+zp) - zp)·s, bit for bit");
+        }
+        let m = main.metrics.as_ref().unwrap();
+        assert!((m.sqnr_db - w["sqnr_db"].as_f64().unwrap()).abs() < 1e-6, "{layer}: {}", m.sqnr_db);
+        assert!(!m.exact && m.rmse_over_scale.is_some_and(|r| r > 0.1 && r < 0.35), "{layer}: rounding only");
+    }
+    // the Q/DQ pair and the Constant are plumbing, not nodes that differ
+    assert!(r.unmatched["q"].extra.is_empty(), "{:?}", r.unmatched["q"].extra);
 }
 
 #[test]

@@ -15,6 +15,10 @@ use super::tensor::{ReadError, TensorData};
 pub enum QuantForm {
     /// `W_q → DequantizeLinear(scale, zp, axis) → layer` (onnxruntime's QDQ).
     Qdq,
+    /// `W (float) → QuantizeLinear → DequantizeLinear → layer`: the weight is quantized as
+    /// the graph runs (TensorRT-style QDQ exports, onnxruntime when a weight is not an
+    /// initializer). Its dequantized values are recomputed from the float weight.
+    QdqRuntime,
     /// `QLinearConv` / `QLinearMatMul` with scale and zero point as node inputs.
     QLinear,
     /// `MatMulInteger` / `ConvInteger`, scale found on the `Mul` after the `Cast`.
@@ -274,7 +278,9 @@ fn other_params(g: &Graph, n: NodeId, main: usize, plumbing: &mut HashSet<NodeId
                 None => None,
             },
         };
-        if let Some(weight) = weight {
+        // empty constants (`Resize`'s roi and scales) hold no parameter
+        let empty = weight.as_ref().and_then(|w| data(g, w.tensor())).is_some_and(TensorData::is_empty);
+        if let Some(weight) = weight.filter(|_| !empty) {
             out.push(LayerParam { role: role_of(op, slot), slot, weight });
         }
     }
@@ -378,9 +384,11 @@ fn resolve_through(
         match node.op_type.as_str() {
             "DequantizeLinear" => {
                 let q = g.input(p, 0)?;
-                data(g, q)?;
-                plumbing.insert(p);
                 let axis = node.attr_int("axis").unwrap_or(1);
+                if data(g, q).is_none() {
+                    return runtime_qdq(g, p, q, axis, plumbing, passed);
+                }
+                plumbing.insert(p);
                 return Some(quantized(g, q, QuantForm::Qdq, g.input(p, 1), g.input(p, 2), Some(axis)));
             }
             "Mul" => return cast_mul(g, p, plumbing),
@@ -402,6 +410,36 @@ fn resolve_through(
         }
     }
     None
+}
+
+/// `W (float constant) → QuantizeLinear → DequantizeLinear (dq)`, `q` the tensor between
+/// them: the weight `W` with the `QuantizeLinear`'s parameters.
+fn runtime_qdq(
+    g: &Graph,
+    dq: NodeId,
+    q: TensorId,
+    axis: i64,
+    plumbing: &mut HashSet<NodeId>,
+    passed: &mut Vec<NodeId>,
+) -> Option<LayerWeight> {
+    let qn = g.tensor(q)?.producer?;
+    let q_node = g.node(qn)?;
+    if q_node.op_type != "QuantizeLinear" {
+        return None;
+    }
+    let Some(LayerWeight::Float(w)) = resolve_through(g, g.input(qn, 0)?, plumbing, passed) else { return None };
+    plumbing.extend([dq, qn]);
+    let (scale, zp) = (g.input(qn, 1), g.input(qn, 2));
+    let mut problems = Vec::new();
+    if (scale, zp) != (g.input(dq, 1), g.input(dq, 2)) {
+        problems.push("QuantizeLinear and DequantizeLinear name different parameters; the first are used".into());
+    }
+    let zp_dtype = zp.and_then(|t| data(g, t)).map(|d| d.dtype);
+    let declared = q_node.attr_int("output_dtype").filter(|&c| c != 0).and_then(|c| i32::try_from(c).ok());
+    let qdtype = zp_dtype.or(declared.map(DType::from_onnx)).unwrap_or(DType::Uint8);
+    let params =
+        read_params(g, w, scale, zp, Some(q_node.attr_int("axis").unwrap_or(axis)), Some(qdtype), &mut problems);
+    Some(LayerWeight::Quantized(QuantizedWeight { q_tensor: w, form: QuantForm::QdqRuntime, params, problems }))
 }
 
 /// `Cast(int initializer) → Mul(scale)` weight-only quantization (optionally `Sub(zp)`).
@@ -527,7 +565,7 @@ fn quantized(
     axis: Option<i64>,
 ) -> LayerWeight {
     let mut problems = Vec::new();
-    let params = read_params(g, q, scale, zp, axis, &mut problems);
+    let params = read_params(g, q, scale, zp, axis, None, &mut problems);
     LayerWeight::Quantized(QuantizedWeight { q_tensor: q, form, params, problems })
 }
 
@@ -539,12 +577,15 @@ fn read_small(g: &Graph, t: TensorId) -> Result<Vec<f32>, String> {
     d.to_f32_vec().map_err(|e: ReadError| e.to_string())
 }
 
+/// Reads and validates the parameters of `q`, stored quantized (`qdtype` `None`) or in
+/// float and quantized to `qdtype` as the graph runs.
 fn read_params(
     g: &Graph,
     q: TensorId,
     scale: Option<TensorId>,
     zp: Option<TensorId>,
     axis: Option<i64>,
+    qdtype: Option<DType>,
     problems: &mut Vec<String>,
 ) -> Option<QuantParams> {
     let qd = data(g, q)?;
@@ -601,10 +642,11 @@ fn read_params(
         problems.push(format!("{} zero points for {} scales", zero_point.len(), scales.len()));
         return None;
     };
+    let dtype = qdtype.unwrap_or(qd.dtype);
     if let Some(zd) = zero_point_dtype
-        && zd != qd.dtype
+        && zd != dtype
     {
-        problems.push(format!("zero point is {} but the weight is {}", zd.name(), qd.dtype.name()));
+        problems.push(format!("zero point is {} but the weight is {}", zd.name(), dtype.name()));
     }
     let bad: Vec<usize> =
         scales.iter().enumerate().filter(|(_, s)| !(s.is_finite() && **s > 0.0)).map(|(i, _)| i).collect();
@@ -619,7 +661,7 @@ fn read_params(
         scale: scales,
         zero_point,
         axis,
-        dtype: qd.dtype,
+        dtype,
         zero_point_dtype,
         scale_tensor: name(scale_t),
         zero_point_tensor: zp.and_then(name),

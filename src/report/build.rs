@@ -248,6 +248,7 @@ pub fn param_values<'a>(g: &'a Graph, w: &'a LayerWeight) -> (Option<Values<'a>>
     match (w, data) {
         (LayerWeight::Float(_), Some(d)) => (Some(Values::Raw(d)), None),
         (LayerWeight::Quantized(q), Some(d)) => match &q.params {
+            Some(p) if q.form == QuantForm::QdqRuntime => (Some(Values::Requantized(d, p)), Some(p)),
             Some(p) => (Some(Values::Dequantized(d, p)), Some(p)),
             None => (None, None),
         },
@@ -385,21 +386,22 @@ fn param_row(
     let ref_values = ref_graph.zip(ref_w).and_then(|(g, w)| param_values(g, w).0);
     let ref_is_float = matches!(ref_w, Some(LayerWeight::Float(_)));
     let float_name = ref_graph.zip(ref_w).and_then(|(g, w)| g.tensor(w.tensor())).map(|t| t.name.clone());
-    let found: Vec<Option<(usize, &Graph, &LayerWeight)>> = members
+    let found: Vec<Option<(usize, &Graph, &LayerWeight, usize)>> = members
         .iter()
         .map(|&(vi, li, _)| {
             let v = variants.get(vi)?;
-            Some((vi, &v.model.graph, key.find(v.layers.get(li)?)?))
+            let layer = v.layers.get(li)?;
+            Some((vi, &v.model.graph, key.find(layer)?, layer.weight_slot))
         })
         .collect();
-    let values: Vec<Option<Values>> = found.iter().map(|f| f.and_then(|(_, g, w)| param_values(g, w).0)).collect();
+    let values: Vec<Option<Values>> = found.iter().map(|f| f.and_then(|(_, g, w, _)| param_values(g, w).0)).collect();
     let present: Vec<Values> = values.iter().flatten().copied().collect();
     let mut computed = stats::layer_stats(&present, options.histogram_bins).into_iter();
     let set_stats: Vec<Option<stats::SetStats>> = values.iter().map(|v| v.and_then(|_| computed.next())).collect();
     let mut out = Vec::with_capacity(members.len());
     let mut histograms = Vec::new();
     for (i, ((f, y), st)) in found.into_iter().zip(&values).zip(set_stats).enumerate() {
-        let Some((vi, g, w)) = f else {
+        let Some((vi, g, w, weight_slot)) = f else {
             out.push(None);
             continue;
         };
@@ -428,7 +430,18 @@ fn param_row(
         {
             problems.push(format!("{} NaN and {} infinite value(s)", s.nan, s.inf));
         }
+        // main weights at different inputs are different tensors (a quantizer that could
+        // not quantize the first one leaves the next largest as the layer's weight)
+        let ref_slot = ref_layer.map(|l| l.weight_slot);
+        let same_place = key != ParamKey::WEIGHT || ref_slot.is_none_or(|s| s == weight_slot);
         let metrics = match (vi != reference && ref_is_float, ref_values, *y) {
+            (true, Some(_), Some(_)) if !same_place => {
+                problems.push(format!(
+                    "the weight is input {weight_slot} here but input {} in the reference; not compared",
+                    ref_slot.unwrap_or_default()
+                ));
+                None
+            }
             (true, Some(x), Some(y)) => compare_to_reference(x, y, param_values(g, w).1, &mut problems),
             _ => None,
         };

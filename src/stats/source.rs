@@ -10,6 +10,10 @@ pub enum Values<'a> {
     Raw(&'a TensorData),
     /// `(q − zp) · scale` of a quantized tensor.
     Dequantized(&'a TensorData, &'a QuantParams),
+    /// A float tensor quantized and dequantized as the graph runs it
+    /// (`QuantizeLinear → DequantizeLinear` of a float weight):
+    /// `(clamp(round(x / scale) + zp) − zp) · scale`, rounding half to even as ONNX does.
+    Requantized(&'a TensorData, &'a QuantParams),
     /// Values already in memory.
     Slice(&'a [f32]),
 }
@@ -19,7 +23,7 @@ impl<'a> Values<'a> {
     #[must_use]
     pub fn len(&self) -> u64 {
         match self {
-            Self::Raw(t) | Self::Dequantized(t, _) => t.len(),
+            Self::Raw(t) | Self::Dequantized(t, _) | Self::Requantized(t, _) => t.len(),
             Self::Slice(s) => s.len() as u64,
         }
     }
@@ -34,7 +38,7 @@ impl<'a> Values<'a> {
     #[must_use]
     pub fn shape(&self) -> Vec<u64> {
         match self {
-            Self::Raw(t) | Self::Dequantized(t, _) => t.shape.clone(),
+            Self::Raw(t) | Self::Dequantized(t, _) | Self::Requantized(t, _) => t.shape.clone(),
             Self::Slice(s) => vec![s.len() as u64],
         }
     }
@@ -50,15 +54,27 @@ impl<'a> Values<'a> {
                 params: None,
                 channel: ChannelMap::none(),
                 lanes: None,
+                requantize: false,
             },
             Self::Dequantized(t, p) => {
                 let channel = ChannelMap::new(&t.shape, p);
                 let lanes = (channel.inner == 1).then(|| (0..channel.channels).map(|c| p.channel(c)).unzip());
-                ValueReader { inner: Inner::Tensor(t.reader()?), params: Some(p), channel, lanes }
+                ValueReader { inner: Inner::Tensor(t.reader()?), params: Some(p), channel, lanes, requantize: false }
             }
-            Self::Slice(s) => {
-                ValueReader { inner: Inner::Slice(s, 0), params: None, channel: ChannelMap::none(), lanes: None }
-            }
+            Self::Requantized(t, p) => ValueReader {
+                inner: Inner::Tensor(t.reader()?),
+                params: Some(p),
+                channel: ChannelMap::new(&t.shape, p),
+                lanes: None,
+                requantize: true,
+            },
+            Self::Slice(s) => ValueReader {
+                inner: Inner::Slice(s, 0),
+                params: None,
+                channel: ChannelMap::none(),
+                lanes: None,
+                requantize: false,
+            },
         })
     }
 
@@ -180,6 +196,8 @@ pub struct ValueReader<'a> {
     /// Per channel `(scale, zero point)` when every element is its own channel's (the
     /// quantization axis is the last one): rows then dequantize as whole vectors.
     lanes: Option<(Vec<f32>, Vec<i32>)>,
+    /// The stored values are float: quantize them first ([`Values::Requantized`]).
+    requantize: bool,
 }
 
 impl ValueReader<'_> {
@@ -203,6 +221,7 @@ impl ValueReader<'_> {
             }
         };
         match (start, self.params, &self.lanes) {
+            (Some(start), Some(p), _) if self.requantize => requantize_chunk(out, start, p, self.channel),
             (Some(start), Some(_), Some((scales, zps))) => dequantize_rows(out, start, self.channel, scales, zps),
             (Some(start), Some(p), None) => dequantize_chunk(out, start, p, self.channel),
             _ => {}
@@ -232,6 +251,21 @@ fn dequantize_chunk(out: &mut [f32], start: usize, p: &QuantParams, map: Channel
         let (scale, zp) = p.channel(c);
         for v in out.get_mut(range).unwrap_or_default() {
             *v = ((*v as i32) - zp) as f32 * scale;
+        }
+    }
+}
+
+/// `QuantizeLinear` then `DequantizeLinear` of float values, run by run of a channel:
+/// `q = clamp(round_half_even(x / scale) + zp, qmin, qmax)`, then `(q − zp) · scale`.
+#[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+fn requantize_chunk(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap) {
+    let (qmin, qmax) = p.dtype.int_range().unwrap_or((0, 255));
+    let (qmin, qmax) = (qmin as f32, qmax as f32);
+    for (c, range) in map.runs(start, out.len()) {
+        let (scale, zp) = p.channel(c);
+        for v in out.get_mut(range).unwrap_or_default() {
+            let q = ((*v / scale).round_ties_even() + zp as f32).clamp(qmin, qmax);
+            *v = ((q as i32) - zp) as f32 * scale;
         }
     }
 }
@@ -269,6 +303,31 @@ mod tests {
             zero_point_tensor: None,
         };
         (t, p)
+    }
+
+    #[test]
+    fn requantized_float_values_round_half_even_and_saturate() {
+        let x: [f32; 8] = [0.0, 0.25, 0.75, -0.25, 1.0, 100.0, -100.0, 0.3];
+        let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let t = TensorData { dtype: DType::Float32, shape: vec![2, 4], bytes: TensorBytes::from_vec(bytes) };
+        let p = QuantParams {
+            scale: vec![0.5, 0.1],
+            zero_point: vec![0, 10],
+            axis: Some(0),
+            dtype: DType::Int8,
+            zero_point_dtype: Some(DType::Int8),
+            scale_tensor: None,
+            zero_point_tensor: None,
+        };
+        let mut y = Vec::new();
+        Values::Requantized(&t, &p).for_each_chunk(|_, c| y.extend_from_slice(c)).unwrap();
+        // row 0, scale 0.5: 0.25/0.5 = 0.5 → 0 (to even), 0.75/0.5 = 1.5 → 2, -0.5 → -0
+        assert_eq!(&y[..4], &[0.0, 0.0, 1.0, 0.0]);
+        // row 1, scale 0.1, zp 10: 1.0 → 10 + 10 = 20 → 1.0; 100 → 127 (saturated) → 11.7
+        assert!((y[4] - 1.0).abs() < 1e-6);
+        assert!((y[5] - 11.7).abs() < 1e-5, "{}", y[5]);
+        assert!((y[6] + 13.8).abs() < 1e-5, "-128 − 10 → {}", y[6]);
+        assert!((y[7] - 0.3).abs() < 1e-6);
     }
 
     #[test]
