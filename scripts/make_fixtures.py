@@ -925,6 +925,10 @@ def write_readme():
         "Mul by the scalar 0.5.",
         "- `pt_style/model_int8.onnx`: onnxruntime quantize_static of pt_style/model_float (QDQ, per-channel, "
         "QInt8/QInt8): Clip and Relu fused away, the Identity-fed biases left in float, the Gemm bias int32.",
+        "- `identity_dq/model_float.onnx`: Copy of pt_style/model_float.onnx.",
+        "- `identity_dq/model_int8.onnx`: pt_style/model_int8 with its Identity-fed Conv biases quantized to "
+        "int32 (scale = input scale x weight scale, zero point 0) behind DequantizeLinear -> Identity -> Conv, "
+        "as reported for torch-exported models quantized by onnxruntime (hand-edited).",
         "- `constw/model_float.onnx`: pt_style/model_float with its `*.weight` initializers in Constant nodes.",
         "- `constw/model_int8.onnx`: onnxruntime quantize_static of constw/model_float (QDQ, per-channel, "
         "QInt8/QInt8): the weights stay float behind QuantizeLinear -> DequantizeLinear (quantized as the "

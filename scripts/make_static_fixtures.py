@@ -10,6 +10,9 @@ Same pinned packages as make_fixtures.py (scripts/requirements-fixtures.txt). Wr
   a scalar Mul and a Clip(0, 6) whose bounds are constants;
 - tests/data/pt_style/model_int8.onnx: onnxruntime quantize_static of it (QDQ, per-channel,
   QInt8/QInt8), which quantizes the biases to int32 behind their Identity nodes;
+- tests/data/identity_dq/model_int8.onnx: pt_style/model_int8 with its Identity-fed biases
+  quantized to int32 (onnxruntime's bias scale) behind DequantizeLinear -> Identity -> Conv,
+  as reported for torch-exported models (hand-edited; model_float.onnx is a copy);
 - tests/data/constw/model_float.onnx: pt_style/model_float with its weights in Constant
   nodes (as some exporters write them), and constw/model_int8.onnx, onnxruntime's
   quantize_static of it: the weights stay float behind QuantizeLinear -> DequantizeLinear,
@@ -119,6 +122,40 @@ def runtime_weight_goldens(float_path: Path, q_path: Path) -> list:
     return out
 
 
+def identity_after_dq(q_path: Path) -> onnx.ModelProto:
+    """pt_style/model_int8 with each Identity-fed Conv bias quantized to int32 the way
+    onnxruntime quantizes biases (scale = input scale x weight scale, zero point 0) and
+    dequantized before the Identity: DequantizeLinear -> Identity -> Conv, as reported for
+    a torch-exported MobileNetV2 quantized by onnxruntime."""
+    m = onnx.load(str(q_path))
+    g = mf.Graph(q_path)
+    for n in list(m.graph.node):
+        if n.op_type != "Identity":
+            continue
+        conv = g.consumers[n.output[0]][0]
+        x_scale = g.inits[g.producer[conv.input[0]].input[1]].astype(np.float32)
+        w_scale = g.inits[g.producer[conv.input[1]].input[1]].astype(np.float32)
+        scale = (x_scale * w_scale).astype(np.float32)
+        b = g.inits[n.input[0]]
+        q = np.rint(b / scale).astype(np.int32)
+        name = n.input[0]
+        m.graph.initializer.extend([
+            mf.init(f"{name}_quantized", q), mf.init(f"{name}_quantized_scale", scale),
+            mf.init(f"{name}_quantized_zero_point", np.zeros_like(q)),
+        ])
+        dq = helper.make_node("DequantizeLinear", [f"{name}_quantized", f"{name}_quantized_scale",
+                                                   f"{name}_quantized_zero_point"], [f"{name}_dq"],
+                              name=f"{name}_DequantizeLinear", axis=0)
+        m.graph.node.insert(list(m.graph.node).index(n), dq)
+        n.input[0] = f"{name}_dq"
+    kept = {i.name for i in m.graph.initializer} - {n.input[0] for n in m.graph.node if n.op_type == "Identity"}
+    used = {i for n in m.graph.node for i in n.input}
+    inits = [i for i in m.graph.initializer if i.name in used and i.name in kept]
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(inits)
+    return m
+
+
 def arr(g: mf.Graph, name: str):
     return g.inits.get(name)
 
@@ -203,6 +240,10 @@ def main() -> None:
     quantize_static(str(fp), str(folder / "model_int8.onnx"), mf.Reader("input", [1, 3, 8, 8], 3),
                     quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8)
+    idq = folder.parent / "identity_dq"
+    idq.mkdir(parents=True, exist_ok=True)
+    mf.save(onnx.load(str(fp)), "identity_dq/model_float.onnx")
+    mf.save(identity_after_dq(folder / "model_int8.onnx"), "identity_dq/model_int8.onnx")
     cw = folder.parent / "constw"
     cw.mkdir(parents=True, exist_ok=True)
     cwf = mf.save(with_constant_weights(onnx.load(str(fp))), "constw/model_float.onnx")
@@ -214,6 +255,7 @@ def main() -> None:
         "resnet8_uint8": ("resnet8/resnet8_float.onnx", "resnet8/resnet8_uint8.onnx"),
         "resnet8_qoperator_int8": ("resnet8/resnet8_float.onnx", "qoperator/resnet8_qoperator_int8.onnx"),
         "pt_style_int8": ("pt_style/model_float.onnx", "pt_style/model_int8.onnx"),
+        "identity_dq_int8": ("identity_dq/model_float.onnx", "identity_dq/model_int8.onnx"),
     }
     golden = {}
     for key, (f, q) in cases.items():

@@ -74,7 +74,7 @@ fn int32_biases_dequantize_and_compare_like_numpy() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 31, "10 + 10 + 10 + 1 biases");
+    assert_eq!(checked, 34, "10 + 10 + 10 + 1 + 3 biases");
 }
 
 #[test]
@@ -104,6 +104,17 @@ fn activation_ranges_follow_scale_and_zero_point() {
             close(hi, expected[1], 1e-9, "range hi");
             // (qmin − zp)·s .. (qmax − zp)·s spans 255 steps for 8 bits
             close(hi - lo, 255.0 * f64::from(found.scale), 1e-9, "range width");
+        }
+        // the range overview's activations mode: the output's range, else an input's
+        for row in &r.layers {
+            for v in row.variants.iter().filter(|v| v.variant == "q") {
+                let output =
+                    acts.iter().find(|a| a["layer"] == v.node.trim_end_matches("_quant") && a["role"] == "output");
+                if let Some(o) = output {
+                    let e = common::f64s(&o["range"]);
+                    assert_eq!(v.activation_range(), Some((e[0], e[1])), "{case} {}", v.node);
+                }
+            }
         }
         // float variants carry no activation quantization
         assert!(
@@ -171,6 +182,16 @@ fn identity_fed_biases_belong_to_their_layer_and_float_copies_are_exact() {
         assert_eq!(m.mse, 0.0);
         // the layer's worst SQNR is its weight's, never the exact bias's ~300 dB
         assert_eq!(q.worst_sqnr(), q.metrics.as_ref().map(|m| m.sqnr_db));
+    }
+    // int32 biases behind DequantizeLinear -> Identity (torch exports): no Identity layer
+    let idq = report(&pair("identity_dq/model_float.onnx", "identity_dq/model_int8.onnx"));
+    assert!(!idq.layers.iter().any(|l| l.variants.iter().any(|v| v.op == "Identity")));
+    for conv in ["conv1", "conv2"] {
+        let q =
+            idq.layers.iter().find(|l| l.layer == conv).unwrap().variants.iter().find(|v| v.variant == "q").unwrap();
+        let bias = q.initializers.iter().find(|i| i.role == ParamRole::Bias).unwrap();
+        assert_eq!((bias.dtype.as_str(), bias.float.as_str()), ("int32", format!("onnx::Conv_{conv}").as_str()));
+        assert!(bias.metrics.as_ref().is_some_and(|m| !m.exact));
     }
     // the scalar Mul and the Clip with scalar bounds are kept, marked as constants
     let constants: HashSet<&str> = r.layers.iter().filter(|l| l.constant).map(|l| l.layer.as_str()).collect();

@@ -89,13 +89,7 @@ fn refresh_caches(state: &mut PanelState, open: &OpenModel, status: &Status, row
                 .iter()
                 .map(|name| {
                     let lv = report?.variants.iter().find(|v| v.variant == *name)?;
-                    if activations {
-                        let output = lv.activations.iter().find(|a| a.role == crate::model::ActRole::Output);
-                        let [lo, hi] = output.or(lv.activations.first())?.range?;
-                        Some((lo, hi))
-                    } else {
-                        lv.stats.as_ref().map(|s| (s.min, s.max))
-                    }
+                    if activations { lv.activation_range() } else { lv.stats.as_ref().map(|s| (s.min, s.max)) }
                 })
                 .collect()
         })

@@ -86,6 +86,15 @@ impl LayerVariant {
             .min_by(f64::total_cmp)
     }
 
+    /// The float range the layer's quantized output activation can represent (else its
+    /// first quantized input's): what the range overview's *activations* mode draws.
+    #[must_use]
+    pub fn activation_range(&self) -> Option<(f64, f64)> {
+        let output = self.activations.iter().find(|a| a.role == ActRole::Output);
+        let [lo, hi] = output.or(self.activations.first())?.range?;
+        Some((lo, hi))
+    }
+
     /// The lowest SQNR among this entry's tensors that are not exact.
     #[must_use]
     pub fn worst_sqnr(&self) -> Option<f64> {
