@@ -100,6 +100,16 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted.get(i).copied().unwrap_or(f64::NAN)
 }
 
+/// Entities, meshes, materials and images alive in `app`'s main world.
+fn live_counts(app: &mut App) -> serde_json::Value {
+    let world = app.world_mut();
+    let entities = world.query::<Entity>().iter(world).count();
+    let meshes = world.get_resource::<Assets<Mesh>>().map_or(0, |a| a.len());
+    let materials = world.get_resource::<Assets<StandardMaterial>>().map_or(0, |a| a.len());
+    let images = world.get_resource::<Assets<Image>>().map_or(0, |a| a.len());
+    serde_json::json!({ "entities": entities, "meshes": meshes, "materials": materials, "images": images })
+}
+
 /// Runs the measurements and returns them as JSON.
 ///
 /// # Errors
@@ -181,6 +191,9 @@ pub fn bench_ui(path: PathBuf, frames: usize, cycles: usize) -> Result<serde_jso
     let rss_loaded = rss_mb();
     // open the same model again, `cycles` times: each open replaces (frees) the last
     let mut rss_cycles = Vec::with_capacity(cycles);
+    // what the world holds after each reopen: equal counts mean nothing of the old model
+    // is left behind (RSS can still grow with the allocator's free lists)
+    let mut live = vec![live_counts(&mut app)];
     for _ in 0..cycles {
         app.world_mut().write_message(OpenRequest(path.clone()));
         app.update();
@@ -194,6 +207,7 @@ pub fn bench_ui(path: PathBuf, frames: usize, cycles: usize) -> Result<serde_jso
             app.update();
         }
         rss_cycles.push((rss_mb() * 10.0).round() / 10.0);
+        live.push(live_counts(&mut app));
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     Ok(serde_json::json!({
@@ -207,5 +221,6 @@ pub fn bench_ui(path: PathBuf, frames: usize, cycles: usize) -> Result<serde_jso
         "main_world_phases_mean_ms": PHASES.iter().zip(&phase_ms).map(|(n, v)| (n.to_string(), serde_json::json!(mean(v)))).collect::<serde_json::Map<_, _>>(),
         "app_update_ms": { "mean": mean(&update_ms), "p50": percentile(&update_ms, 0.5), "p95": percentile(&update_ms, 0.95) },
         "rss_mb": { "before_open": rss_before, "loaded": rss_loaded, "after_each_reopen": rss_cycles },
+        "live_after_load_then_each_reopen": live,
     }))
 }

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod camera;
 pub mod import;
+pub mod memory;
 pub mod model;
 pub mod open;
 pub mod panels;
@@ -44,6 +45,7 @@ impl PluginGroup for CorePlugins {
             .add(stats::StatsPlugin)
             .add(towers::TowersPlugin)
             .add(selection::SelectionPlugin)
+            .add(memory::MemoryPlugin)
     }
 }
 
