@@ -104,9 +104,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn live_counts(app: &mut App) -> serde_json::Value {
     let world = app.world_mut();
     let entities = world.query::<Entity>().iter(world).count();
-    let meshes = world.get_resource::<Assets<Mesh>>().map_or(0, |a| a.len());
-    let materials = world.get_resource::<Assets<StandardMaterial>>().map_or(0, |a| a.len());
-    let images = world.get_resource::<Assets<Image>>().map_or(0, |a| a.len());
+    let meshes = world.get_resource::<Assets<Mesh>>().map_or(0, Assets::len);
+    let materials = world.get_resource::<Assets<StandardMaterial>>().map_or(0, Assets::len);
+    let images = world.get_resource::<Assets<Image>>().map_or(0, Assets::len);
     serde_json::json!({ "entities": entities, "meshes": meshes, "materials": materials, "images": images })
 }
 
