@@ -142,3 +142,25 @@ fn inspector_lists_parameters_and_activation_quantization() {
     assert_eq!(act.zero_point, -128);
     assert!(act.range.starts_with("[0, "), "{}", act.range);
 }
+
+#[test]
+fn histogram_panel_offers_every_parameter_of_the_layer() {
+    use quantlens::report::{ParamKey, SharedHistogram};
+    use quantlens::ui::histogram::{HistogramState, histogram_ui};
+    let bias = ParamKey { role: quantlens::model::ParamRole::Bias, slot: 2 };
+    let params = vec![(ParamKey::WEIGHT, "weight conv.weight".to_string()), (bias, "bias conv.bias".to_string())];
+    let h = SharedHistogram { lo: -1.0, hi: 1.0, bins: 4, counts: vec![vec![1, 2, 3, 4], vec![4, 3, 2, 1]] };
+    let names = vec!["float".to_string(), "int8".to_string()];
+    let mut state = HistogramState::default();
+    let mut actions = Vec::new();
+    let mut harness =
+        Harness::new_ui(|ui| actions.extend(histogram_ui(ui, Some(&h), &names, &params, bias, &mut state)));
+    harness.run();
+    // the selector shows the current one
+    harness.get_by_value("tensor: bias conv.bias").click();
+    harness.run();
+    harness.get_by_label("weight conv.weight").click();
+    harness.run();
+    drop(harness);
+    assert_eq!(actions, vec![UiAction::SetHistogramParam(ParamKey::WEIGHT)]);
+}

@@ -248,3 +248,31 @@ fn recolour_blocks(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_graph_without_edges_gets_no_line_mesh() {
+        // a one-node model: an empty line mesh made Bevy's allocator log a use-after-free
+        assert!(edge_mesh(&Layout::default()).is_none());
+        let block = |x: f32| crate::layout::Block {
+            variant: 0,
+            node: 0,
+            group: 0,
+            row: None,
+            layer: None,
+            depth: 0,
+            slot: 0,
+            center: [x, 0.0, 0.0],
+            size: [1.0; 3],
+            params: 0,
+            folded: Vec::new(),
+            unmatched: false,
+        };
+        let l = Layout { blocks: vec![block(0.0), block(2.0)], edges: vec![(0, 1)], ..Layout::default() };
+        let mesh = edge_mesh(&l).unwrap();
+        assert_eq!(mesh.count_vertices(), 2);
+    }
+}
