@@ -11,6 +11,7 @@ use bevy::prelude::*;
 use super::camera::{OrbitCamera, TowerCamera};
 use super::model::{GraphNode, OpenModel, OpenRequest, SelectRequest, Status};
 use super::{RenderOptions, headless_app_with};
+use crate::report::bench::rss_mb;
 
 /// Main-world time of the current frame (`First` to `Last`), split into phases: `First`
 /// and `PreUpdate` (input, picking), `Update` (most of our systems), the egui pass (our
@@ -79,15 +80,6 @@ fn add_frame_clock(app: &mut App) {
     order.insert_after(PreUpdate, AfterPreUpdate);
     order.insert_after(Update, AfterUpdate);
     order.insert_after(PostUpdate, AfterPostUpdate);
-}
-
-fn rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1000.0)
 }
 
 fn settled(app: &App) -> bool {

@@ -90,8 +90,10 @@ fn remember_opened(open: Option<Res<OpenModel>>, mut recent: ResMut<RecentFolder
     *last = Some(open.root);
     let path = std::fs::canonicalize(&open.data.path).unwrap_or_else(|_| open.data.path.clone());
     push_recent(&mut recent.paths, path);
-    if let Some(f) = recent_file() {
-        // failing to remember is not worth an error in the window
-        let _ = save_recent(&f, &recent.paths);
+    if let Some(f) = recent_file()
+        && let Err(e) = save_recent(&f, &recent.paths)
+    {
+        // failing to remember is not worth an error in the window: logged
+        warn!("cannot save the recent folders: {e}: {}", f.display());
     }
 }

@@ -25,6 +25,36 @@ pub struct Phases {
     pub compared: usize,
 }
 
+/// A memory line of `/proc/self/status` (`VmRSS`, `VmHWM`, …) in MB (10^6 bytes); 0 where
+/// there is none (not Linux). The kernel writes kB meaning KiB.
+#[must_use]
+pub fn proc_status_mb(key: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib * 1024.0 / 1e6)
+}
+
+/// Resident set size now, in MB.
+#[must_use]
+pub fn rss_mb() -> f64 {
+    proc_status_mb("VmRSS")
+}
+
+/// Peak resident set size since the last [`reset_peak_rss`], in MB.
+#[must_use]
+pub fn peak_rss_mb() -> f64 {
+    proc_status_mb("VmHWM")
+}
+
+/// Resets the kernel's peak-RSS mark so that each phase reports its own peak (Linux).
+pub fn reset_peak_rss() {
+    // (not Linux, or not allowed: the peaks then span the whole run)
+    std::fs::write("/proc/self/clear_refs", "5").ok();
+}
+
 /// Runs the phases over loaded `variants`.
 #[must_use]
 pub fn run_phases(variants: &[Variant], bins: usize) -> Phases {

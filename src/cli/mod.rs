@@ -1,0 +1,249 @@
+//! The command line: clap types, exit codes and loading shared by the subcommands, one
+//! file per subcommand (`report`, `check`, `bench`, the window's `render`/`bench-ui`).
+
+mod bench;
+mod check;
+mod report;
+mod window;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use quantlens::model::Access;
+use quantlens::model::variants::{VariantSpec, discover, load_variants_with, parse_variant_arg};
+use quantlens::model::{Severity, Variant};
+use quantlens::report::{ExplorerMetric, SortKey};
+
+#[derive(Parser)]
+#[command(name = "quantlens", version, about = "See what quantization did to your network")]
+#[cfg_attr(
+    not(feature = "gui"),
+    command(after_help = "Built without the `gui` feature: no window, `render` or `bench-ui`.")
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// A folder of precision variants or one .onnx file (opens the window).
+    #[cfg_attr(not(feature = "gui"), arg(hide = true))]
+    path: Option<PathBuf>,
+    /// Save one screenshot of the window once the model and its statistics are in, then exit.
+    #[arg(long, value_name = "PNG")]
+    #[cfg_attr(not(feature = "gui"), arg(hide = true))]
+    screenshot: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Per-layer report: quant params, weight statistics and error metrics per variant.
+    Report {
+        #[command(flatten)]
+        input: Input,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Layer order.
+        #[arg(long, value_enum, default_value_t = SortKey::Graph)]
+        sort: SortKey,
+        /// Add shared-bin histograms with this many bins, 1 to 4096 (JSON only).
+        #[arg(long, value_parser = parse_bins)]
+        bins: Option<usize>,
+        /// The value overlaid on each node (with --format model-explorer).
+        #[arg(long, value_enum, default_value_t = ExplorerMetric::Sqnr)]
+        metric: ExplorerMetric,
+        /// Write to this file instead of standard output (written atomically).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// CI gate: exit 1 with one line per quantized tensor below a threshold, 0 otherwise.
+    Check {
+        #[command(flatten)]
+        input: Input,
+        /// Lowest acceptable SQNR (dB) of any quantized tensor.
+        #[arg(long, value_name = "DB")]
+        min_sqnr: Option<f64>,
+        /// Highest acceptable rmse/scale (0.289 is rounding alone).
+        #[arg(long, value_name = "X")]
+        max_rmse_scale: Option<f64>,
+    },
+    #[cfg(feature = "gui")]
+    /// Renders what the window shows into a PNG, without a display (Vulkan, e.g. Mesa lavapipe).
+    Render {
+        /// A folder of variants or one .onnx file.
+        path: PathBuf,
+        /// The PNG to write (atomically).
+        #[arg(long, short)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1600)]
+        width: u32,
+        #[arg(long, default_value_t = 1000)]
+        height: u32,
+        /// 3D towers or the flat top-down view.
+        #[arg(long, value_enum, default_value_t = ViewArg::ThreeD)]
+        view: ViewArg,
+        /// Select (and frame) the layer of this name.
+        #[arg(long)]
+        select: Option<String>,
+    },
+    #[cfg(feature = "gui")]
+    /// Measures the window headless: open → first frame, CPU time per frame, RSS over reopens.
+    BenchUi {
+        /// A folder of variants or one .onnx file.
+        path: PathBuf,
+        /// Measured frames (the camera moves, the selection changes every 10).
+        #[arg(long, default_value_t = 200)]
+        frames: usize,
+        /// Times the same model is opened again (each open frees the previous).
+        #[arg(long, default_value_t = 10)]
+        cycles: usize,
+    },
+    /// Times the statistics kernels on synthetic tensors (ns per value, one thread); JSON.
+    BenchKernels {
+        /// Repetitions per kernel.
+        #[arg(long, default_value_t = 50)]
+        reps: usize,
+    },
+    /// Times import, statistics and histograms of a folder; prints JSON with peak RSS.
+    Bench {
+        #[command(flatten)]
+        input: Input,
+        /// Histogram bins, 1 to 4096.
+        #[arg(long, default_value_t = 64, value_parser = parse_bins)]
+        bins: usize,
+    },
+}
+
+#[derive(clap::Args)]
+struct Input {
+    /// A folder of variants (`*float*`, `*int8*`, `*uint8*` .onnx) or one .onnx file.
+    path: Option<PathBuf>,
+    /// NAME=PATH names a variant file (repeatable; replaces folder discovery). A bare NAME
+    /// picks the variant that `check` and `--format model-explorer` look at.
+    #[arg(long = "variant", value_name = "NAME=PATH|NAME")]
+    variants: Vec<String>,
+}
+
+impl Input {
+    /// The bare `--variant NAME` (no `=PATH`), if any.
+    fn selected(&self) -> Result<Option<&str>, String> {
+        let bare: Vec<&str> = self.variants.iter().map(String::as_str).filter(|v| !v.contains('=')).collect();
+        match bare.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            _ => Err(format!("pick one variant, not {}: {}", bare.len(), bare.join(", "))),
+        }
+    }
+}
+
+#[cfg(feature = "gui")]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ViewArg {
+    #[value(name = "3d")]
+    ThreeD,
+    #[value(name = "2d")]
+    TwoD,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Csv,
+    /// A Markdown summary (variants, worst tensors, differing nodes) for pull requests.
+    Md,
+    /// Node data for Google's Model Explorer (overlays the same .onnx; see --metric).
+    ModelExplorer,
+}
+
+/// Exit codes: 0 fine (warnings allowed), 1 nothing usable, 2 loaded but some tensors refused.
+const EXIT_FAILED: u8 = 1;
+const EXIT_DATA_ERRORS: u8 = 2;
+
+/// Parses the command line and runs it.
+pub fn run() -> ExitCode {
+    // usage errors exit with 1 like every other failure: 2 means "report written, some
+    // tensors refused", which a CI script must be able to tell apart
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Some(Command::Report { input, format, sort, bins, metric, out }) => {
+            report::run(&input, format, sort, bins, metric, out.as_deref())
+        }
+        Some(Command::Check { input, min_sqnr, max_rmse_scale }) => check::run(&input, min_sqnr, max_rmse_scale),
+        Some(Command::Bench { input, bins }) => bench::run(&input, bins),
+        Some(Command::BenchKernels { reps }) => bench::kernels(reps),
+        #[cfg(feature = "gui")]
+        Some(Command::Render { path, out, width, height, view, select }) => {
+            window::render(path, out, width, height, view, select)
+        }
+        #[cfg(feature = "gui")]
+        Some(Command::BenchUi { path, frames, cycles }) => window::bench_ui(path, frames, cycles),
+        None => window::open(cli.path, cli.screenshot),
+    }
+}
+
+#[cfg_attr(not(feature = "gui"), allow(dead_code))]
+fn refuse_missing(path: &Path) -> Result<(), ExitCode> {
+    if path.exists() {
+        return Ok(());
+    }
+    eprintln!("quantlens: error: no such file or folder: {}", path.display());
+    Err(ExitCode::from(EXIT_FAILED))
+}
+
+fn specs(input: &Input) -> Result<Vec<VariantSpec>, String> {
+    let files: Vec<&String> = input.variants.iter().filter(|v| v.contains('=')).collect();
+    if !files.is_empty() {
+        return files.into_iter().map(|a| parse_variant_arg(a).map_err(|e| e.to_string())).collect();
+    }
+    let Some(path) = &input.path else {
+        return Err("give a folder or .onnx file, or --variant NAME=PATH".into());
+    };
+    discover(path).map_err(|e| e.to_string())
+}
+
+/// Loads every variant; prints each failure on one line. `None` when none loaded.
+fn load(input: &Input) -> Result<(Vec<Variant>, bool), ExitCode> {
+    let specs = specs(input).map_err(|e| {
+        eprintln!("quantlens: error: {e}");
+        ExitCode::from(EXIT_FAILED)
+    })?;
+    let mut ok = Vec::new();
+    let mut failed = false;
+    // a short-lived process: files are mapped, not read (see `model::Access`)
+    for r in load_variants_with(&specs, Access::Map) {
+        match r {
+            Ok(v) => ok.push(v),
+            Err(e) => {
+                eprintln!("quantlens: error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed || ok.is_empty() {
+        return Err(ExitCode::from(EXIT_FAILED));
+    }
+    let mut data_errors = false;
+    for v in &ok {
+        for issue in &v.model.graph.issues {
+            data_errors |= issue.severity == Severity::Error;
+            eprintln!("quantlens: {issue}: {}", v.spec.path.display());
+        }
+    }
+    Ok((ok, data_errors))
+}
+
+fn parse_bins(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|_| format!("`{s}` is not a number of bins"))?;
+    if (1..=quantlens::stats::MAX_BINS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("bins must be 1 to {}", quantlens::stats::MAX_BINS))
+    }
+}

@@ -1,0 +1,69 @@
+//! `quantlens report`: the per-layer report as a table, JSON, CSV, Markdown or Model
+//! Explorer node data.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use quantlens::report::{
+    ExplorerMetric, ReportOptions, SortKey, build_report, sort_layers, to_csv, to_json, to_markdown, to_model_explorer,
+    to_table,
+};
+
+use super::write::write_atomically;
+use super::{EXIT_DATA_ERRORS, EXIT_FAILED, Format, Input, load};
+
+/// `quantlens report`.
+pub fn run(
+    input: &Input,
+    format: Format,
+    sort: SortKey,
+    bins: Option<usize>,
+    metric: ExplorerMetric,
+    out: Option<&Path>,
+) -> ExitCode {
+    let selected = match input.selected() {
+        Ok(None) => None,
+        Ok(Some(name)) if format == Format::ModelExplorer => Some(name),
+        Ok(Some(name)) => {
+            eprintln!(
+                "quantlens: error: `--variant {name}` picks a variant for --format model-explorer only \
+                 (name a variant file with --variant NAME=PATH)"
+            );
+            return ExitCode::from(EXIT_FAILED);
+        }
+        Err(e) => {
+            eprintln!("quantlens: error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let (variants, data_errors) = match load(input) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let mut report = build_report(&variants, ReportOptions { histogram_bins: bins });
+    sort_layers(&mut report, sort);
+    let text = match format {
+        Format::Table => Ok(to_table(&report)),
+        Format::Csv => Ok(to_csv(&report)),
+        Format::Md => Ok(to_markdown(&report)),
+        Format::Json => to_json(&report).map_err(|e| format!("cannot write JSON: {e}")),
+        Format::ModelExplorer => to_model_explorer(&report, &variants, metric, selected),
+    };
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("quantlens: error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let written = match out {
+        Some(path) => write_atomically(path, text.as_bytes(), &variants),
+        None => std::io::stdout().write_all(text.as_bytes()).map_err(|e| e.to_string()),
+    };
+    if let Err(e) = written {
+        eprintln!("quantlens: error: {e}");
+        return ExitCode::from(EXIT_FAILED);
+    }
+    if data_errors { ExitCode::from(EXIT_DATA_ERRORS) } else { ExitCode::SUCCESS }
+}

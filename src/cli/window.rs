@@ -1,0 +1,62 @@
+//! The window and what needs it: `quantlens [PATH]`, `render`, `bench-ui`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::EXIT_FAILED;
+#[cfg(feature = "gui")]
+use super::{ViewArg, refuse_missing};
+
+#[cfg(feature = "gui")]
+fn app_exit_code(exit: bevy::app::AppExit) -> ExitCode {
+    match exit {
+        bevy::app::AppExit::Success => ExitCode::SUCCESS,
+        bevy::app::AppExit::Error(code) => ExitCode::from(code.get()),
+    }
+}
+
+#[cfg(feature = "gui")]
+pub fn open(path: Option<PathBuf>, screenshot: Option<PathBuf>) -> ExitCode {
+    if let Some(p) = &path
+        && let Err(code) = refuse_missing(p)
+    {
+        return code;
+    }
+    app_exit_code(quantlens::app::window_app(path, screenshot).run())
+}
+
+#[cfg(not(feature = "gui"))]
+pub fn open(_path: Option<PathBuf>, _screenshot: Option<PathBuf>) -> ExitCode {
+    eprintln!("quantlens: built without the `gui` feature; use `quantlens report PATH` (see --help)");
+    ExitCode::from(EXIT_FAILED)
+}
+
+#[cfg(feature = "gui")]
+pub fn render(path: PathBuf, out: PathBuf, width: u32, height: u32, view: ViewArg, select: Option<String>) -> ExitCode {
+    if let Err(code) = refuse_missing(&path) {
+        return code;
+    }
+    let mode = match view {
+        ViewArg::ThreeD => quantlens::layout::ViewMode::ThreeD,
+        ViewArg::TwoD => quantlens::layout::ViewMode::TwoD,
+    };
+    let opts = quantlens::app::RenderOptions { path, out, width, height, mode, select };
+    app_exit_code(quantlens::app::headless_app(&opts).run())
+}
+
+#[cfg(feature = "gui")]
+pub fn bench_ui(path: PathBuf, frames: usize, cycles: usize) -> ExitCode {
+    if let Err(code) = refuse_missing(&path) {
+        return code;
+    }
+    match quantlens::app::bench::bench_ui(path, frames, cycles) {
+        Ok(json) => {
+            println!("{json:#}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("quantlens: error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
