@@ -250,7 +250,7 @@ fn bad_quant_params_are_reported_per_layer() {
 
 #[test]
 fn main_graph_payloads_are_ranges_of_one_file_buffer() {
-    let m = quantlens::model::import::load_model(&data("resnet8/resnet8_float.onnx")).unwrap();
+    let m = quantlens::model::load_model(&data("resnet8/resnet8_float.onnx")).unwrap();
     let bufs: Vec<_> = m
         .graph
         .tensors

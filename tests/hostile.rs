@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use prost::Message;
-use quantlens::model::import::{ImportError, model_from_bytes};
+use quantlens::model::ImportError;
+use quantlens::model::onnx::model_from_bytes;
 use quantlens::model::quant::find_layers;
 use quantlens::model::{Severity, load_model};
 use tract_onnx::pb;

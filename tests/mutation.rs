@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::data;
-use quantlens::model::import::model_from_bytes;
+use quantlens::model::onnx::model_from_bytes;
 use quantlens::model::variants::{Variant, VariantKind, VariantSpec};
 use quantlens::report::{ReportOptions, build_report};
 

@@ -13,7 +13,7 @@ fn inferred_activation_shapes_equal_onnx_shape_inference() {
         serde_json::from_str(&std::fs::read_to_string(common::data("shapes_golden.json")).unwrap()).unwrap();
     let mut total = 0;
     for (rel, shapes) in golden.as_object().unwrap() {
-        let model = quantlens::model::import::load_model(&common::data(rel)).unwrap();
+        let model = quantlens::model::load_model(&common::data(rel)).unwrap();
         let g = &model.graph;
         let mut checked = 0;
         for (name, expected) in shapes.as_object().unwrap() {
@@ -39,7 +39,7 @@ fn inferred_activation_shapes_equal_onnx_shape_inference() {
 fn qoperator_activations_get_shapes_too() {
     // com.microsoft ops (QLinearAdd, QLinearGlobalAveragePool, QGemm) are beyond onnx's
     // inference; every activation feeding a known op still gets a shape here
-    let model = quantlens::model::import::load_model(&common::data("qoperator/resnet8_qoperator_int8.onnx")).unwrap();
+    let model = quantlens::model::load_model(&common::data("qoperator/resnet8_qoperator_int8.onnx")).unwrap();
     let g = &model.graph;
     let conv = g.nodes.iter().find(|n| n.op_type == "QLinearConv" && n.name.starts_with("s2_conv1")).unwrap();
     let out = g.tensor(conv.outputs[0]).unwrap();

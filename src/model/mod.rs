@@ -3,20 +3,20 @@
 
 pub mod activation;
 pub mod dtype;
+pub mod format;
 pub mod graph;
-pub mod import;
 pub mod matching;
 pub mod node_diff;
+pub mod onnx;
 pub mod quant;
 pub mod shapes;
 pub mod tensor;
 pub mod variants;
-pub mod wire;
 
 pub use activation::{ActRole, ActivationQuant, layer_activations};
 pub use dtype::DType;
+pub use format::{Access, Format, ImportError, Model, load_model, load_model_with};
 pub use graph::{Dim, Graph, Issue, Node, NodeId, Severity, Tensor, TensorId, TensorKind};
-pub use import::{Access, ImportError, Model, load_model, load_model_with};
 pub use matching::{MatchHow, MatchRow, match_layers};
 pub use node_diff::{NodeDiff, NodeRef, node_differences};
 pub use quant::{Layer, LayerParam, LayerWeight, ParamRole, QuantForm, QuantParams, QuantizedWeight};

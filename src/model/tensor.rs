@@ -20,7 +20,7 @@ const READ_BLOCK: usize = 1 << 20;
 pub enum FileBytes {
     /// Read into memory (the window: the file may be rewritten while it is open).
     Owned(Vec<u8>),
-    /// Mapped from the file (the command line: see [`super::import::Access`]).
+    /// Mapped from the file (the command line: see [`super::format::Access`]).
     Mapped(memmap2::Mmap),
 }
 
@@ -38,7 +38,7 @@ impl std::ops::Deref for FileBytes {
 #[derive(Clone, Debug)]
 pub enum TensorBytes {
     /// In memory: a byte range of a shared buffer (the model file's own bytes, see
-    /// `model::wire`, or a payload decoded from typed protobuf fields), never copied again.
+    /// `model::onnx::wire`, or a payload decoded from typed protobuf fields), never copied again.
     Memory { buf: Arc<FileBytes>, range: std::ops::Range<usize> },
     /// A byte range of an external-data file, read chunk by chunk on demand, so that
     /// gigabytes of weights never need to be resident at once.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::format::{Access, Format, ImportError, Model, load_model_with};
 use super::graph::NodeId;
-use super::import::{Access, ImportError, Model, load_model_with};
 use super::quant::{Layer, find_layers_with_plumbing};
 
 /// The precision a variant's file name announces.
@@ -61,15 +61,16 @@ pub struct VariantSpec {
 pub enum DiscoverError {
     #[error("cannot read folder: {source}: {path}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("no .onnx file in folder: {0}")]
-    NoOnnx(PathBuf),
-    #[error("not an .onnx file or a folder: {0}")]
-    NotOnnx(PathBuf),
+    #[error("no {exts} file in folder: {0}", exts = Format::list())]
+    NoModel(PathBuf),
+    #[error("not a {exts} file or a folder: {0}", exts = Format::list())]
+    NotModel(PathBuf),
     #[error("--variant expects NAME=PATH, got {0:?}")]
     BadVariantArg(String),
 }
 
-/// Finds the variants of `path`: a folder's `.onnx` files (sorted, classified by name),
+/// Finds the variants of `path`: a folder's model files of every known [`Format`]
+/// (sorted, classified by name),
 /// or a single file. Files of one kind beyond the first are named by their file stem.
 ///
 /// # Errors
@@ -77,9 +78,8 @@ pub enum DiscoverError {
 pub fn discover(path: &Path) -> Result<Vec<VariantSpec>, DiscoverError> {
     let io = |source| DiscoverError::Io { path: path.to_path_buf(), source };
     if path.is_file() {
-        let is_onnx = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
-        if !is_onnx {
-            return Err(DiscoverError::NotOnnx(path.to_path_buf()));
+        if Format::of_path(path).is_none() {
+            return Err(DiscoverError::NotModel(path.to_path_buf()));
         }
         return Ok(name_specs(vec![path.to_path_buf()]));
     }
@@ -87,10 +87,10 @@ pub fn discover(path: &Path) -> Result<Vec<VariantSpec>, DiscoverError> {
         .map_err(io)?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")))
+        .filter(|p| p.is_file() && Format::of_path(p).is_some())
         .collect();
     if files.is_empty() {
-        return Err(DiscoverError::NoOnnx(path.to_path_buf()));
+        return Err(DiscoverError::NoModel(path.to_path_buf()));
     }
     files.sort();
     Ok(name_specs(files))

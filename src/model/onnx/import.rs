@@ -8,94 +8,12 @@ use std::sync::Arc;
 
 use tract_onnx::pb;
 
-use super::dtype::DType;
-use super::graph::{AttrValue, Attribute, Dim, Graph, Issue, Node, NodeId, Severity, Tensor, TensorId, TensorKind};
-use super::tensor::{FileBytes, TensorBytes, TensorData};
-
-/// Why a model file could not be opened at all. Per-tensor problems are [`Issue`]s instead.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error("cannot read file: {source}: {path}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("file is empty: {0}")]
-    Empty(PathBuf),
-    #[error("not an ONNX model (protobuf decoding failed: {reason}): {path}")]
-    NotProtobuf { path: PathBuf, reason: String },
-    #[error("ONNX model has no graph: {0}")]
-    NoGraph(PathBuf),
-    #[error("ONNX graph is empty (no nodes): {0}")]
-    EmptyGraph(PathBuf),
-}
-
-/// A loaded model file.
-#[derive(Clone, Debug)]
-pub struct Model {
-    pub path: PathBuf,
-    pub graph: Graph,
-    /// Default-domain opset version (0 when not declared).
-    pub opset: i64,
-    pub producer: String,
-    /// The main graph's name (Model Explorer keys its graph by it).
-    pub graph_name: String,
-    /// Node ids in topological order (see [`Graph::compute_depths`]).
-    pub topo_order: Vec<NodeId>,
-}
-
-/// How a model file's bytes are brought into memory.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Access {
-    /// Read whole into a buffer the model owns (the window's choice: a file rewritten or
-    /// truncated while it is open cannot touch what was loaded).
-    #[default]
-    Read,
-    /// Memory-mapped: nothing copied, pages come from the page cache as statistics touch
-    /// them (the command line's choice: a short-lived process; the file must not be
-    /// truncated while it runs). Falls back to reading when mapping fails.
-    Map,
-}
-
-/// Loads `path` (read into memory): the file is read once, decoded with tract-onnx's
-/// protobuf types, and the initializer payloads stay ranges of that buffer (or of
-/// external files, streamed later).
-///
-/// # Errors
-/// When the file cannot be read or is not a usable ONNX model.
-pub fn load_model(path: &Path) -> Result<Model, ImportError> {
-    load_model_with(path, Access::Read)
-}
-
-/// Loads `path` with the given [`Access`].
-///
-/// # Errors
-/// When the file cannot be read or is not a usable ONNX model.
-pub fn load_model_with(path: &Path, access: Access) -> Result<Model, ImportError> {
-    let io = |source| ImportError::Io { path: path.to_path_buf(), source };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        return Err(io(std::io::Error::other("not a regular file")));
-    }
-    if meta.len() == 0 {
-        return Err(ImportError::Empty(path.to_path_buf()));
-    }
-    let bytes = match access {
-        Access::Map => map_file(path).map_or_else(|| std::fs::read(path).map(FileBytes::Owned), Ok),
-        Access::Read => std::fs::read(path).map(FileBytes::Owned),
-    }
-    .map_err(io)?;
-    model_from_buffer(bytes, path)
-}
-
-/// Maps `path` read-only, or `None` when it cannot be mapped.
-#[allow(unsafe_code)]
-fn map_file(path: &Path) -> Option<FileBytes> {
-    let file = std::fs::File::open(path).ok()?;
-    // SAFETY: the map is read-only and nothing here writes through it; memmap2's one
-    // requirement is that the file is not modified or truncated while mapped, which
-    // `Access::Map` documents as its caller's condition (the command line maps, the
-    // window reads).
-    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-    Some(FileBytes::Mapped(map))
-}
+use crate::model::dtype::DType;
+use crate::model::format::{ImportError, Model};
+use crate::model::graph::{
+    AttrValue, Attribute, Dim, Graph, Issue, Node, NodeId, Severity, Tensor, TensorId, TensorKind,
+};
+use crate::model::tensor::{FileBytes, TensorBytes, TensorData};
 
 /// Decodes a model from bytes already in memory (tests, fuzzing, embedded files); `path`
 /// names it in messages and locates external data.
@@ -109,7 +27,7 @@ pub fn model_from_bytes(bytes: &[u8], path: &Path) -> Result<Model, ImportError>
 /// Decodes a model from its file's bytes. The main graph's initializer payloads are not
 /// copied out: the protobuf is decoded without them (see [`super::wire`]) and the tensors
 /// keep byte ranges of `bytes`, so the model is in memory once.
-fn model_from_buffer(bytes: FileBytes, path: &Path) -> Result<Model, ImportError> {
+pub(crate) fn model_from_buffer(bytes: FileBytes, path: &Path) -> Result<Model, ImportError> {
     use prost::Message as _;
     if bytes.is_empty() {
         return Err(ImportError::Empty(path.to_path_buf()));
@@ -155,7 +73,7 @@ fn build_model(mut proto: pb::ModelProto, path: &Path, raw: Option<RawPayloads>)
     builder.build(main);
     let mut g = builder.g;
     let topo_order = g.compute_depths();
-    super::shapes::infer_shapes(&mut g, &topo_order);
+    crate::model::shapes::infer_shapes(&mut g, &topo_order);
     Ok(Model { path: path.to_path_buf(), graph: g, opset, producer: proto.producer_name, graph_name, topo_order })
 }
 
