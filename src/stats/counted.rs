@@ -12,9 +12,8 @@
 //! are those of the exact values `(q − zp)·scale`, within 1e-7 of a std of the moments of
 //! the f32-rounded ones.
 
-use super::histogram::{Histogram, edges};
+use super::kernel::{Histogram, MAX_BINS, Moments, Summary, edges, finish, interpolate, key, needed_ranks, unkey};
 use super::source::ChannelMap;
-use super::summary::{Moments, Summary, finish, interpolate, key, needed_ranks, unkey};
 use crate::model::DType;
 use crate::model::quant::QuantParams;
 use crate::model::tensor::{ReadError, TensorData};
@@ -235,7 +234,7 @@ impl Counted {
     /// them: per channel, the number of values below each edge.
     #[must_use]
     pub fn histogram(&self, lo: f64, hi: f64, bins: usize) -> Histogram {
-        let bins = bins.clamp(1, super::histogram::MAX_BINS);
+        let bins = bins.clamp(1, MAX_BINS);
         let edges = edges(lo, hi, bins);
         let norm = bins as f64 / (hi - lo);
         // below[j]: values < edges[j]; whole channels past an edge are added to `all_from`

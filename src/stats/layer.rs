@@ -2,43 +2,10 @@
 //! every variant's dequantized weight) and their histograms over shared bins, reading each
 //! tensor as few times as the exact results allow (8-bit weights once, float ones twice).
 
-use super::counted::Counted;
-use super::histogram::{Histogram, range_of};
+use super::engine::FirstPass;
+use super::kernel::{Histogram, Summary, range_of};
 use super::source::Values;
-use super::streamed::{FEW, Streamed};
-use super::summary::Summary;
 use crate::model::tensor::ReadError;
-
-/// What the first pass left of one value set.
-enum FirstPass<'a> {
-    Counted(Counted),
-    Streamed(Streamed<'a>),
-}
-
-impl<'a> FirstPass<'a> {
-    fn of(values: Values<'a>) -> Result<Self, ReadError> {
-        if let Values::Dequantized(t, p) = values
-            && let Some(c) = Counted::of(t, p)?
-        {
-            return Ok(Self::Counted(c));
-        }
-        Ok(Self::Streamed(Streamed::first_pass(values, FEW)?))
-    }
-
-    fn bounds(&self) -> Option<(f64, f64)> {
-        match self {
-            Self::Counted(c) => c.bounds(),
-            Self::Streamed(s) => s.bounds(),
-        }
-    }
-
-    fn finish(self, bins: Option<(f64, f64, usize)>) -> Result<(Summary, Option<Histogram>), ReadError> {
-        match self {
-            Self::Counted(c) => Ok((c.summary(), bins.map(|(lo, hi, n)| c.histogram(lo, hi, n)))),
-            Self::Streamed(s) => s.finish(bins),
-        }
-    }
-}
 
 /// The statistics of one value set of a layer.
 #[derive(Debug)]
@@ -73,6 +40,7 @@ pub fn layer_stats(sets: &[Values<'_>], bins: Option<usize>) -> Vec<SetStats> {
 mod tests {
     use super::*;
     use crate::model::{DType, QuantParams, TensorBytes, TensorData};
+    use crate::stats::streamed::{FEW, Streamed};
     use crate::stats::{histogram, shared_histograms, summarize};
 
     fn noise(n: usize, seed: u64) -> Vec<f32> {

@@ -3,7 +3,9 @@
 
 pub mod channel;
 pub mod counted;
+mod engine;
 pub mod histogram;
+pub mod kernel;
 pub mod layer;
 pub mod metrics;
 pub mod source;
@@ -11,8 +13,9 @@ mod streamed;
 pub mod summary;
 
 pub use channel::{ChannelSummary, Spread, channel_summaries, spread};
-pub use histogram::{Histogram, MAX_BINS, histogram, shared_histograms, shared_range};
+pub use histogram::{histogram, shared_histograms, shared_range};
+pub use kernel::{Histogram, MAX_BINS, Summary};
 pub use layer::{SetStats, layer_stats};
 pub use metrics::{ErrorMetrics, compare};
 pub use source::Values;
-pub use summary::{Summary, summarize};
+pub use summary::summarize;

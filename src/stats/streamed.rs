@@ -10,9 +10,8 @@
 
 use std::cell::RefCell;
 
-use super::histogram::{Binner, Histogram};
+use super::kernel::{Binner, Histogram, Moments, QUARTILES, Summary, finish, interpolate, key, needed_ranks, unkey};
 use super::source::Values;
-use super::summary::{Moments, QUARTILES, Summary, finish, interpolate, key, needed_ranks, unkey};
 use crate::model::tensor::ReadError;
 
 /// Buckets of the coarse key histogram (the top 16 bits of a key).

@@ -7,136 +7,21 @@
 //! few buckets, which gives each order statistic's exact value. 8-bit quantized tensors
 //! take one pass: counting `(channel, q)` pairs describes the dequantized multiset exactly.
 
-use serde::Serialize;
-
-use super::counted::Counted;
+use super::engine;
+use super::kernel::Summary;
 use super::source::Values;
 use super::streamed::{FEW, Streamed};
 use crate::model::tensor::ReadError;
-
-/// Summary statistics. Min, max, mean, std and quartiles are over the finite values only;
-/// NaN and ±Inf are counted apart. Quartiles follow numpy's default (linear) method.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Summary {
-    pub count: u64,
-    pub nan: u64,
-    pub inf: u64,
-    pub min: f64,
-    pub max: f64,
-    pub mean: f64,
-    /// Population standard deviation (ddof = 0).
-    pub std: f64,
-    pub q25: f64,
-    pub q50: f64,
-    pub q75: f64,
-    /// Always true: quartiles are exact (kept for the report format's stability).
-    pub quantiles_exact: bool,
-}
-
-impl Summary {
-    /// Number of finite values.
-    #[must_use]
-    pub fn finite(&self) -> u64 {
-        self.count - self.nan - self.inf
-    }
-}
-
-/// Running moments, merged chunk by chunk (Chan et al.), in f64.
-#[derive(Default, Clone, Copy)]
-pub(super) struct Moments {
-    pub(super) n: u64,
-    pub(super) mean: f64,
-    pub(super) m2: f64,
-    pub(super) min: f64,
-    pub(super) max: f64,
-}
-
-impl Moments {
-    /// Merges a group of `n` values with this mean, sum of squared deviations and range.
-    #[allow(clippy::cast_precision_loss)]
-    pub(super) fn merge(&mut self, n: u64, mean: f64, m2: f64, lo: f64, hi: f64) {
-        if n == 0 {
-            return;
-        }
-        if self.n == 0 {
-            *self = Self { n, mean, m2, min: lo, max: hi };
-            return;
-        }
-        let (na, nb) = (self.n as f64, n as f64);
-        let total = na + nb;
-        let delta = mean - self.mean;
-        self.mean += delta * nb / total;
-        self.m2 += m2 + delta * delta * na * nb / total;
-        self.n += n;
-        self.min = self.min.min(lo);
-        self.max = self.max.max(hi);
-    }
-}
-
-/// An order-preserving integer key of a finite `f32`.
-#[inline]
-#[allow(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
-pub(super) fn key(v: f32) -> u32 {
-    // positive: set the sign bit; negative: flip every bit (branch-free, so it vectorises)
-    let b = v.to_bits();
-    let negative = ((b as i32) >> 31) as u32;
-    b ^ (negative | 0x8000_0000)
-}
-
-pub(super) fn unkey(k: u32) -> f32 {
-    f32::from_bits(if k & 0x8000_0000 == 0 { !k } else { k & 0x7fff_ffff })
-}
-
-pub(super) const QUARTILES: [f64; 3] = [0.25, 0.5, 0.75];
-
-/// numpy's linear interpolation between the order statistics `value(lo)` and `value(hi)`.
-#[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-pub(super) fn interpolate(n: u64, p: f64, value: impl Fn(u64) -> f64) -> f64 {
-    let pos = p * (n - 1) as f64;
-    let lo = pos.floor() as u64;
-    let a = value(lo);
-    let frac = pos - lo as f64;
-    if frac == 0.0 { a } else { a + (value(lo + 1) - a) * frac }
-}
-
-/// The order statistics needed for the quartiles of `n` values.
-#[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-pub(super) fn needed_ranks(n: u64) -> Vec<u64> {
-    let mut r: Vec<u64> = QUARTILES
-        .iter()
-        .flat_map(|p| {
-            let lo = (p * (n - 1) as f64).floor() as u64;
-            [lo, (lo + 1).min(n - 1)]
-        })
-        .collect();
-    r.sort_unstable();
-    r.dedup();
-    r
-}
 
 /// Computes the [`Summary`] of `values`.
 ///
 /// # Errors
 /// When external data can no longer be read.
 pub fn summarize(values: Values<'_>) -> Result<Summary, ReadError> {
-    if let Values::Dequantized(t, p) = values
-        && let Some(counted) = Counted::of(t, p)?
-    {
+    if let Some(counted) = engine::counted(values)? {
         return Ok(counted.summary());
     }
     summarize_float(values, FEW)
-}
-
-#[allow(clippy::cast_precision_loss)]
-pub(super) fn finish(count: u64, nan: u64, inf: u64, m: Moments, quartiles: [f64; 3]) -> Summary {
-    let nf = m.n;
-    let (min, max, mean, std) = if nf > 0 {
-        (m.min, m.max, m.mean, (m.m2 / nf as f64).sqrt())
-    } else {
-        (f64::NAN, f64::NAN, f64::NAN, f64::NAN)
-    };
-    let [q25, q50, q75] = quartiles;
-    Summary { count, nan, inf, min, max, mean, std, q25, q50, q75, quantiles_exact: true }
 }
 
 /// The streamed path with selection up to `few` values (tests force either method).
