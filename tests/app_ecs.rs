@@ -11,8 +11,8 @@ use bevy::prelude::*;
 use common::data;
 use quantlens::app::CorePlugins;
 use quantlens::app::model::{
-    GraphNode, LayerRow, LayerStats, ModelRoot, OpenModel, OpenRequest, QuantParamsComponent, SelectRequest, Selection,
-    Status, VariantEntity, ViewSettings,
+    GraphNode, LayerRow, LayerStats, ModelRoot, OpenModel, OpenRequest, Quant, SelectRequest, Selection, Status,
+    VariantEntity, ViewSettings, WeightEntity,
 };
 use quantlens::app::stats::StatsWork;
 use quantlens::app::towers::{BlockIndex, RecolourWork};
@@ -64,16 +64,28 @@ fn opening_a_fixture_spawns_its_entities_and_stats() {
     // everything hangs under the model root
     let mut q = app.world_mut().query_filtered::<&ChildOf, With<GraphNode>>();
     assert!(q.iter(app.world()).all(|c| c.parent() == root));
-    // a quantized block carries the quant params of its layer
-    let mut q = app.world_mut().query::<(&GraphNode, &QuantParamsComponent)>();
-    let with_params: Vec<_> = q.iter(app.world()).collect();
-    assert!(with_params.len() >= 2 * 9, "int8 and uint8 layers: {}", with_params.len());
-    for (node, p) in with_params {
-        let v = &variants[node.variant];
-        let layer = v.layers.iter().find(|l| l.node == node.node).unwrap();
-        let LayerWeight::Quantized(q) = &layer.weight else { panic!("float layer with quant params") };
-        assert_eq!(q.params.as_ref().unwrap().scale, p.0.scale);
+    // every parameter is a weight entity under its variant; quantized ones carry the
+    // file's quant params
+    let table = quantlens::model::weights(&variants);
+    assert_eq!(count::<WeightEntity>(&mut app), table.len());
+    let mut q = app.world_mut().query::<(&WeightEntity, Option<&Quant>, &ChildOf)>();
+    let weights: Vec<_> = q.iter(app.world()).map(|(w, q, c)| (*w, q.cloned(), c.parent())).collect();
+    let mut with_params = 0;
+    for (w, quant, parent) in weights {
+        let row = table.get(w.id.0).unwrap();
+        assert_eq!((row.variant, row.layer), (w.variant, w.layer));
+        assert_eq!(app.world().get::<VariantEntity>(parent).unwrap().index, w.variant);
+        let layer = &variants[w.variant].layers[w.layer];
+        match (w.key.find(layer).unwrap(), quant) {
+            (LayerWeight::Quantized(q), Some(p)) => {
+                assert_eq!(q.params.as_ref(), Some(&p.0));
+                with_params += 1;
+            }
+            (LayerWeight::Float(_), None) => {}
+            (w, p) => panic!("{w:?} with {p:?}"),
+        }
     }
+    assert_eq!(with_params, 2 * 10 * 2, "int8 and uint8: 10 weights and 10 biases");
     // the stats equal the headless report's
     let report =
         quantlens::report::build_report(&variants, quantlens::report::ReportOptions { histogram_bins: Some(64) });
@@ -156,4 +168,63 @@ fn failed_load_keeps_the_model_and_a_new_one_replaces_it() {
     assert_eq!(count::<ModelRoot>(&mut app), 1);
     assert_eq!(count::<GraphNode>(&mut app), app.world().resource::<OpenModel>().layout.blocks.len());
     assert!(app.world().resource::<Status>().error.is_none());
+}
+
+#[test]
+fn editing_a_weight_scale_recomputes_only_its_row() {
+    let mut app = app();
+    open(&mut app, "resnet8");
+    let (rows, variants) = {
+        let m = app.world().resource::<OpenModel>();
+        (m.data.rows.clone(), m.data.variants.clone())
+    };
+    let int8 = variants.iter().position(|v| v.spec.name == "int8").unwrap();
+    let stats_of = |app: &mut App, ri: usize| {
+        let mut q = app.world_mut().query::<(&LayerRow, &LayerStats)>();
+        q.iter(app.world()).find(|(r, _)| r.0 == ri).map(|(_, s)| s.0.clone()).unwrap()
+    };
+    // the int8 weight of s2_proj
+    let mut q = app.world_mut().query::<(Entity, &WeightEntity, &Quant)>();
+    let (entity, w, quant) = q
+        .iter(app.world())
+        .find(|(_, w, _)| {
+            w.variant == int8
+                && w.key == quantlens::report::ParamKey::WEIGHT
+                && variants[int8].model.graph.nodes[variants[int8].layers[w.layer].node].name == "s2_proj"
+        })
+        .map(|(e, w, q)| (e, *w, q.0.clone()))
+        .unwrap();
+    let ri = w.row.unwrap();
+    let before = stats_of(&mut app, ri);
+    let sqnr = |r: &quantlens::report::LayerReport| {
+        r.variants.iter().find(|v| v.variant == "int8").unwrap().metrics.as_ref().unwrap().sqnr_db
+    };
+    let spawned = app.world().resource::<StatsWork>().tasks_spawned;
+    // halve every channel's scale: the dequantized weight halves, the error grows
+    let mut halved = quant.clone();
+    halved.scale.iter_mut().for_each(|s| *s *= 0.5);
+    app.world_mut().get_mut::<Quant>(entity).unwrap().0 = halved.clone();
+    settle(&mut app);
+    assert_eq!(app.world().resource::<StatsWork>().tasks_spawned, spawned + 1, "only the edited row");
+    let after = stats_of(&mut app, ri);
+    assert!(sqnr(&after) < sqnr(&before) - 3.0, "{} → {}", sqnr(&before), sqnr(&after));
+    let int8_after = after.variants.iter().find(|v| v.variant == "int8").unwrap();
+    let q = int8_after.quant.as_ref().unwrap();
+    assert!((q.scale.max - f64::from(quant.scale.iter().copied().fold(0.0, f32::max)) * 0.5).abs() < 1e-12);
+    // the same numbers as the headless report under the same edit
+    let mut overrides = quantlens::report::QuantOverrides::default();
+    overrides.0.insert((int8, w.layer, w.key), halved);
+    let expected = quantlens::report::layer_report_with(
+        &variants,
+        0,
+        &rows[ri],
+        quantlens::report::ReportOptions { histogram_bins: Some(64) },
+        &overrides,
+    );
+    assert_eq!(sqnr(&after), sqnr(&expected));
+    // the float variant is untouched; putting the file's value back restores the numbers
+    assert_eq!(after.variants[0].stats, before.variants[0].stats);
+    app.world_mut().get_mut::<Quant>(entity).unwrap().0 = quant;
+    settle(&mut app);
+    assert_eq!(sqnr(&stats_of(&mut app, ri)), sqnr(&before));
 }

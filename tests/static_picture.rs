@@ -238,12 +238,22 @@ fn rebinning_a_bias_matches_the_report() {
     let r = build_report(&variants, ReportOptions { histogram_bins: Some(16) });
     let (ri, row) = r.layers.iter().enumerate().find(|(_, l)| l.layer == "s2_proj").unwrap();
     let key = row.variants[1].initializers.iter().find(|i| i.role == ParamRole::Bias).unwrap().key;
-    let again = quantlens::report::rebin(&variants, &rows[ri], row, key, 16).unwrap();
+    let again =
+        quantlens::report::rebin(&variants, &rows[ri], row, key, 16, &quantlens::report::QuantOverrides::default())
+            .unwrap();
     for (vi, v) in row.variants.iter().enumerate() {
         let h = v.initializers.iter().find(|i| i.key == key).unwrap().histogram.as_ref().unwrap();
         assert_eq!(again.counts[vi], h.counts, "{}", v.variant);
     }
-    let main = quantlens::report::rebin(&variants, &rows[ri], row, ParamKey::WEIGHT, 16).unwrap();
+    let main = quantlens::report::rebin(
+        &variants,
+        &rows[ri],
+        row,
+        ParamKey::WEIGHT,
+        16,
+        &quantlens::report::QuantOverrides::default(),
+    )
+    .unwrap();
     assert_eq!(main.counts, row.histogram.as_ref().unwrap().counts);
 }
 

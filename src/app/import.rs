@@ -2,20 +2,24 @@
 //! first layout) on the async compute pool; when it finishes, the previous model is
 //! despawned and the new one spawned. A failed load keeps the previous model open.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bevy::prelude::*;
+
+use super::AppSystems;
 use bevy::tasks::futures::check_ready;
 use bevy::tasks::{AsyncComputeTaskPool, Task};
 
 use crate::layout::{LayoutOptions, layout};
+use crate::model::WeightId;
 use crate::model::variants::{discover, load_variants};
 use crate::model::{Variant, match_layers};
-use crate::report::reference_index;
+use crate::report::{ParamKey, reference_index};
 
 use super::model::{
-    LayerIndex, LayerRow, ModelData, ModelRoot, OpenModel, OpenRequest, Status, VariantEntity, ViewSettings,
+    LayerRow, ModelData, ModelRoot, OpenModel, OpenRequest, Quant, Status, VariantEntity, ViewSettings, WeightEntity,
 };
 
 /// Loads models in the background.
@@ -26,13 +30,9 @@ impl Plugin for ImportPlugin {
         app.add_message::<OpenRequest>()
             .init_resource::<Status>()
             .init_resource::<ViewSettings>()
-            .add_systems(Update, (start_loads, finish_loads).chain().in_set(ImportSystems));
+            .add_systems(Update, (start_loads, finish_loads).chain().in_set(AppSystems::Load));
     }
 }
-
-/// Systems that start and finish loads.
-#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ImportSystems;
 
 /// A load in flight.
 #[derive(Component)]
@@ -128,21 +128,35 @@ fn spawn_model(commands: &mut Commands, loaded: Loaded, status: &mut Status, lis
     let Loaded { data, layout } = loaded;
     let name = data.path.file_name().map_or_else(|| data.path.display().to_string(), |n| n.to_string_lossy().into());
     let root = commands.spawn((ModelRoot, Name::new(name), Transform::default(), Visibility::default())).id();
-    for (index, v) in data.variants.iter().enumerate() {
-        commands.spawn((VariantEntity { index, name: v.spec.name.clone() }, ChildOf(root)));
+    let variant_entities: Vec<Entity> = data
+        .variants
+        .iter()
+        .enumerate()
+        .map(|(index, v)| commands.spawn((VariantEntity { index, name: v.spec.name.clone() }, ChildOf(root))).id())
+        .collect();
+    // every parameter a weight entity under its variant, quantized ones with their `Quant`
+    let row_of: HashMap<(usize, usize), usize> = data
+        .rows
+        .iter()
+        .enumerate()
+        .flat_map(|(ri, row)| row.members.iter().enumerate().filter_map(move |(vi, m)| Some(((vi, (*m)?.0), ri))))
+        .collect();
+    for (id, w) in crate::model::weights(&data.variants).into_iter().enumerate() {
+        let Some(&parent) = variant_entities.get(w.variant) else { continue };
+        let weight = WeightEntity {
+            id: WeightId(id),
+            variant: w.variant,
+            layer: w.layer,
+            key: ParamKey::of(w.role, w.slot),
+            row: row_of.get(&(w.variant, w.layer)).copied(),
+        };
+        let mut e = commands.spawn((weight, ChildOf(parent)));
+        if let Some(q) = w.quant {
+            e.insert(Quant(q));
+        }
     }
-    for (ri, row) in data.rows.iter().enumerate() {
-        let depth = row
-            .members
-            .iter()
-            .enumerate()
-            .find_map(|(vi, m)| {
-                let (li, _) = (*m)?;
-                let v = data.variants.get(vi)?;
-                v.model.graph.node(v.layers.get(li)?.node).map(|n| n.depth)
-            })
-            .unwrap_or(0);
-        commands.spawn((LayerRow(ri), LayerIndex(depth), ChildOf(root)));
+    for ri in 0..data.rows.len() {
+        commands.spawn((LayerRow(ri), ChildOf(root)));
     }
     status.stats_done = 0;
     status.stats_total = data.rows.len();

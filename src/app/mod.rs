@@ -35,12 +35,39 @@ use self::camera::{OrbitCamera, TowerCamera};
 use self::model::{OpenRequest, Status, ViewSettings};
 use self::screenshot::{RenderImage, ShotJob};
 
+/// The stages of a frame's own work, in order: a model loads, edits apply to its
+/// parameters, what they change is recomputed, and the view shows the result.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AppSystems {
+    /// Opening models (`import`).
+    Load,
+    /// Changes to weights' quantization parameters (`Quant` components).
+    Edit,
+    /// Statistics (and later inference) of what changed.
+    Compute,
+    /// Towers, colours and selection.
+    Present,
+}
+
+/// Orders [`AppSystems`] in `Update`.
+struct SchedulePlugin;
+
+impl Plugin for SchedulePlugin {
+    fn build(&self, app: &mut App) {
+        app.configure_sets(
+            Update,
+            (AppSystems::Load, AppSystems::Edit, AppSystems::Compute, AppSystems::Present).chain(),
+        );
+    }
+}
+
 /// The plugins that need no renderer: import, stats, towers (entities), selection.
 pub struct CorePlugins;
 
 impl PluginGroup for CorePlugins {
     fn build(self) -> PluginGroupBuilder {
         PluginGroupBuilder::start::<Self>()
+            .add(SchedulePlugin)
             .add(import::ImportPlugin)
             .add(stats::StatsPlugin)
             .add(towers::TowersPlugin)

@@ -9,7 +9,8 @@ use bevy::prelude::*;
 use crate::layout::{ColourMetric, Layout, ViewMode};
 use crate::model::matching::MatchRow;
 use crate::model::{NodeId, Variant};
-use crate::report::LayerReport;
+use crate::model::{QuantParams, WeightId};
+use crate::report::{LayerReport, ParamKey};
 use crate::view::ListRow;
 
 /// The loaded variants and their matching: shared, read-only, handed to tasks.
@@ -71,13 +72,23 @@ pub struct GraphNode {
     pub row: Option<usize>,
 }
 
-/// Topological layer depth of a node (quantization adds none).
+/// A parameter tensor of one layer of one variant (a row of [`crate::model::weights`]),
+/// child of its [`VariantEntity`]; quantized ones carry a [`Quant`].
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LayerIndex(pub u32);
+pub struct WeightEntity {
+    pub id: WeightId,
+    pub variant: usize,
+    /// Index into the variant's `layers`.
+    pub layer: usize,
+    pub key: ParamKey,
+    /// The match row of its layer.
+    pub row: Option<usize>,
+}
 
-/// Quantization parameters of a block's weight (absent for float weights).
-#[derive(Component, Debug, Clone)]
-pub struct QuantParamsComponent(pub crate::model::QuantParams);
+/// The quantization parameters a weight's statistics use: the file's when a model opens;
+/// an edit replaces them, and the row's statistics are computed again (`Changed<Quant>`).
+#[derive(Component, Debug, Clone, PartialEq)]
+pub struct Quant(pub QuantParams);
 
 /// How the towers are drawn.
 #[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]

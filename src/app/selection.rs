@@ -5,6 +5,8 @@
 use bevy::picking::events::{Click, Pointer};
 use bevy::prelude::*;
 
+use super::AppSystems;
+
 use crate::theme;
 
 use super::model::{FrameRequest, GraphNode, OpenModel, SelectRequest, Selection};
@@ -19,7 +21,10 @@ impl Plugin for SelectionPlugin {
             .add_message::<SelectRequest>()
             .add_message::<FrameRequest>()
             .add_observer(select_clicked_block)
-            .add_systems(Update, apply_select_requests.in_set(SelectionSystems));
+            .add_systems(
+                Update,
+                apply_select_requests.in_set(AppSystems::Present).after(super::towers::rebuild_towers),
+            );
     }
 }
 
@@ -31,10 +36,6 @@ impl Plugin for HighlightPlugin {
         app.add_systems(PostUpdate, draw_highlights.after(TransformSystems::Propagate));
     }
 }
-
-/// The selection systems.
-#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SelectionSystems;
 
 fn select_clicked_block(
     click: On<Pointer<Click>>,

@@ -1,16 +1,21 @@
-//! Statistics on tasks: every new [`LayerRow`] gets a task computing its report row
-//! (stats, metrics, shared-bin histogram); finished rows get a [`LayerStats`] component.
+//! Statistics on tasks: every new [`LayerRow`], and every row whose weights' [`Quant`]
+//! changed, gets a task computing its report row (stats, metrics, shared-bin histogram);
+//! finished rows get a [`LayerStats`] component.
 //! The selected row's histogram is recomputed at another bin count on request.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bevy::prelude::*;
+
+use super::AppSystems;
 use bevy::tasks::futures::check_ready;
 use bevy::tasks::{AsyncComputeTaskPool, Task};
 
-use crate::report::{LayerReport, ParamKey, ReportOptions, SharedHistogram, layer_report, rebin};
+use crate::model::{LayerWeight, QuantParams};
+use crate::report::{LayerReport, ParamKey, QuantOverrides, ReportOptions, SharedHistogram, layer_report_with, rebin};
 
-use super::model::{LayerRow, LayerStats, OpenModel, Selection, Status, ViewSettings};
+use super::model::{LayerRow, LayerStats, OpenModel, Quant, Selection, Status, ViewSettings, WeightEntity};
 
 /// Computes layer statistics in the background.
 pub struct StatsPlugin;
@@ -19,14 +24,12 @@ impl Plugin for StatsPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<StatsWork>().init_resource::<HistogramView>().add_systems(
             Update,
-            (spawn_stats_tasks, poll_stats_tasks, refresh_list, rebin_selected_histogram).chain().in_set(StatsSystems),
+            (spawn_stats_tasks, poll_stats_tasks, refresh_list, rebin_selected_histogram)
+                .chain()
+                .in_set(AppSystems::Compute),
         );
     }
 }
-
-/// The statistics systems.
-#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
-pub struct StatsSystems;
 
 /// Counts of work done, for tests and the bench (nothing recomputes when nothing changed).
 #[derive(Resource, Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -50,27 +53,66 @@ pub struct HistogramView {
 /// What a histogram is of: match row, bin count, parameter.
 pub type HistogramKey = (usize, usize, ParamKey);
 
+/// Starts a statistics task for every new row and for every row one of whose weights'
+/// `Quant` changed (an edit): the task computes under the current `Quant` values where they
+/// differ from the file's.
 fn spawn_stats_tasks(
     mut commands: Commands,
-    rows: Query<(Entity, &LayerRow), (Added<LayerRow>, Without<LayerStats>)>,
+    added: Query<(), Added<LayerRow>>,
+    changed: Query<&WeightEntity, Changed<Quant>>,
+    rows: Query<(Entity, &LayerRow, Has<LayerStats>)>,
+    quants: Query<(&WeightEntity, &Quant)>,
     open: Option<Res<OpenModel>>,
     settings: Res<ViewSettings>,
+    mut status: ResMut<Status>,
     mut work: ResMut<StatsWork>,
 ) {
     let Some(open) = open else { return };
+    if added.is_empty() && changed.is_empty() {
+        return;
+    }
+    let edited: HashSet<usize> = changed.iter().filter_map(|w| w.row).collect();
+    let mut overrides: HashMap<usize, QuantOverrides> = HashMap::new();
+    for (w, q) in &quants {
+        let Some(row) = w.row.filter(|r| edited.contains(r)) else { continue };
+        if file_params(&open.data.variants, w) != Some(&q.0) {
+            overrides.entry(row).or_default().0.insert((w.variant, w.layer, w.key), q.0.clone());
+        }
+    }
     let pool = AsyncComputeTaskPool::get();
-    for (e, row) in &rows {
+    for (e, row, had_stats) in &rows {
+        if !added.contains(e) && !edited.contains(&row.0) {
+            continue;
+        }
+        if had_stats {
+            // computed again: the progress counts it as pending until it is back
+            status.stats_done = status.stats_done.saturating_sub(1);
+        }
+        let row_overrides = Arc::new(overrides.remove(&row.0).unwrap_or_default());
         let (variants, matches, reference, ri) =
             (open.data.variants.clone(), open.data.rows.clone(), open.data.reference, row.0);
         let options = ReportOptions { histogram_bins: Some(settings.histogram_bins) };
+        let task_overrides = Arc::clone(&row_overrides);
         let task = pool.spawn(async move {
             let row = matches.get(ri).cloned().unwrap_or(crate::model::MatchRow { members: Vec::new() });
-            layer_report(&variants, reference, &row, options)
+            layer_report_with(&variants, reference, &row, options, &task_overrides)
         });
-        commands.entity(e).insert(StatsTask(task));
+        commands.entity(e).insert((StatsTask(task), RowQuant(row_overrides)));
         work.tasks_spawned += 1;
     }
 }
+
+/// The file's quantization parameters of weight `w`.
+fn file_params<'a>(variants: &'a [crate::model::Variant], w: &WeightEntity) -> Option<&'a QuantParams> {
+    match w.key.find(variants.get(w.variant)?.layers.get(w.layer)?)? {
+        LayerWeight::Quantized(q) => q.params.as_ref(),
+        LayerWeight::Float(_) => None,
+    }
+}
+
+/// The edited parameters a row's statistics were computed with (empty: the file's).
+#[derive(Component, Debug, Clone, Default)]
+pub struct RowQuant(pub Arc<QuantOverrides>);
 
 fn poll_stats_tasks(
     mut commands: Commands,
@@ -112,7 +154,7 @@ fn rebin_selected_histogram(
     selection: Res<Selection>,
     settings: Res<ViewSettings>,
     open: Option<Res<OpenModel>>,
-    rows: Query<(&LayerRow, &LayerStats)>,
+    rows: Query<(&LayerRow, &LayerStats, Option<&RowQuant>)>,
     mut view: ResMut<HistogramView>,
 ) {
     let Some(open) = open else { return };
@@ -139,7 +181,7 @@ fn rebin_selected_histogram(
         return;
     }
     // rebinning needs the row's summaries: wait for its stats
-    let Some((_, stats)) = rows.iter().find(|(r, _)| r.0 == row) else { return };
+    let Some((_, stats, quant)) = rows.iter().find(|(r, _, _)| r.0 == row) else { return };
     // the stats task already computed this bin count
     if let Some(h) = computed(&stats.0, settings.histogram_param, settings.histogram_bins) {
         view.key = Some(key);
@@ -149,8 +191,9 @@ fn rebin_selected_histogram(
     let report = Arc::clone(&stats.0);
     let (variants, matches) = (open.data.variants.clone(), open.data.rows.clone());
     let (bins, param) = (settings.histogram_bins, settings.histogram_param);
-    let task =
-        AsyncComputeTaskPool::get().spawn(async move { rebin(&variants, matches.get(row)?, &report, param, bins) });
+    let overrides = quant.map(|q| Arc::clone(&q.0)).unwrap_or_default();
+    let task = AsyncComputeTaskPool::get()
+        .spawn(async move { rebin(&variants, matches.get(row)?, &report, param, bins, &overrides) });
     view.task = Some((key, task));
 }
 

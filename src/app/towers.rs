@@ -9,12 +9,12 @@ use bevy::asset::RenderAssetUsages;
 use bevy::mesh::PrimitiveTopology;
 use bevy::prelude::*;
 
+use super::AppSystems;
+
 use crate::layout::{Layout, LayoutOptions, block_swatch, layout};
 use crate::theme::{self, Swatch};
 
-use super::model::{
-    GraphNode, LayerIndex, LayerRow, LayerStats, OpenModel, QuantParamsComponent, SelectRequest, ViewSettings,
-};
+use super::model::{GraphNode, LayerRow, LayerStats, OpenModel, SelectRequest, ViewSettings};
 
 /// Spawns and recolours the towers.
 pub struct TowersPlugin;
@@ -24,13 +24,9 @@ impl Plugin for TowersPlugin {
         app.init_resource::<BlockIndex>()
             .init_resource::<RecolourWork>()
             .add_systems(Startup, setup_palette)
-            .add_systems(Update, (rebuild_towers, recolour_blocks).chain().in_set(TowersSystems));
+            .add_systems(Update, (rebuild_towers, recolour_blocks).chain().in_set(AppSystems::Present));
     }
 }
-
-/// The tower systems.
-#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TowersSystems;
 
 /// Shared meshes and one material per swatch.
 #[derive(Resource)]
@@ -99,7 +95,7 @@ fn setup_palette(
 }
 
 /// (Re)builds blocks when a model opens or the layout options change.
-fn rebuild_towers(
+pub(crate) fn rebuild_towers(
     mut commands: Commands,
     open: Option<ResMut<OpenModel>>,
     settings: Res<ViewSettings>,
@@ -136,18 +132,11 @@ fn rebuild_towers(
         let swatch = Swatch::op(op);
         let mut e = commands.spawn((
             GraphNode { variant: b.variant, node: b.node, block: bi, group: b.group, row: b.row },
-            LayerIndex(b.depth),
             BlockSwatch(swatch),
             Transform::from_translation(Vec3::from_array(b.center)).with_scale(Vec3::from_array(b.size)),
             Visibility::default(),
             ChildOf(root),
         ));
-        if let Some(li) = b.layer
-            && let Some(crate::model::LayerWeight::Quantized(q)) = v.layers.get(li).map(|l| &l.weight)
-            && let Some(p) = &q.params
-        {
-            e.insert(QuantParamsComponent(p.clone()));
-        }
         if let Some(p) = &palette {
             e.insert((Mesh3d(p.cube.clone()), MeshMaterial3d(p.material(swatch))));
             if !b.folded.is_empty() {

@@ -12,6 +12,7 @@ pub mod quant;
 pub mod shapes;
 pub mod tensor;
 pub mod variants;
+pub mod weights;
 
 pub use activation::{ActRole, ActivationQuant, layer_activations};
 pub use dtype::DType;
@@ -22,3 +23,4 @@ pub use node_diff::{NodeDiff, NodeRef, node_differences};
 pub use quant::{Layer, LayerParam, LayerWeight, ParamRole, QuantForm, QuantParams, QuantizedWeight};
 pub use tensor::{FileBytes, TensorBytes, TensorData};
 pub use variants::{Variant, VariantKind, VariantSpec, discover, load_variants};
+pub use weights::{Weight, WeightId, weights};

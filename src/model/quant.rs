@@ -42,8 +42,10 @@ pub struct QuantParams {
     pub dtype: DType,
     /// Element type of the zero point as written (may differ: reported).
     pub zero_point_dtype: Option<DType>,
-    pub scale_tensor: Option<String>,
-    pub zero_point_tensor: Option<String>,
+    /// The tensors the parameters were read from (ids, not names, so that an edit can
+    /// patch them in the graph).
+    pub scale_tensor: Option<TensorId>,
+    pub zero_point_tensor: Option<TensorId>,
 }
 
 impl QuantParams {
@@ -589,7 +591,6 @@ fn read_params(
     problems: &mut Vec<String>,
 ) -> Option<QuantParams> {
     let qd = data(g, q)?;
-    let name = |t: TensorId| g.tensor(t).map(|t| t.name.clone());
     let Some(scale_t) = scale else {
         problems.push("no scale found for the quantized weight".into());
         return None;
@@ -663,8 +664,8 @@ fn read_params(
         axis,
         dtype,
         zero_point_dtype,
-        scale_tensor: name(scale_t),
-        zero_point_tensor: zp.and_then(name),
+        scale_tensor: Some(scale_t),
+        zero_point_tensor: zp,
     })
 }
 

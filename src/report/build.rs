@@ -1,7 +1,7 @@
 //! Builds the per-layer report of a set of variants: quant params, statistics, error
 //! metrics and (optionally) shared-bin histograms. Layers are processed in parallel.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -253,10 +253,20 @@ fn variant_info(v: &Variant) -> VariantInfo {
 /// The values a parameter stands for (raw float, or dequantized), with its quant params.
 #[must_use]
 pub fn param_values<'a>(g: &'a Graph, w: &'a LayerWeight) -> (Option<Values<'a>>, Option<&'a QuantParams>) {
+    param_values_with(g, w, None)
+}
+
+/// [`param_values`] under `edited` quantization parameters instead of the file's.
+#[must_use]
+pub fn param_values_with<'a>(
+    g: &'a Graph,
+    w: &'a LayerWeight,
+    edited: Option<&'a QuantParams>,
+) -> (Option<Values<'a>>, Option<&'a QuantParams>) {
     let data = g.tensor(w.tensor()).and_then(|t| t.data.as_ref());
     match (w, data) {
         (LayerWeight::Float(_), Some(d)) => (Some(Values::Raw(d)), None),
-        (LayerWeight::Quantized(q), Some(d)) => match &q.params {
+        (LayerWeight::Quantized(q), Some(d)) => match edited.or(q.params.as_ref()) {
             Some(p) if q.form == QuantForm::QdqRuntime => (Some(Values::Requantized(d, p)), Some(p)),
             Some(p) => (Some(Values::Dequantized(d, p)), Some(p)),
             None => (None, None),
@@ -286,7 +296,9 @@ impl ParamKey {
     /// The main weight (whatever its slot).
     pub const WEIGHT: Self = Self { role: ParamRole::Weight, slot: usize::MAX };
 
-    fn of(role: ParamRole, slot: usize) -> Self {
+    /// The place of a parameter with this role and slot.
+    #[must_use]
+    pub fn of(role: ParamRole, slot: usize) -> Self {
         if role == ParamRole::Weight { Self::WEIGHT } else { Self { role, slot } }
     }
 
@@ -297,7 +309,8 @@ impl ParamKey {
     }
 }
 
-fn quant_summary(form: QuantForm, p: &QuantParams) -> Option<QuantSummary> {
+fn quant_summary(g: &Graph, form: QuantForm, p: &QuantParams) -> Option<QuantSummary> {
+    let name = |t: Option<usize>| g.tensor(t?).map(|t| t.name.clone());
     Some(QuantSummary {
         form,
         per_channel: p.per_channel(),
@@ -305,14 +318,31 @@ fn quant_summary(form: QuantForm, p: &QuantParams) -> Option<QuantSummary> {
         channels: p.scale.len(),
         scale: stats::spread(p.scale.iter().map(|&s| f64::from(s)))?,
         zero_point: stats::spread(p.zero_point.iter().map(|&z| f64::from(z)))?,
-        scale_tensor: p.scale_tensor.clone(),
-        zero_point_tensor: p.zero_point_tensor.clone(),
+        scale_tensor: name(p.scale_tensor),
+        zero_point_tensor: name(p.zero_point_tensor),
     })
 }
+
+/// Quantization parameters that replace the file's (edits), by `(variant, layer index,
+/// parameter)`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QuantOverrides(pub HashMap<(usize, usize, ParamKey), QuantParams>);
 
 /// The report row of one match row (what the window computes per layer, on a task).
 #[must_use]
 pub fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, options: ReportOptions) -> LayerReport {
+    layer_report_with(variants, reference, row, options, &QuantOverrides::default())
+}
+
+/// [`layer_report`] with some quantization parameters replaced by `overrides`.
+#[must_use]
+pub fn layer_report_with(
+    variants: &[Variant],
+    reference: usize,
+    row: &MatchRow,
+    options: ReportOptions,
+    overrides: &QuantOverrides,
+) -> LayerReport {
     let members: Vec<_> = reported_members(variants, row).collect();
     let ref_layer =
         row.members.get(reference).copied().flatten().and_then(|(li, _)| variants.get(reference)?.layers.get(li));
@@ -331,7 +361,7 @@ pub fn layer_report(variants: &[Variant], reference: usize, row: &MatchRow, opti
     let mut inits: Vec<Vec<InitializerReport>> = vec![Vec::new(); members.len()];
     let mut histogram = None;
     for key in keys {
-        let (entries, shared) = param_row(variants, reference, ref_layer, &members, key, options);
+        let (entries, shared) = param_row(variants, reference, ref_layer, &members, key, options, overrides);
         if key == ParamKey::WEIGHT {
             histogram = shared;
         }
@@ -389,28 +419,31 @@ fn param_row(
     members: &[(usize, usize, MatchHow)],
     key: ParamKey,
     options: ReportOptions,
+    overrides: &QuantOverrides,
 ) -> (Vec<Option<InitializerReport>>, Option<SharedHistogram>) {
     let ref_graph = variants.get(reference).map(|v| &v.model.graph);
     let ref_w = ref_layer.and_then(|l| key.find(l));
     let ref_values = ref_graph.zip(ref_w).and_then(|(g, w)| param_values(g, w).0);
     let ref_is_float = matches!(ref_w, Some(LayerWeight::Float(_)));
     let float_name = ref_graph.zip(ref_w).and_then(|(g, w)| g.tensor(w.tensor())).map(|t| t.name.clone());
-    let found: Vec<Option<(usize, &Graph, &LayerWeight, usize)>> = members
+    let found: Vec<Option<Found>> = members
         .iter()
         .map(|&(vi, li, _)| {
             let v = variants.get(vi)?;
             let layer = v.layers.get(li)?;
-            Some((vi, &v.model.graph, key.find(layer)?, layer.weight_slot))
+            let edited = overrides.0.get(&(vi, li, key));
+            Some(Found { vi, g: &v.model.graph, w: key.find(layer)?, weight_slot: layer.weight_slot, edited })
         })
         .collect();
-    let values: Vec<Option<Values>> = found.iter().map(|f| f.and_then(|(_, g, w, _)| param_values(g, w).0)).collect();
+    let values: Vec<Option<Values>> =
+        found.iter().map(|f| f.as_ref().and_then(|f| param_values_with(f.g, f.w, f.edited).0)).collect();
     let present: Vec<Values> = values.iter().flatten().copied().collect();
     let mut computed = stats::layer_stats(&present, options.histogram_bins).into_iter();
     let set_stats: Vec<Option<stats::SetStats>> = values.iter().map(|v| v.and_then(|_| computed.next())).collect();
     let mut out = Vec::with_capacity(members.len());
     let mut histograms = Vec::new();
     for (i, ((f, y), st)) in found.into_iter().zip(&values).zip(set_stats).enumerate() {
-        let Some((vi, g, w, weight_slot)) = f else {
+        let Some(Found { vi, g, w, weight_slot, edited }) = f else {
             out.push(None);
             continue;
         };
@@ -419,7 +452,7 @@ fn param_row(
         let quant = match w {
             LayerWeight::Quantized(q) => {
                 problems.extend(q.problems.iter().cloned());
-                q.params.as_ref().and_then(|p| quant_summary(q.form, p))
+                edited.or(q.params.as_ref()).and_then(|p| quant_summary(g, q.form, p))
             }
             LayerWeight::Float(_) => None,
         };
@@ -451,7 +484,7 @@ fn param_row(
                 ));
                 None
             }
-            (true, Some(x), Some(y)) => compare_to_reference(x, y, param_values(g, w).1, &mut problems),
+            (true, Some(x), Some(y)) => compare_to_reference(x, y, param_values_with(g, w, edited).1, &mut problems),
             _ => None,
         };
         if let Some(h) = &histogram {
@@ -475,6 +508,15 @@ fn param_row(
     let shared =
         options.histogram_bins.and_then(|bins| laid_out(histograms.iter().map(|(i, h)| (*i, h)), members.len(), bins));
     (out, shared)
+}
+
+/// A member's parameter at one key, with its edited quantization parameters if any.
+struct Found<'a> {
+    vi: usize,
+    g: &'a Graph,
+    w: &'a LayerWeight,
+    weight_slot: usize,
+    edited: Option<&'a QuantParams>,
 }
 
 /// Metrics of `y` against the reference's `x`, through a transpose when the layouts are
@@ -524,6 +566,7 @@ pub fn rebin(
     report: &LayerReport,
     key: ParamKey,
     bins: usize,
+    overrides: &QuantOverrides,
 ) -> Option<SharedHistogram> {
     let sets: Vec<(usize, Values, &Summary)> = reported_members(variants, row)
         .zip(&report.variants)
@@ -531,7 +574,7 @@ pub fn rebin(
         .filter_map(|(i, ((vi, li, _), lv))| {
             let v = variants.get(vi)?;
             let w = key.find(v.layers.get(li)?)?;
-            let (values, _) = param_values(&v.model.graph, w);
+            let (values, _) = param_values_with(&v.model.graph, w, overrides.0.get(&(vi, li, key)));
             let stats = lv.initializers.iter().find(|p| p.key == key)?.stats.as_ref()?;
             Some((i, values?, stats))
         })

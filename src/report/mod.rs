@@ -8,8 +8,9 @@ pub mod gate;
 pub mod markdown;
 
 pub use build::{
-    ActivationReport, InitializerReport, LayerReport, LayerVariant, ParamKey, Report, ReportOptions, SharedHistogram,
-    build_report, layer_report, layer_values, param_values, rebin, reference_index,
+    ActivationReport, InitializerReport, LayerReport, LayerVariant, ParamKey, QuantOverrides, Report, ReportOptions,
+    SharedHistogram, build_report, layer_report, layer_report_with, layer_values, param_values, param_values_with,
+    rebin, reference_index,
 };
 pub use explorer::{ExplorerMetric, to_model_explorer};
 pub use format::{SortKey, sort_layers, sqnr_text, to_csv, to_json, to_table};
