@@ -929,6 +929,9 @@ def write_readme():
         "- `identity_dq/model_int8.onnx`: pt_style/model_int8 with its Identity-fed Conv biases quantized to "
         "int32 (scale = input scale x weight scale, zero point 0) behind DequantizeLinear -> Identity -> Conv, "
         "as reported for torch-exported models quantized by onnxruntime (hand-edited).",
+        "- `one_relu_fused/model_float.onnx`: Copy of resnet8/resnet8_float.onnx.",
+        "- `one_relu_fused/model_int8.onnx`: resnet8_float with only s2_relu1 removed (its consumer reads its "
+        "input) and every node renamed n<i>: only the structure tells which Relu is gone.",
         "- `constw/model_float.onnx`: pt_style/model_float with its `*.weight` initializers in Constant nodes.",
         "- `constw/model_int8.onnx`: onnxruntime quantize_static of constw/model_float (QDQ, per-channel, "
         "QInt8/QInt8): the weights stay float behind QuantizeLinear -> DequantizeLinear (quantized as the "

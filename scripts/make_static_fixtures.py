@@ -13,6 +13,8 @@ Same pinned packages as make_fixtures.py (scripts/requirements-fixtures.txt). Wr
 - tests/data/identity_dq/model_int8.onnx: pt_style/model_int8 with its Identity-fed biases
   quantized to int32 (onnxruntime's bias scale) behind DequantizeLinear -> Identity -> Conv,
   as reported for torch-exported models (hand-edited; model_float.onnx is a copy);
+- tests/data/one_relu_fused/: resnet8_float, and a copy with only s2_relu1 removed and
+  every node renamed (n<i>), so that only the structure tells which Relu is gone;
 - tests/data/constw/model_float.onnx: pt_style/model_float with its weights in Constant
   nodes (as some exporters write them), and constw/model_int8.onnx, onnxruntime's
   quantize_static of it: the weights stay float behind QuantizeLinear -> DequantizeLinear,
@@ -156,6 +158,22 @@ def identity_after_dq(q_path: Path) -> onnx.ModelProto:
     return m
 
 
+def one_relu_fused(float_path: Path, relu: str) -> onnx.ModelProto:
+    """The float model with one Relu removed (its consumers read its input) and every
+    node renamed n<i>: only the graph's structure says which Relu is gone."""
+    m = onnx.load(str(float_path))
+    g = m.graph
+    node = next(n for n in g.node if n.name == relu)
+    for n in g.node:
+        for i, t in enumerate(n.input):
+            if t == node.output[0]:
+                n.input[i] = node.input[0]
+    g.node.remove(node)
+    for i, n in enumerate(g.node):
+        n.name = f"n{i}"
+    return m
+
+
 def arr(g: mf.Graph, name: str):
     return g.inits.get(name)
 
@@ -244,6 +262,8 @@ def main() -> None:
     idq.mkdir(parents=True, exist_ok=True)
     mf.save(onnx.load(str(fp)), "identity_dq/model_float.onnx")
     mf.save(identity_after_dq(folder / "model_int8.onnx"), "identity_dq/model_int8.onnx")
+    mf.save(onnx.load(str(DATA / "resnet8/resnet8_float.onnx")), "one_relu_fused/model_float.onnx")
+    mf.save(one_relu_fused(DATA / "resnet8/resnet8_float.onnx", "s2_relu1"), "one_relu_fused/model_int8.onnx")
     cw = folder.parent / "constw"
     cw.mkdir(parents=True, exist_ok=True)
     cwf = mf.save(with_constant_weights(onnx.load(str(fp))), "constw/model_float.onnx")

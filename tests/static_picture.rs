@@ -222,6 +222,12 @@ fn node_differences_of_the_fixtures() {
     let d = &q.unmatched["q"];
     assert!(d.extra.is_empty(), "{:?}", d.extra);
     assert_eq!(d.missing.iter().filter(|n| n.op == "Relu").count(), 7);
+    // one of seven Relus gone, every node renamed: the right one is named
+    let one = report(&pair("one_relu_fused/model_float.onnx", "one_relu_fused/model_int8.onnx"));
+    let d = &one.unmatched["q"];
+    let names: Vec<&str> = d.missing.iter().map(|n| n.node.as_str()).collect();
+    assert_eq!(names, ["s2_relu1"]);
+    assert!(d.extra.is_empty(), "{:?}", d.extra);
     // every node renamed: the same Relus are found missing, by structure
     let renamed = report(&load("edge/renamed"));
     let d = &renamed.unmatched["int8"];
@@ -401,4 +407,22 @@ fn markdown_summary_names_the_worst_tensors() {
         "{first_row}"
     );
     assert!(section.contains("Not in int8: `stem_relu` (Relu)"), "{section}");
+}
+
+#[test]
+fn the_gate_fails_tensors_it_could_not_compare() {
+    let mut r = report(&load("resnet8"));
+    let t = quantlens::report::Thresholds { min_sqnr_db: Some(0.0), ..Default::default() };
+    let ok = quantlens::report::check(&r, &t).unwrap();
+    assert!(ok.failures.is_empty() && ok.checked > 0, "{:?}", ok.failures);
+    // one int8 tensor's comparison lost, as unusable parameters leave it (the float
+    // counterpart is there): the gate must not pass it silently
+    let entry = r.layers.iter_mut().flat_map(|l| &mut l.variants).find(|v| v.variant == "int8").unwrap();
+    let init = &mut entry.initializers[0];
+    init.metrics = None;
+    init.problems = vec!["2 scales but the weight has 16 channels along axis 0".into()];
+    let v = quantlens::report::check(&r, &t).unwrap();
+    assert_eq!(v.failures.len(), 1, "{:?}", v.failures);
+    assert_eq!(v.failures[0].metric, "not_compared");
+    assert!(v.failures[0].to_string().ends_with("not compared: 2 scales but the weight has 16 channels along axis 0"));
 }

@@ -75,7 +75,7 @@ struct ListHarnessState {
 fn search_narrows_the_layer_list_and_a_click_selects() {
     let variants = load("resnet8");
     let rows = match_layers(&variants, 0);
-    let list = list_rows(&variants, &rows, &vec![None; rows.len()]);
+    let list = list_rows(&variants, 0, &rows, &vec![None; rows.len()]);
     let mut harness = Harness::new_ui_state(
         |ui, s: &mut ListHarnessState| {
             let a = layer_list_ui(ui, &list, 1, &mut s.list, None);
@@ -131,7 +131,9 @@ fn inspector_lists_parameters_and_activation_quantization() {
     harness.run();
     // the bias left in float behind its Identity: exact, folded into the layer
     assert!(harness.query_all_by_label("onnx::Conv_conv2").count() >= 2, "float and int8 bias rows");
-    assert!(harness.query_all_by_label("exact").next().is_some(), "the float bias copy is exact");
+    let bias = &model.members[1].params[1];
+    assert_eq!((bias.role.as_str(), bias.name.as_str(), bias.sqnr.as_str()), ("bias", "onnx::Conv_conv2", "exact"));
+    assert_eq!(harness.query_all_by_label("exact").count(), 1, "the float bias copy is exact, shown once");
     assert_eq!(harness.query_all_by_label("Identity of onnx::Conv_conv2").count(), 2, "folded in both variants");
     // the input activation's scale, zero point and representable range
     let act = model.members[1].activations.iter().find(|a| a.tensor == "relu6_out").unwrap();

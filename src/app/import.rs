@@ -160,6 +160,6 @@ fn spawn_model(commands: &mut Commands, loaded: Loaded, status: &mut Status, lis
     }
     status.stats_done = 0;
     status.stats_total = data.rows.len();
-    let list = crate::view::list_rows(&data.variants, &data.rows, &vec![None; data.rows.len()]);
+    let list = crate::view::list_rows(&data.variants, data.reference, &data.rows, &vec![None; data.rows.len()]);
     commands.insert_resource(OpenModel { root, data, layout: Arc::new(layout), list, list_version });
 }

@@ -145,7 +145,7 @@ fn refresh_list(
             *slot = Some(&stats.0);
         }
     }
-    let list = crate::view::list_rows(&open.data.variants, &open.data.rows, &reports);
+    let list = crate::view::list_rows(&open.data.variants, open.data.reference, &open.data.rows, &reports);
     open.list = list;
     open.list_version += 1;
 }

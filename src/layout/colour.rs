@@ -79,7 +79,8 @@ pub fn block_swatch(
             } else {
                 own.and_then(LayerVariant::ranked_sqnr)
             };
-            db.map_or(Swatch::NEUTRAL, |d| Swatch::quality(if d.is_finite() { sqnr_t(d) } else { 1.0 }))
+            db.filter(|d| !d.is_nan())
+                .map_or(Swatch::NEUTRAL, |d| Swatch::quality(if d == f64::INFINITY { 1.0 } else { sqnr_t(d) }))
         }
         ColourMetric::Range => own
             .and_then(|v| v.stats.as_ref())

@@ -71,7 +71,8 @@ pub fn node_differences(variants: &[Variant], reference: usize, rows: &[MatchRow
 fn diff(refv: &Variant, reference: usize, ref_nodes: &[NodeId], v: &Variant, vi: usize, rows: &[MatchRow]) -> NodeDiff {
     let (rg, g) = (&refv.model.graph, &v.model.graph);
     let nodes = counted(v);
-    let mut paired_ref: HashSet<NodeId> = HashSet::new();
+    // reference node → its counterpart
+    let mut pairs: HashMap<NodeId, NodeId> = HashMap::new();
     let mut paired: HashSet<NodeId> = HashSet::new();
     // 1. layers, through the layer matching
     for row in rows {
@@ -80,7 +81,7 @@ fn diff(refv: &Variant, reference: usize, ref_nodes: &[NodeId], v: &Variant, vi:
             var.layers.get(li).map(|l| l.node)
         };
         if let (Some(r), Some(o)) = (member(reference, refv), member(vi, v)) {
-            paired_ref.insert(r);
+            pairs.insert(r, o);
             paired.insert(o);
         }
     }
@@ -104,20 +105,39 @@ fn diff(refv: &Variant, reference: usize, ref_nodes: &[NodeId], v: &Variant, vi:
             continue;
         }
         if let Some(&r) = ref_names.get(&name)
-            && !paired_ref.contains(&r)
+            && !pairs.contains_key(&r)
             && family(rg, r) == family(g, o)
         {
-            paired_ref.insert(r);
+            pairs.insert(r, o);
             paired.insert(o);
         }
     }
-    // 3. the rest by op family, in topological order
+    // 3. through paired neighbours, in topological order: a node whose producer is paired
+    // pairs with that counterpart's consumer of its family (so a quantizer that fused one
+    // of two `Relu`s leaves the other paired, whatever the names)
+    for &r in ref_nodes {
+        if pairs.contains_key(&r) {
+            continue;
+        }
+        let want = family(rg, r);
+        let found = rg.node(r).into_iter().flat_map(|n| n.inputs.iter().flatten()).find_map(|&t| {
+            let counterpart = *pairs.get(&rg.tensor(t)?.producer?)?;
+            consumers_through_plumbing(v, counterpart)
+                .into_iter()
+                .find(|&c| !paired.contains(&c) && family(g, c) == want)
+        });
+        if let Some(o) = found {
+            pairs.insert(r, o);
+            paired.insert(o);
+        }
+    }
+    // 4. the rest by op family, in topological order
     let mut queues: HashMap<&str, VecDeque<NodeId>> = HashMap::new();
     for &o in nodes.iter().filter(|o| !paired.contains(o)) {
         queues.entry(family(g, o)).or_default().push_back(o);
     }
     let mut missing = Vec::new();
-    for &r in ref_nodes.iter().filter(|r| !paired_ref.contains(r)) {
+    for &r in ref_nodes.iter().filter(|r| !pairs.contains_key(r)) {
         match queues.get_mut(family(rg, r)).and_then(VecDeque::pop_front) {
             Some(o) => {
                 paired.insert(o);
@@ -127,6 +147,31 @@ fn diff(refv: &Variant, reference: usize, ref_nodes: &[NodeId], v: &Variant, vi:
     }
     let extra = nodes.iter().filter(|o| !paired.contains(o)).filter_map(|&o| node_ref(v, o)).collect();
     NodeDiff { missing, extra }
+}
+
+/// The nodes that consume node `n`'s outputs, looking through Q/DQ and parameter plumbing
+/// (a few hops).
+fn consumers_through_plumbing(v: &Variant, n: NodeId) -> Vec<NodeId> {
+    let g = &v.model.graph;
+    let mut out = Vec::new();
+    let mut frontier = vec![n];
+    for _ in 0..4 {
+        let mut next = Vec::new();
+        for id in frontier {
+            for t in g.node(id).map(|node| node.outputs.as_slice()).unwrap_or_default() {
+                for &c in g.tensor(*t).map(|t| t.consumers.as_slice()).unwrap_or_default() {
+                    let plumbing =
+                        v.plumbing.contains(&c) || g.node(c).is_some_and(|node| is_quant_plumbing(&node.op_type));
+                    if plumbing { next.push(c) } else { out.push(c) }
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        frontier = next;
+    }
+    out
 }
 
 /// The op family of node `n` (`""` when absent).

@@ -163,11 +163,29 @@ impl Layer {
 #[must_use]
 pub fn float_slot(op: &str, k: usize) -> Option<usize> {
     match (op, k) {
-        ("QLinearConv" | "QLinearMatMul" | "QGemm", 0) => Some(0),
-        ("QLinearConv" | "QLinearMatMul" | "QGemm", 3) => Some(1),
-        ("QLinearConv", 8) | ("QGemm", 6) => Some(2),
-        ("MatMulInteger" | "ConvInteger", 0 | 1) => Some(k),
-        ("QLinearConv" | "QLinearMatMul" | "QGemm" | "MatMulInteger" | "ConvInteger", _) => None,
+        // A (QLinearAdd/QLinearMul: both operands), B, and the bias (of contrib MatMuls too)
+        ("QLinearConv" | "QLinearMatMul" | "QGemm" | "QLinearAdd" | "QLinearMul", 0) => Some(0),
+        ("QLinearConv" | "QLinearMatMul" | "QGemm" | "QLinearAdd" | "QLinearMul", 3) => Some(1),
+        ("QLinearConv", 8)
+        | ("QGemm" | "MatMulIntegerToFloat", 6)
+        | ("MatMulNBits", 5)
+        | ("DynamicQuantizeMatMul", 4) => Some(2),
+        ("MatMulInteger" | "ConvInteger" | "MatMulNBits" | "DynamicQuantizeMatMul" | "MatMulIntegerToFloat", 0 | 1) => {
+            Some(k)
+        }
+        (
+            "QLinearConv"
+            | "QLinearMatMul"
+            | "QGemm"
+            | "MatMulInteger"
+            | "ConvInteger"
+            | "MatMulNBits"
+            | "DynamicQuantizeMatMul"
+            | "MatMulIntegerToFloat"
+            | "QLinearAdd"
+            | "QLinearMul",
+            _,
+        ) => None,
         _ => Some(k),
     }
 }
@@ -246,8 +264,12 @@ pub fn find_layers_with_plumbing(g: &Graph, order: &[NodeId]) -> (Vec<Layer>, Ha
                 }
             }
         }
-        if let Some((_, k, w)) = best {
-            found.push((n, k, w));
+        if let Some((_, k, _)) = best {
+            // resolved again to record its pass-through nodes (an `Identity` or
+            // `Unsqueeze` of the constant belongs to this layer, not beside it)
+            if let Some(w) = resolve_at(g, n, k, &mut plumbing) {
+                found.push((n, k, w));
+            }
         }
     }
     // the other parameters of every layer; what they pass through (an `Identity` holding
@@ -433,8 +455,11 @@ fn runtime_qdq(
     plumbing.extend([dq, qn]);
     let (scale, zp) = (g.input(qn, 1), g.input(qn, 2));
     let mut problems = Vec::new();
-    if (scale, zp) != (g.input(dq, 1), g.input(dq, 2)) {
-        problems.push("QuantizeLinear and DequantizeLinear name different parameters; the first are used".into());
+    let values = |t: Option<TensorId>| t.map(|t| read_small(g, t).ok());
+    if (scale, zp) != (g.input(dq, 1), g.input(dq, 2))
+        && (values(scale) != values(g.input(dq, 1)) || values(zp) != values(g.input(dq, 2)))
+    {
+        problems.push("QuantizeLinear and DequantizeLinear use different parameters; the first are used".into());
     }
     let zp_dtype = zp.and_then(|t| data(g, t)).map(|d| d.dtype);
     let declared = q_node.attr_int("output_dtype").filter(|&c| c != 0).and_then(|c| i32::try_from(c).ok());
@@ -698,6 +723,38 @@ pub fn for_each_dequantized(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_pair_up_with_the_float_op() {
+        // (op, input) → float op's input; None: quantization parameters
+        let cases: &[(&str, usize, Option<usize>)] = &[
+            ("Conv", 2, Some(2)),
+            ("QLinearConv", 3, Some(1)),
+            ("QLinearConv", 8, Some(2)),
+            ("QLinearConv", 4, None),
+            ("QLinearConv", 6, None),
+            ("MatMulIntegerToFloat", 6, Some(2)),
+            ("QLinearMatMul", 3, Some(1)),
+            ("QLinearMatMul", 7, None),
+            ("QGemm", 3, Some(1)),
+            ("QGemm", 6, Some(2)),
+            ("QGemm", 7, None),
+            ("MatMulInteger", 1, Some(1)),
+            ("MatMulInteger", 3, None),
+            ("ConvInteger", 2, None),
+            ("QLinearAdd", 3, Some(1)),
+            ("QLinearAdd", 1, None),
+            ("MatMulNBits", 2, None),
+            ("MatMulNBits", 5, Some(2)),
+        ];
+        for &(op, k, slot) in cases {
+            assert_eq!(float_slot(op, k), slot, "{op} input {k}");
+        }
+        assert_eq!(role_of("QLinearConv", 2), ParamRole::Bias);
+        assert_eq!(role_of("Gemm", 2), ParamRole::Bias);
+        assert_eq!(role_of("Clip", 2), ParamRole::Other);
+        assert_eq!(role_of("Mul", 1), ParamRole::Other);
+    }
 
     #[test]
     fn uint8_zero_point_does_not_wrap() {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::model::activation::{ActRole, ActivationQuant, layer_activations};
 use crate::model::dtype::DType;
-use crate::model::graph::{Graph, Issue, shape_string};
+use crate::model::graph::{Graph, Issue, NodeId, shape_string};
 use crate::model::matching::{MatchHow, MatchRow, match_layers};
 use crate::model::node_diff::{NodeDiff, node_differences};
 use crate::model::quant::{Layer, LayerWeight, ParamRole, QuantForm, QuantParams};
@@ -55,6 +55,9 @@ pub struct QuantSummary {
 pub struct LayerVariant {
     pub variant: String,
     pub node: String,
+    /// The node in this variant's graph (names may repeat; this does not).
+    #[serde(skip)]
+    pub node_id: NodeId,
     pub op: String,
     pub matched_by: MatchHow,
     /// The stored weight tensor (the integer one for quantized layers).
@@ -75,15 +78,22 @@ pub struct LayerVariant {
 }
 
 impl LayerVariant {
+    /// The metrics of every tensor compared with float.
+    pub fn compared(&self) -> impl Iterator<Item = &ErrorMetrics> {
+        self.initializers.iter().filter_map(|i| i.metrics.as_ref())
+    }
+
+    /// The metrics of every tensor compared with float and not reproduced exactly: what
+    /// worst-of orders and gates look at.
+    pub fn inexact(&self) -> impl Iterator<Item = &ErrorMetrics> {
+        self.compared().filter(|m| !m.exact)
+    }
+
     /// The lowest SQNR of this entry's tensors, exact ones counting as +∞; `None` when
     /// none was compared.
     #[must_use]
     pub fn ranked_sqnr(&self) -> Option<f64> {
-        self.initializers
-            .iter()
-            .filter_map(|i| i.metrics.as_ref())
-            .map(ErrorMetrics::sqnr_for_ranking)
-            .min_by(f64::total_cmp)
+        self.compared().map(ErrorMetrics::sqnr_for_ranking).min_by(f64::total_cmp)
     }
 
     /// The float range the layer's quantized output activation can represent (else its
@@ -98,12 +108,7 @@ impl LayerVariant {
     /// The lowest SQNR among this entry's tensors that are not exact.
     #[must_use]
     pub fn worst_sqnr(&self) -> Option<f64> {
-        self.initializers
-            .iter()
-            .filter_map(|i| i.metrics.as_ref())
-            .filter(|m| !m.exact)
-            .map(|m| m.sqnr_db)
-            .min_by(f64::total_cmp)
+        self.inexact().map(|m| m.sqnr_db).min_by(f64::total_cmp)
     }
 }
 
@@ -385,6 +390,7 @@ pub fn layer_report_with(
         out.push(LayerVariant {
             variant: v.spec.name.clone(),
             node: label,
+            node_id: layer.node,
             op: node.op_type.clone(),
             matched_by: how,
             weight: main.map(|m| m.name.clone()).unwrap_or_default(),
@@ -398,14 +404,7 @@ pub fn layer_report_with(
             initializers,
         });
     }
-    let main_len = |vi: usize, l: &Layer| {
-        variants.get(vi)?.model.graph.tensor(l.weight.tensor())?.data.as_ref().map(crate::model::TensorData::len)
-    };
-    let constant = match ref_layer {
-        Some(l) => main_len(reference, l),
-        None => members.first().and_then(|&(vi, li, _)| main_len(vi, variants.get(vi)?.layers.get(li)?)),
-    }
-    .is_some_and(|n| n <= 1);
+    let constant = row_is_constant(variants, reference, row);
     let (layer, op, depth) = head.unwrap_or_default();
     LayerReport { layer, op, depth, constant, variants: out, histogram }
 }
@@ -540,6 +539,24 @@ fn compare_to_reference(
         return None;
     };
     compared.map_err(|e| problems.push(e.to_string())).ok()
+}
+
+/// True when the row's main weight is a single value (the reference's, else the first
+/// member's): a scalar `Mul`/`Add`/`Clip` operand, listed apart from the layers.
+#[must_use]
+pub fn row_is_constant(variants: &[Variant], reference: usize, row: &MatchRow) -> bool {
+    let len = |vi: usize, li: usize| {
+        let v = variants.get(vi)?;
+        v.model.graph.tensor(v.layers.get(li)?.weight.tensor())?.data.as_ref().map(crate::model::TensorData::len)
+    };
+    let member = row
+        .members
+        .get(reference)
+        .copied()
+        .flatten()
+        .map(|(li, _)| (reference, li))
+        .or_else(|| row.members.iter().enumerate().find_map(|(vi, m)| m.map(|(li, _)| (vi, li))));
+    member.and_then(|(vi, li)| len(vi, li)).is_some_and(|n| n <= 1)
 }
 
 /// The members of `row` that get an entry in [`LayerReport::variants`], in its order:

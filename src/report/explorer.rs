@@ -24,7 +24,7 @@ pub enum ExplorerMetric {
 }
 
 fn value(v: &LayerVariant, metric: ExplorerMetric) -> Option<f64> {
-    let ms = v.initializers.iter().filter_map(|i| i.metrics.as_ref()).filter(|m| !m.exact);
+    let ms = v.inexact();
     match metric {
         ExplorerMetric::Sqnr => ms.map(|m| m.sqnr_db).min_by(f64::total_cmp),
         ExplorerMetric::Mse => ms.map(|m| m.mse).max_by(f64::total_cmp),
@@ -37,8 +37,10 @@ fn value(v: &LayerVariant, metric: ExplorerMetric) -> Option<f64> {
     .filter(|x| x.is_finite())
 }
 
-/// The node id Model Explorer's ONNX adapter gives node `n` of `v`.
-fn node_id(v: &Variant, n: crate::model::NodeId) -> Option<String> {
+/// The node id Model Explorer's ONNX adapter gives node `n` of `v`: its name, or
+/// `<node_i>` with `i` its index in the main graph (whose nodes are imported first, so
+/// `i` is `n`); subgraph nodes have none.
+pub(crate) fn node_id(v: &Variant, n: crate::model::NodeId) -> Option<String> {
     let node = v.model.graph.node(n)?;
     if !node.scope.is_empty() {
         return None;
@@ -70,14 +72,11 @@ pub fn to_model_explorer(
     if name == report.reference {
         return Err(format!("`{name}` is the reference: pick a quantized variant with --variant"));
     }
-    // report entries name their node by label
-    let by_label: std::collections::HashMap<String, crate::model::NodeId> =
-        v.layers.iter().filter_map(|l| Some((v.model.graph.node(l.node)?.label(l.node), l.node))).collect();
     let mut results = Map::new();
     for l in &report.layers {
         for lv in l.variants.iter().filter(|lv| lv.variant == name) {
-            let (Some(x), Some(&n)) = (value(lv, metric), by_label.get(&lv.node)) else { continue };
-            if let Some(id) = node_id(v, n) {
+            let Some(x) = value(lv, metric) else { continue };
+            if let Some(id) = node_id(v, lv.node_id) {
                 results.insert(id, json!({ "value": x }));
             }
         }
@@ -107,4 +106,28 @@ pub fn to_model_explorer(
     let mut file = Map::new();
     file.insert(graph_id, Value::Object(graph));
     serde_json::to_string_pretty(&Value::Object(file)).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Variant, VariantKind, VariantSpec, load_model};
+
+    fn variant(rel: &str) -> Variant {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel);
+        let spec = VariantSpec { name: "q".into(), kind: VariantKind::Other, path: path.clone() };
+        Variant::new(spec, load_model(&path).unwrap())
+    }
+
+    #[test]
+    fn node_ids_follow_the_onnx_adapter() {
+        // onnx.load: [(0, 'dup', MatMul), (1, 'dup', Relu), (2, '', MatMul), (3, '', Relu), (4, 'last', MatMul)]
+        let v = variant("edge/dup_names.onnx");
+        let ids: Vec<String> = (0..v.model.graph.nodes.len()).filter_map(|n| node_id(&v, n)).collect();
+        assert_eq!(ids, ["dup", "dup", "<node_2>", "<node_3>", "last"]);
+        // subgraph nodes have no id of the main graph (onnx.load: one main node, `outer_if`)
+        let v = variant("edge/subgraph_if.onnx");
+        let ids: Vec<String> = (0..v.model.graph.nodes.len()).filter_map(|n| node_id(&v, n)).collect();
+        assert_eq!(ids, ["outer_if"]);
+    }
 }

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use super::build::{InitializerReport, LayerReport, LayerVariant, Report};
 use crate::stats::ErrorMetrics;
+use crate::stats::metrics::rmse_distance;
 
 /// Layer order of a report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -14,7 +15,7 @@ pub enum SortKey {
     Sqnr,
     /// Largest MSE first.
     Mse,
-    /// Largest rmse/scale first.
+    /// rmse/scale farthest from 0.289 (healthy rounding) first.
     RmseScale,
     Name,
 }
@@ -23,13 +24,7 @@ pub enum SortKey {
 /// weight is a scalar constant after the others, and rank exact tensors as lossless.
 pub fn sort_layers(report: &mut Report, key: SortKey) {
     let worst = |l: &LayerReport, f: &dyn Fn(&ErrorMetrics) -> Option<f64>| {
-        l.variants
-            .iter()
-            .flat_map(|v| &v.initializers)
-            .filter_map(|i| i.metrics.as_ref())
-            .filter(|m| !m.exact)
-            .filter_map(f)
-            .max_by(f64::total_cmp)
+        l.variants.iter().flat_map(LayerVariant::inexact).filter_map(f).max_by(f64::total_cmp)
     };
     let desc = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) => b.total_cmp(&a),
@@ -45,7 +40,7 @@ pub fn sort_layers(report: &mut Report, key: SortKey) {
         SortKey::Name => report.layers.sort_by(|a, b| a.layer.cmp(&b.layer)),
         SortKey::Sqnr => by(&|m| Some(-m.sqnr_db), &mut report.layers),
         SortKey::Mse => by(&|m| Some(m.mse), &mut report.layers),
-        SortKey::RmseScale => by(&|m| m.rmse_over_scale, &mut report.layers),
+        SortKey::RmseScale => by(&|m| m.rmse_over_scale.map(rmse_distance), &mut report.layers),
     }
 }
 
@@ -57,7 +52,7 @@ pub fn to_json(report: &Report) -> serde_json::Result<String> {
     serde_json::to_string_pretty(report)
 }
 
-/// CSV columns, one row per (layer, variant). Documented in README.md.
+/// CSV columns, one row per (layer, variant, parameter). Documented in README.md.
 pub const CSV_COLUMNS: &[&str] = &[
     "layer",
     "op",
@@ -261,8 +256,10 @@ pub fn to_table(report: &Report) -> String {
                 };
                 let _ = writeln!(out, "{}", table_line(&name, &op, &variant, init));
             }
-            for p in &v.problems {
-                let _ = writeln!(out, "{:<28} ! {}: {p}", "", v.variant);
+            for init in &v.initializers {
+                for p in &init.problems {
+                    let _ = writeln!(out, "{:<28} ! {} {} {}: {p}", "", v.variant, init.role.name(), init.name);
+                }
             }
         }
     }

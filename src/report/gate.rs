@@ -1,6 +1,8 @@
 //! The CI gate: every quantized tensor of every layer checked against thresholds
-//! (`quantlens check`). Exact tensors pass; tensors without a float counterpart are not
-//! compared and cannot fail, so a variant with nothing compared is an error of its own.
+//! (`quantlens check`). Exact tensors pass. A tensor whose float counterpart exists but
+//! that could not be compared (unusable quantization parameters, unreadable data, another
+//! layout) fails: the gate cannot vouch for it. A variant with nothing compared at all is
+//! an error of its own.
 
 use super::build::Report;
 
@@ -15,6 +17,19 @@ pub struct Thresholds {
     pub variant: Option<String>,
 }
 
+impl Thresholds {
+    /// Refuses thresholds that check nothing.
+    ///
+    /// # Errors
+    /// When neither threshold is given.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min_sqnr_db.is_none() && self.max_rmse_over_scale.is_none() {
+            return Err("give a threshold: --min-sqnr DB and/or --max-rmse-scale X".into());
+        }
+        Ok(())
+    }
+}
+
 /// One tensor that falls short.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Failure {
@@ -25,10 +40,19 @@ pub struct Failure {
     pub metric: &'static str,
     pub value: f64,
     pub threshold: f64,
+    /// Why the tensor could not be compared (`metric` is then `not_compared`).
+    pub reason: Option<String>,
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(reason) = &self.reason {
+            return write!(
+                f,
+                "FAIL {} [{}] {} ({}): not compared: {reason}",
+                self.layer, self.variant, self.tensor, self.role
+            );
+        }
         let op = if self.metric == "sqnr_db" { "<" } else { ">" };
         write!(
             f,
@@ -54,9 +78,7 @@ pub struct Verdict {
 /// When no threshold is given, `t.variant` names no quantized variant, or a checked
 /// variant has no tensor compared with float (nothing to vouch for).
 pub fn check(report: &Report, t: &Thresholds) -> Result<Verdict, String> {
-    if t.min_sqnr_db.is_none() && t.max_rmse_over_scale.is_none() {
-        return Err("give a threshold: --min-sqnr DB and/or --max-rmse-scale X".into());
-    }
+    t.validate()?;
     let quantized: Vec<&str> =
         report.variants.iter().map(|v| v.name.as_str()).filter(|n| *n != report.reference).collect();
     let names: Vec<String> = match &t.variant {
@@ -77,14 +99,10 @@ pub fn check(report: &Report, t: &Thresholds) -> Result<Verdict, String> {
     for name in &names {
         let mut compared = 0;
         for l in &report.layers {
+            let reference = l.variants.iter().find(|v| v.variant == report.reference);
             for v in l.variants.iter().filter(|v| &v.variant == name) {
                 for init in &v.initializers {
-                    let Some(m) = &init.metrics else { continue };
-                    compared += 1;
-                    if m.exact {
-                        continue;
-                    }
-                    let fail = |metric, value, threshold| Failure {
+                    let fail = |metric, value, threshold, reason| Failure {
                         layer: l.layer.clone(),
                         variant: name.clone(),
                         tensor: init.name.clone(),
@@ -92,16 +110,29 @@ pub fn check(report: &Report, t: &Thresholds) -> Result<Verdict, String> {
                         metric,
                         value,
                         threshold,
+                        reason,
                     };
+                    let Some(m) = &init.metrics else {
+                        let counterpart = reference.is_some_and(|r| r.initializers.iter().any(|i| i.key == init.key));
+                        if counterpart {
+                            let reason = init.problems.first().cloned().unwrap_or_else(|| "no metrics".into());
+                            verdict.failures.push(fail("not_compared", f64::NAN, f64::NAN, Some(reason)));
+                        }
+                        continue;
+                    };
+                    compared += 1;
+                    if m.exact {
+                        continue;
+                    }
                     if let Some(min) = t.min_sqnr_db
                         && m.sqnr_db.partial_cmp(&min).is_none_or(std::cmp::Ordering::is_lt)
                     {
-                        verdict.failures.push(fail("sqnr_db", m.sqnr_db, min));
+                        verdict.failures.push(fail("sqnr_db", m.sqnr_db, min, None));
                     }
                     if let (Some(max), Some(r)) = (t.max_rmse_over_scale, m.rmse_over_scale)
                         && r.partial_cmp(&max).is_none_or(std::cmp::Ordering::is_gt)
                     {
-                        verdict.failures.push(fail("rmse_over_scale", r, max));
+                        verdict.failures.push(fail("rmse_over_scale", r, max, None));
                     }
                 }
             }

@@ -2,11 +2,11 @@
 //! attributes, inputs and outputs with shapes and dtypes, quantization parameters
 //! (per-tensor value or per-channel summary), folded Q/DQ nodes, statistics and metrics.
 
+use crate::model::ActRole;
 use crate::model::graph::{AttrValue, TensorKind, shape_string};
 use crate::model::quant::{LayerWeight, QuantParams};
-use crate::model::{ActRole, ActivationQuant};
 use crate::model::{NodeId, Variant};
-use crate::report::{InitializerReport, LayerReport};
+use crate::report::{ActivationReport, InitializerReport, LayerReport};
 use crate::stats::{ErrorMetrics, Summary};
 
 use super::fmt_num;
@@ -244,9 +244,15 @@ pub fn inspector(variants: &[Variant], members: &[Member<'_>], report: Option<&L
             metrics: entry.and_then(|e| e.metrics.clone()),
             problems: entry.map(|e| e.problems.clone()).unwrap_or_default(),
             params: entry.map(|e| e.initializers.iter().map(param_view).collect()).unwrap_or_default(),
-            activations: layer
-                .map(|l| crate::model::layer_activations(g, l.node).iter().map(activation_view).collect())
-                .unwrap_or_default(),
+            // from the report once it is in (no graph walk per frame); before, from the graph
+            activations: match (entry, layer) {
+                (Some(e), _) => e.activations.iter().map(activation_view).collect(),
+                (None, Some(l)) => crate::model::layer_activations(g, l.node)
+                    .iter()
+                    .map(|a| activation_view(&ActivationReport::from(a)))
+                    .collect(),
+                (None, None) => Vec::new(),
+            },
         });
     }
     Some(out)
@@ -285,16 +291,16 @@ fn param_view(i: &InitializerReport) -> ParamView {
     }
 }
 
-fn activation_view(a: &ActivationQuant) -> ActivationView {
+fn activation_view(a: &ActivationReport) -> ActivationView {
     ActivationView {
         tensor: a.tensor.clone(),
         role: match a.role {
             ActRole::Input => "input".into(),
             ActRole::Output => "output".into(),
         },
-        dtype: a.dtype.name(),
+        dtype: a.dtype.clone(),
         scale: fmt_num(f64::from(a.scale)),
         zero_point: a.zero_point,
-        range: a.range().map_or_else(|| "?".into(), |(lo, hi)| format!("[{}, {}]", fmt_num(lo), fmt_num(hi))),
+        range: a.range.map_or_else(|| "?".into(), |[lo, hi]| format!("[{}, {}]", fmt_num(lo), fmt_num(hi))),
     }
 }

@@ -3,7 +3,8 @@
 
 use crate::model::Variant;
 use crate::model::matching::{MatchRow, op_family};
-use crate::report::LayerReport;
+use crate::report::build::row_is_constant;
+use crate::report::{LayerReport, LayerVariant};
 
 /// One row of the layer list.
 #[derive(Clone, Debug, PartialEq)]
@@ -100,7 +101,12 @@ pub struct LayerQuery {
 
 /// Builds the rows; `reports[i]` is the report of match row `i` once computed.
 #[must_use]
-pub fn list_rows(variants: &[Variant], rows: &[MatchRow], reports: &[Option<&LayerReport>]) -> Vec<ListRow> {
+pub fn list_rows(
+    variants: &[Variant],
+    reference: usize,
+    rows: &[MatchRow],
+    reports: &[Option<&LayerReport>],
+) -> Vec<ListRow> {
     rows.iter()
         .enumerate()
         .map(|(ri, row)| {
@@ -126,13 +132,7 @@ pub fn list_rows(variants: &[Variant], rows: &[MatchRow], reports: &[Option<&Lay
             }
             let report = reports.get(ri).copied().flatten();
             // every tensor of every variant; exact tensors are lossless, not 0 or 300 dB
-            let compared = || {
-                report
-                    .into_iter()
-                    .flat_map(|r| &r.variants)
-                    .flat_map(|v| &v.initializers)
-                    .filter_map(|i| i.metrics.as_ref())
-            };
+            let compared = || report.into_iter().flat_map(|r| &r.variants).flat_map(LayerVariant::compared);
             let inexact = || compared().filter(|m| !m.exact);
             let rmse = inexact()
                 .filter_map(|m| m.rmse_over_scale)
@@ -148,7 +148,7 @@ pub fn list_rows(variants: &[Variant], rows: &[MatchRow], reports: &[Option<&Lay
                 worst_max_abs: inexact().map(|m| m.max_abs).max_by(f64::total_cmp),
                 worst_rmse_over_scale: rmse,
                 exact: compared().next().is_some() && inexact().next().is_none(),
-                constant: report.map_or(params <= 1 && params > 0, |r| r.constant),
+                constant: report.map_or_else(|| row_is_constant(variants, reference, row), |r| r.constant),
                 params,
             }
         })
@@ -209,17 +209,20 @@ pub fn query_rows(rows: &[ListRow], q: &LayerQuery) -> Result<Vec<usize>, String
                 })
             });
         }
-        SortBy::Mse => {
-            out.sort_by(|a, b| {
+        SortBy::Mse => out.sort_by(|a, b| {
+            constant(a).cmp(&constant(b)).then_with(|| {
                 key(get(a).and_then(|r| r.worst_mse), true).total_cmp(&key(get(b).and_then(|r| r.worst_mse), true))
-            });
-        }
+            })
+        }),
         SortBy::MaxAbs => out.sort_by(|a, b| {
-            key(get(a).and_then(|r| r.worst_max_abs), true).total_cmp(&key(get(b).and_then(|r| r.worst_max_abs), true))
+            constant(a).cmp(&constant(b)).then_with(|| {
+                key(get(a).and_then(|r| r.worst_max_abs), true)
+                    .total_cmp(&key(get(b).and_then(|r| r.worst_max_abs), true))
+            })
         }),
         SortBy::RmseOverScale => out.sort_by(|a, b| {
             let d = |i: &usize| key(get(i).and_then(|r| r.worst_rmse_over_scale.map(rmse_distance)), true);
-            d(a).total_cmp(&d(b))
+            constant(a).cmp(&constant(b)).then_with(|| d(a).total_cmp(&d(b)))
         }),
         SortBy::Params => out.sort_by_key(|i| std::cmp::Reverse(get(i).map_or(0, |r| r.params))),
     }
@@ -283,6 +286,12 @@ mod tests {
         assert_eq!(query_rows(&rs, &q).unwrap(), [1, 3, 0, 2, 5], "hidden by default; exact sorts with the missing");
         let q = LayerQuery { sort: SortBy::Sqnr, show_constants: true, ..Default::default() };
         assert_eq!(query_rows(&rs, &q).unwrap(), [1, 3, 0, 2, 5, 4], "shown on demand, after the rest");
+        // in every metric order (the constant has the largest MSE and max |err| here)
+        rs[4].worst_max_abs = Some(1e9);
+        for sort in [SortBy::Mse, SortBy::MaxAbs, SortBy::RmseOverScale] {
+            let q = LayerQuery { sort, show_constants: true, ..Default::default() };
+            assert_eq!(query_rows(&rs, &q).unwrap().last(), Some(&4), "{sort:?}");
+        }
         assert_eq!(rs[5].sqnr_text(), "exact");
         let mut missing = row(6, "only_float", "Relu", None);
         missing.present = vec![true, false];
