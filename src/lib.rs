@@ -6,6 +6,7 @@
 
 #[cfg(feature = "gui")]
 pub mod app;
+pub mod infer;
 pub mod layout;
 pub mod model;
 pub mod report;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use quantlens::infer::InputSpec;
 use quantlens::model::Access;
 use quantlens::model::variants::{VariantSpec, discover, load_variants_with, parse_variant_arg};
 use quantlens::model::{Severity, Variant};
@@ -52,6 +53,16 @@ enum Command {
         /// The value overlaid on each node (with --format model-explorer).
         #[arg(long, value_enum, default_value_t = ExplorerMetric::Sqnr)]
         metric: ExplorerMetric,
+        /// Run every variant (tract) on these inputs and compare their activations (JSON
+        /// `activations`): `random`, `random:SEED` or a .npy whose rows are samples.
+        #[arg(long, value_name = "SPEC")]
+        inputs: Option<InputSpec>,
+        /// How many samples to run (at most the .npy's rows).
+        #[arg(long, default_value_t = 1)]
+        samples: usize,
+        /// The size of a dynamic input dimension: NAME=N (repeatable).
+        #[arg(long = "dim", value_name = "NAME=N", value_parser = parse_dim)]
+        dims: Vec<(String, usize)>,
         /// Write to this file instead of standard output (written atomically).
         #[arg(long, short)]
         out: Option<PathBuf>,
@@ -172,8 +183,9 @@ pub fn run() -> ExitCode {
         }
     };
     match cli.command {
-        Some(Command::Report { input, format, sort, bins, metric, out }) => {
-            report::run(&input, format, sort, bins, metric, out.as_deref())
+        Some(Command::Report { input, format, sort, bins, metric, inputs, samples, dims, out }) => {
+            let run = inputs.map(|spec| report::RunInputs { spec, samples, dims: dims.into_iter().collect() });
+            report::run(&input, format, sort, bins, metric, run.as_ref(), out.as_deref())
         }
         Some(Command::Check { input, min_sqnr, max_rmse_scale }) => check::run(&input, min_sqnr, max_rmse_scale),
         Some(Command::Bench { input, bins }) => bench::run(&input, bins),
@@ -246,4 +258,11 @@ fn parse_bins(s: &str) -> Result<usize, String> {
     } else {
         Err(format!("bins must be 1 to {}", quantlens::stats::MAX_BINS))
     }
+}
+
+/// `NAME=N` of `--dim`.
+fn parse_dim(s: &str) -> Result<(String, usize), String> {
+    let (name, n) = s.split_once('=').ok_or_else(|| format!("--dim expects NAME=N, got `{s}`"))?;
+    let n = n.parse().map_err(|_| format!("`{n}` is not a size"))?;
+    Ok((name.to_string(), n))
 }

@@ -5,13 +5,23 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::collections::HashMap;
+
+use quantlens::infer::{InputSpec, activation_report, samples};
 use quantlens::report::{
-    ExplorerMetric, ReportOptions, SortKey, build_report, sort_layers, to_csv, to_json, to_markdown, to_model_explorer,
-    to_table,
+    ExplorerMetric, ReportOptions, SortKey, build_report, reference_index, sort_layers, to_csv, to_json, to_markdown,
+    to_model_explorer, to_table,
 };
 
 use super::write::write_atomically;
 use super::{EXIT_DATA_ERRORS, EXIT_FAILED, Format, Input, load};
+
+/// What `--inputs` asks to run.
+pub struct RunInputs {
+    pub spec: InputSpec,
+    pub samples: usize,
+    pub dims: HashMap<String, usize>,
+}
 
 /// `quantlens report`.
 pub fn run(
@@ -20,6 +30,7 @@ pub fn run(
     sort: SortKey,
     bins: Option<usize>,
     metric: ExplorerMetric,
+    run_inputs: Option<&RunInputs>,
     out: Option<&Path>,
 ) -> ExitCode {
     let selected = match input.selected() {
@@ -43,6 +54,25 @@ pub fn run(
     };
     let mut report = build_report(&variants, ReportOptions { histogram_bins: bins });
     sort_layers(&mut report, sort);
+    let mut data_errors = data_errors;
+    if let Some(r) = run_inputs {
+        let reference = reference_index(&variants);
+        let Some(graph) = variants.get(reference).map(|v| &v.model.graph) else { return ExitCode::from(EXIT_FAILED) };
+        let samples = match samples(graph, &r.spec, r.samples.max(1), &r.dims) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("quantlens: error: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        };
+        let (rows, failures) = activation_report(&variants, reference, &samples);
+        for f in &failures {
+            // the static report stands; the variant's activations are left out
+            eprintln!("quantlens: error: {f}");
+        }
+        data_errors |= !failures.is_empty();
+        report.activations = Some(rows);
+    }
     let text = match format {
         Format::Table => Ok(to_table(&report)),
         Format::Csv => Ok(to_csv(&report)),

@@ -215,6 +215,9 @@ pub struct Report {
     pub layers: Vec<LayerReport>,
     /// Per variant (not the reference): nodes it lacks or adds against the reference.
     pub unmatched: BTreeMap<String, NodeDiff>,
+    /// Activations of the variants run on inputs (`report --inputs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activations: Option<Vec<crate::infer::ActivationRow>>,
 }
 
 /// Index of the reference variant: the first float one, else the first.
@@ -238,6 +241,7 @@ pub fn build_report(variants: &[Variant], options: ReportOptions) -> Report {
         variants: variants.iter().map(variant_info).collect(),
         layers,
         unmatched,
+        activations: None,
     }
 }
 

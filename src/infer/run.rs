@@ -1,0 +1,91 @@
+//! One variant as tract runs it: built once from its file with the given input facts and
+//! the activations to capture made outputs, then run sample by sample.
+
+use std::path::Path;
+
+use tract_onnx::prelude::*;
+
+use super::InferError;
+use super::inputs::{InputTensor, Sample};
+use super::npy::NpyData;
+
+type Plan = std::sync::Arc<TypedRunnableModel>;
+
+/// A variant ready to run, with the tensors it captures.
+pub struct Runner {
+    plan: Plan,
+    /// The captured tensors' names, in the order of [`Runner::run`]'s results (names tract
+    /// does not know are left out).
+    pub captured: Vec<String>,
+    /// How many of the model's own outputs precede the captured ones.
+    outputs: usize,
+    variant: String,
+}
+
+fn tract_error(variant: &str, e: &TractError) -> InferError {
+    InferError::Tract { variant: variant.to_string(), reason: format!("{e:?}").replace('\n', " ") }
+}
+
+impl Runner {
+    /// Builds `path` (variant `variant`) for inputs shaped like `sample`, capturing the
+    /// tensors named in `capture` besides the model's outputs.
+    ///
+    /// # Errors
+    /// When tract cannot load or type the model (an op it does not implement names itself
+    /// and its node).
+    pub fn new(path: &Path, variant: &str, sample: &Sample, capture: &[String]) -> Result<Self, InferError> {
+        let err = |e: TractError| tract_error(variant, &e);
+        let mut model = tract_onnx::onnx().model_for_path(path).map_err(err)?;
+        for (i, t) in sample.iter().enumerate() {
+            let dt = match t.data {
+                NpyData::F32(_) => f32::datum_type(),
+                NpyData::I64(_) => i64::datum_type(),
+            };
+            model = model.with_input_fact(i, InferenceFact::dt_shape(dt, t.shape.clone())).map_err(err)?;
+        }
+        let known: std::collections::HashSet<&str> = model.outlet_labels.values().map(String::as_str).collect();
+        let captured: Vec<String> = capture.iter().filter(|n| known.contains(n.as_str())).cloned().collect();
+        let outputs: Vec<String> = model
+            .output_outlets()
+            .map_err(err)?
+            .iter()
+            .map(|o| {
+                model.outlet_label(*o).map_or_else(|| format!("{}:{}", model.node(o.node).name, o.slot), String::from)
+            })
+            .collect();
+        let n_outputs = outputs.len();
+        model.select_outputs_by_name(outputs.iter().chain(&captured)).map_err(err)?;
+        let plan = model
+            .into_typed()
+            .and_then(TypedModel::into_decluttered)
+            .and_then(TypedModel::into_runnable)
+            .map_err(err)?;
+        Ok(Self { plan, captured, outputs: n_outputs, variant: variant.to_string() })
+    }
+
+    /// Runs one sample: the captured tensors' values as f32, in [`Runner::captured`]'s
+    /// order.
+    ///
+    /// # Errors
+    /// When tract fails on the sample.
+    pub fn run(&self, sample: &[InputTensor]) -> Result<Vec<Vec<f32>>, InferError> {
+        let err = |e: TractError| tract_error(&self.variant, &e);
+        let inputs: TVec<TValue> = sample
+            .iter()
+            .map(|t| match &t.data {
+                NpyData::F32(v) => Tensor::from_shape(&t.shape, v),
+                NpyData::I64(v) => Tensor::from_shape(&t.shape, v),
+            })
+            .map(|r| r.map(TValue::from))
+            .collect::<TractResult<_>>()
+            .map_err(err)?;
+        let out = self.plan.run(inputs).map_err(err)?;
+        out.iter()
+            .skip(self.outputs)
+            .map(|v| {
+                let v = v.cast_to::<f32>().map_err(err)?;
+                Ok(v.to_plain_array_view::<f32>().map_err(err)?.iter().copied().collect())
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,84 @@
+//! Running the variants with tract: activations compared as onnxruntime's `qdq_loss_debug`
+//! does, checked against what onnxruntime itself gives on the same samples
+//! (`scripts/make_infer_fixtures.py` → `tests/data/infer_golden.json`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{cli, data, load};
+use quantlens::infer::{InputSpec, activation_report, samples};
+
+#[test]
+fn activation_errors_match_onnxruntime_qdq_loss_debug() {
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data("infer_golden.json")).unwrap()).unwrap();
+    let variants = load("resnet8");
+    let spec = InputSpec::Npy(data(golden["inputs"].as_str().unwrap()));
+    let s = samples(&variants[0].model.graph, &spec, 100, &HashMap::new()).unwrap();
+    assert_eq!(s.len(), 4, "the .npy's four rows");
+    let (rows, failures) = activation_report(&variants, 0, &s);
+    assert!(failures.is_empty(), "{failures:?}");
+    let mut checked = 0;
+    for (variant, tensors) in golden["variants"].as_object().unwrap() {
+        for (tensor, e) in tensors.as_object().unwrap() {
+            let row = rows.iter().find(|r| &r.tensor == tensor).unwrap_or_else(|| panic!("no activation {tensor}"));
+            let v = row.variants.iter().find(|v| &v.variant == variant).unwrap();
+            for (ours, key) in [(v.qdq_err_db, "qdq_err"), (v.xmodel_err_db, "xmodel_err")] {
+                let (ours, theirs) = (ours.unwrap(), e[key].as_f64().unwrap());
+                if theirs > 100.0 {
+                    // reproduced (next to) exactly: the number is ε's, not the tensor's
+                    assert!(ours > 100.0, "{variant} {tensor} {key}: {ours} vs {theirs}");
+                } else {
+                    assert!((ours - theirs).abs() < 0.5, "{variant} {tensor} {key}: {ours} vs {theirs}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 32, "16 activations in int8 and uint8");
+    // the ReLU fused into the stem's quantization: its range starts at 0 and the float
+    // model's (post-ReLU) values fit it but for a few calibration outliers
+    let stem = rows.iter().find(|r| r.tensor == "stem_relu_out").unwrap();
+    let [lo, _] = stem.variants[0].range.unwrap();
+    assert_eq!(lo, 0.0, "ReLU fused: zero point at qmin");
+    assert!(stem.variants.iter().all(|v| v.clip_fraction.is_some_and(|c| (0.0..0.01).contains(&c))));
+}
+
+#[test]
+fn report_with_inputs_adds_activations_and_refuses_bad_specs() {
+    let dir = data("resnet8");
+    let npy = data("infer/resnet8_inputs.npy");
+    let (code, out, err) = cli(&[
+        "report",
+        dir.to_str().unwrap(),
+        "--format",
+        "json",
+        "--inputs",
+        npy.to_str().unwrap(),
+        "--samples",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let acts = json["activations"].as_array().unwrap();
+    assert_eq!(acts.len(), 16);
+    let first = &acts[0]["variants"][0];
+    for k in
+        ["variant", "qdq_err_db", "xmodel_err_db", "mse", "max_abs", "cosine", "clip_fraction", "range_used", "stats"]
+    {
+        assert!(!first[k].is_null(), "{k}");
+    }
+    // random inputs: the same numbers twice (seeded)
+    let run = |seed: &str| {
+        let (code, out, err) = cli(&["report", dir.to_str().unwrap(), "--format", "json", "--inputs", seed]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["activations"].clone()
+    };
+    assert_eq!(run("random:5"), run("random:5"));
+    assert_ne!(run("random:5"), run("random:6"));
+    let (code, _, err) = cli(&["report", dir.to_str().unwrap(), "--inputs", "pictures/"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("random:SEED"), "{err}");
+}
