@@ -23,7 +23,8 @@ pub struct Runner {
 }
 
 fn tract_error(variant: &str, e: &TractError) -> InferError {
-    InferError::Tract { variant: variant.to_string(), reason: format!("{e:?}").replace('\n', " ") }
+    // the cause chain on one line, without the backtrace `{:?}` would add
+    InferError::Tract { variant: variant.to_string(), reason: format!("{e:#}") }
 }
 
 impl Runner {
@@ -35,7 +36,9 @@ impl Runner {
     /// and its node).
     pub fn new(path: &Path, variant: &str, sample: &Sample, capture: &[String]) -> Result<Self, InferError> {
         let err = |e: TractError| tract_error(variant, &e);
-        let mut model = tract_onnx::onnx().model_for_path(path).map_err(err)?;
+        // the file's value_info is left out: quantizers keep symbolic dims there that then
+        // contradict the concrete input facts (tract re-infers every shape)
+        let mut model = tract_onnx::onnx().with_ignore_value_info(true).model_for_path(path).map_err(err)?;
         for (i, t) in sample.iter().enumerate() {
             let dt = match t.data {
                 NpyData::F32(_) => f32::datum_type(),
