@@ -936,6 +936,11 @@ def write_readme():
         "- `constw/model_int8.onnx`: onnxruntime quantize_static of constw/model_float (QDQ, per-channel, "
         "QInt8/QInt8): the weights stay float behind QuantizeLinear -> DequantizeLinear (quantized as the "
         "graph runs).",
+        "- `infer/resnet8_inputs.npy`, `infer_golden.json`: written by `scripts/make_infer_fixtures.py`: four "
+        "seeded samples and onnxruntime's qdq_loss_debug figures (qdq_err, xmodel_err) on them.",
+        "- `digits/`, `digits_golden.json`: written by `scripts/make_digits.py`: scikit-learn's 8x8 digits "
+        "(test split, `x`/`y` in digits.npz), a numpy-trained CNN in float, int8 and uint8 (onnxruntime "
+        "quantize_static), onnxruntime's accuracies.",
         "- `static_golden.json`: numpy goldens from the committed files: each quantized bias's dequantized "
         "values and SQNR against its float bias, each statically quantized activation's scale, zero point "
         "and representable range, each weight quantized as the graph runs (constw) requantized.",

@@ -82,3 +82,42 @@ fn report_with_inputs_adds_activations_and_refuses_bad_specs() {
     assert_eq!(code, 1);
     assert!(err.contains("random:SEED"), "{err}");
 }
+
+#[test]
+fn accuracy_matches_onnxruntime_on_the_digits() {
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data("digits_golden.json")).unwrap()).unwrap();
+    let dir = data("digits");
+    let npz = data("digits/digits.npz");
+    let (code, out, err) =
+        cli(&["eval", dir.to_str().unwrap(), "--data", npz.to_str().unwrap(), "--full", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["samples"], golden["samples"]);
+    for (variant, g) in golden["variants"].as_object().unwrap() {
+        let ours = &json["variants"][variant];
+        for k in ["top1", "top5", "agreement_with_float"] {
+            let (a, b) = (ours[k].as_f64().unwrap(), g[k].as_f64().unwrap());
+            assert!((a - b).abs() <= 0.01, "{variant} {k}: {a} vs onnxruntime's {b}");
+        }
+        let [lo, hi] = [ours["top1_ci95"][0].as_f64().unwrap(), ours["top1_ci95"][1].as_f64().unwrap()];
+        assert!(lo < ours["top1"].as_f64().unwrap() && ours["top1"].as_f64().unwrap() < hi);
+    }
+    // quick evaluation: 100 samples, ten of each digit
+    let variants = load("digits");
+    let (samples, labels) =
+        quantlens::infer::labelled_samples(&variants[0].model.graph, &npz, &HashMap::new()).unwrap();
+    assert_eq!((samples.len(), labels.len()), (360, 360));
+    let pick = quantlens::infer::stratified(&labels, 100);
+    for digit in 0..10 {
+        assert_eq!(pick.iter().filter(|&&i| labels[i] == digit).count(), 10, "digit {digit}");
+    }
+    let (code, out, _) = cli(&["eval", dir.to_str().unwrap(), "--data", npz.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["variants"]["int8"]["n"], 100);
+    // a .npz without labels is refused with the arrays it has
+    let npy = data("infer/resnet8_inputs.npy");
+    let (code, _, err) = cli(&["eval", dir.to_str().unwrap(), "--data", npy.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a .npz"), "{err}");
+}

@@ -3,6 +3,7 @@
 
 mod bench;
 mod check;
+mod eval;
 mod report;
 mod window;
 mod write;
@@ -66,6 +67,26 @@ enum Command {
         /// Write to this file instead of standard output (written atomically).
         #[arg(long, short)]
         out: Option<PathBuf>,
+    },
+    /// Accuracy of every variant on labelled data (tract): top-1 with a 95 % interval,
+    /// top-5, agreement with float.
+    Eval {
+        #[command(flatten)]
+        input: Input,
+        /// A .npz with `x` (samples along axis 0) and integer labels `y`.
+        #[arg(long, value_name = "NPZ")]
+        data: PathBuf,
+        /// Quick evaluation on this many samples, stratified by class.
+        #[arg(long, default_value_t = 100)]
+        samples: usize,
+        /// Every sample instead.
+        #[arg(long, conflicts_with = "samples")]
+        full: bool,
+        #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
+        format: TableOrJson,
+        /// The size of a dynamic input dimension: NAME=N (repeatable).
+        #[arg(long = "dim", value_name = "NAME=N", value_parser = parse_dim)]
+        dims: Vec<(String, usize)>,
     },
     /// CI gate: exit 1 with one line per quantized tensor below a threshold, 0 otherwise.
     Check {
@@ -156,6 +177,13 @@ enum ViewArg {
     TwoD,
 }
 
+/// Output of the commands that print a table or JSON.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TableOrJson {
+    Table,
+    Json,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     Table,
@@ -188,6 +216,10 @@ pub fn run() -> ExitCode {
             report::run(&input, format, sort, bins, metric, run.as_ref(), out.as_deref())
         }
         Some(Command::Check { input, min_sqnr, max_rmse_scale }) => check::run(&input, min_sqnr, max_rmse_scale),
+        Some(Command::Eval { input, data, samples, full, format, dims }) => {
+            let n = if full { usize::MAX } else { samples };
+            eval::run(&input, &data, n, format, &dims.into_iter().collect())
+        }
         Some(Command::Bench { input, bins }) => bench::run(&input, bins),
         Some(Command::BenchKernels { reps }) => bench::kernels(reps),
         #[cfg(feature = "gui")]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::InferError;
-use super::npy::{NpyData, read_npy};
+use super::npy::{NpyArray, NpyData, read_npy};
 use crate::model::{DType, Dim, Graph};
 
 /// Where the samples come from.
@@ -107,35 +107,89 @@ pub fn samples(
                 .collect())
         }
         InputSpec::Npy(path) => {
-            let [(name, _, shape)] = inputs.as_slice() else {
-                return Err(InferError::Input(format!(
-                    "a .npy holds one input; the model has {}: {}",
-                    inputs.len(),
-                    inputs.iter().map(|(n, _, _)| n.as_str()).collect::<Vec<_>>().join(", ")
-                )));
-            };
-            let a = read_npy(path)?;
-            let per_sample: usize = shape.iter().product();
-            let row: usize = a.shape.iter().skip(1).product();
-            if a.shape.is_empty() || row != per_sample {
-                return Err(InferError::Input(format!(
-                    "{} has shape {:?}; its rows must each hold input `{name}` {shape:?} ({per_sample} values)",
-                    path.display(),
-                    a.shape
-                )));
-            }
-            let rows = a.shape.first().copied().unwrap_or(0).min(n);
-            Ok((0..rows)
-                .map(|i| {
-                    let data = match &a.data {
-                        NpyData::F32(v) => NpyData::F32(v.get(i * row..(i + 1) * row).unwrap_or_default().to_vec()),
-                        NpyData::I64(v) => NpyData::I64(v.get(i * row..(i + 1) * row).unwrap_or_default().to_vec()),
-                    };
-                    vec![InputTensor { name: name.clone(), shape: shape.clone(), data }]
-                })
-                .collect())
+            let (name, shape) = single_input(&inputs)?;
+            rows_as_samples(name, shape, &read_npy(path)?, n, path)
         }
     }
+}
+
+/// The one input of a single-input model.
+fn single_input(inputs: &[(String, DType, Vec<usize>)]) -> Result<(&str, &[usize]), InferError> {
+    match inputs {
+        [(name, _, shape)] => Ok((name, shape)),
+        _ => Err(InferError::Input(format!(
+            "an array file holds one input; the model has {}: {}",
+            inputs.len(),
+            inputs.iter().map(|(n, _, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// The first `n` rows of `a` as samples of input `name` shaped `shape`.
+fn rows_as_samples(
+    name: &str,
+    shape: &[usize],
+    a: &NpyArray,
+    n: usize,
+    path: &std::path::Path,
+) -> Result<Vec<Sample>, InferError> {
+    let per_sample: usize = shape.iter().product();
+    let row: usize = a.shape.iter().skip(1).product();
+    if a.shape.is_empty() || row != per_sample {
+        return Err(InferError::Input(format!(
+            "{} has shape {:?}; its rows must each hold input `{name}` {shape:?} ({per_sample} values)",
+            path.display(),
+            a.shape
+        )));
+    }
+    let rows = a.shape.first().copied().unwrap_or(0).min(n);
+    Ok((0..rows)
+        .map(|i| {
+            let data = match &a.data {
+                NpyData::F32(v) => NpyData::F32(v.get(i * row..(i + 1) * row).unwrap_or_default().to_vec()),
+                NpyData::I64(v) => NpyData::I64(v.get(i * row..(i + 1) * row).unwrap_or_default().to_vec()),
+            };
+            vec![InputTensor { name: name.to_string(), shape: shape.to_vec(), data }]
+        })
+        .collect())
+}
+
+/// The samples and labels of a `.npz`: `x` (or the array named after the model's input),
+/// rows along axis 0, and integer labels `y`.
+///
+/// # Errors
+/// When the archive lacks `x` or `y`, `y` is not integer or not one label per row, or the
+/// rows do not fit the model's input.
+#[allow(clippy::implicit_hasher)]
+pub fn labelled_samples(
+    g: &Graph,
+    path: &std::path::Path,
+    dims: &HashMap<String, usize>,
+) -> Result<(Vec<Sample>, Vec<i64>), InferError> {
+    let inputs = input_shapes(g, dims)?;
+    let (name, shape) = single_input(&inputs)?;
+    let arrays = super::npy::read_npz(path)?;
+    let missing =
+        |what: &str| InferError::Input(format!("{} holds no array `{what}`: {}", path.display(), list(&arrays)));
+    let x = arrays.get(name).or_else(|| arrays.get("x")).ok_or_else(|| missing("x"))?;
+    let y = match &arrays.get("y").ok_or_else(|| missing("y"))?.data {
+        NpyData::I64(y) => y.clone(),
+        NpyData::F32(_) => return Err(InferError::Input(format!("labels `y` must be integers: {}", path.display()))),
+    };
+    let samples = rows_as_samples(name, shape, x, usize::MAX, path)?;
+    if y.len() != samples.len() {
+        return Err(InferError::Input(format!(
+            "{} rows of `x` but {} labels in `y`: {}",
+            samples.len(),
+            y.len(),
+            path.display()
+        )));
+    }
+    Ok((samples, y))
+}
+
+fn list(arrays: &std::collections::BTreeMap<String, NpyArray>) -> String {
+    format!("it has {}", arrays.keys().cloned().collect::<Vec<_>>().join(", "))
 }
 
 /// A small seeded generator (xorshift64*, Box–Muller normals): the same samples for every

@@ -1,5 +1,5 @@
-//! A `.npy` reader (numpy's format, versions 1–3, little-endian C-order `f4`, `f8`, `i4`,
-//! `i8`): enough for input arrays, without a dependency.
+//! `.npy` and `.npz` readers (numpy's format, versions 1–3, little-endian C-order `f4`, `f8`,
+//! `i4`, `i8`): enough for input arrays; `.npz` through the `zip` crate.
 
 use std::path::Path;
 
@@ -89,6 +89,27 @@ pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray, String> {
         other => return Err(format!("dtype {other} is not read (float32/64, int32/64 are)")),
     };
     Ok(NpyArray { shape, data })
+}
+
+/// Reads every array of a `.npz` archive, by name (without `.npy`).
+///
+/// # Errors
+/// When the file is not a zip archive of readable `.npy` arrays.
+pub fn read_npz(path: &Path) -> Result<std::collections::BTreeMap<String, NpyArray>, InferError> {
+    let file = std::fs::File::open(path).map_err(|e| bad(path, e.to_string()))?;
+    let mut zip =
+        zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| bad(path, format!("not a .npz: {e}")))?;
+    let mut out = std::collections::BTreeMap::new();
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| bad(path, e.to_string()))?;
+        let name = entry.name().map_err(|e| bad(path, e.to_string()))?.trim_end_matches(".npy").to_string();
+        // (arrays beyond 4 GiB are not inputs quantlens reads)
+        let mut bytes = Vec::with_capacity(usize::try_from(entry.size().min(1 << 32)).unwrap_or(0));
+        std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(|e| bad(path, e.to_string()))?;
+        let array = parse_npy(&bytes).map_err(|e| bad(path, format!("{name}: {e}")))?;
+        out.insert(name, array);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -72,6 +72,19 @@ impl Runner {
     /// # Errors
     /// When tract fails on the sample.
     pub fn run(&self, sample: &[InputTensor]) -> Result<Vec<Vec<f32>>, InferError> {
+        Ok(self.run_all(sample)?.split_off(self.outputs))
+    }
+
+    /// The model's first output for one sample (a classifier's logits).
+    ///
+    /// # Errors
+    /// When tract fails on the sample.
+    pub fn output(&self, sample: &[InputTensor]) -> Result<Vec<f32>, InferError> {
+        Ok(self.run_all(sample)?.into_iter().next().unwrap_or_default())
+    }
+
+    /// The model's outputs, then the captured tensors.
+    fn run_all(&self, sample: &[InputTensor]) -> Result<Vec<Vec<f32>>, InferError> {
         let err = |e: TractError| tract_error(&self.variant, &e);
         let inputs: TVec<TValue> = sample
             .iter()
@@ -84,7 +97,6 @@ impl Runner {
             .map_err(err)?;
         let out = self.plan.run(inputs).map_err(err)?;
         out.iter()
-            .skip(self.outputs)
             .map(|v| {
                 let v = v.cast_to::<f32>().map_err(err)?;
                 Ok(v.to_plain_array_view::<f32>().map_err(err)?.iter().copied().collect())
