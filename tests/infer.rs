@@ -121,3 +121,85 @@ fn accuracy_matches_onnxruntime_on_the_digits() {
     assert_eq!(code, 1);
     assert!(err.contains("not a .npz"), "{err}");
 }
+
+#[test]
+fn exported_edits_reload_and_never_overwrite_an_input() {
+    let dir = std::env::temp_dir().join(format!("quantlens-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("edited_int8.onnx");
+    let src = data("resnet8");
+    let (code, _, err) = cli(&[
+        "export",
+        src.to_str().unwrap(),
+        "--variant",
+        "int8",
+        "--set",
+        "s2_proj.weight_scale*=0.5",
+        "--set",
+        "stem_conv.input_scale*=2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // reloaded: the edited scales, and only they, changed
+    let original = load("resnet8").into_iter().find(|v| v.spec.name == "int8").unwrap();
+    let spec = quantlens::model::VariantSpec {
+        name: "q".into(),
+        kind: quantlens::model::VariantKind::Int8,
+        path: out.clone(),
+    };
+    let edited = quantlens::model::variants::load_variant(&spec, quantlens::model::Access::Read).unwrap();
+    let scales = |v: &quantlens::model::Variant, name: &str| -> Vec<f32> {
+        let l = v.layers.iter().find(|l| v.model.graph.nodes[l.node].name == name).unwrap();
+        let quantlens::model::LayerWeight::Quantized(q) = &l.weight else { panic!() };
+        q.params.as_ref().unwrap().scale.clone()
+    };
+    let halved: Vec<f32> = scales(&original, "s2_proj").iter().map(|s| s * 0.5).collect();
+    assert_eq!(scales(&edited, "s2_proj"), halved);
+    assert_eq!(scales(&edited, "s1_conv1"), scales(&original, "s1_conv1"));
+    let act = |v: &quantlens::model::Variant| {
+        let l = v.layers.iter().find(|l| v.model.graph.nodes[l.node].name == "stem_conv").unwrap();
+        quantlens::model::layer_activations(&v.model.graph, l.node)[0].scale
+    };
+    assert_eq!(act(&edited), act(&original) * 2.0);
+    // tract runs it, and the outputs moved
+    let s =
+        samples(&original.model.graph, &InputSpec::Npy(data("infer/resnet8_inputs.npy")), 1, &HashMap::new()).unwrap();
+    let run = |path: &std::path::Path| {
+        quantlens::infer::run::Runner::new(path, "v", &s[0], &[]).unwrap().output(&s[0]).unwrap()
+    };
+    let (a, b) = (run(&original.spec.path), run(&out));
+    let moved = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(moved > 1e-3, "the edit reached the outputs: {moved}");
+    // an input file is never the output, and a bad edit writes nothing
+    let input = data("resnet8/resnet8_int8.onnx");
+    let before = std::fs::read(&input).unwrap();
+    let (code, _, err) = cli(&[
+        "export",
+        src.to_str().unwrap(),
+        "--variant",
+        "int8",
+        "--set",
+        "fc.weight_scale*=2",
+        "--out",
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("refusing to overwrite an input"), "{err}");
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+    let nothing = dir.join("nothing.onnx");
+    let (code, _, err) = cli(&[
+        "export",
+        src.to_str().unwrap(),
+        "--variant",
+        "int8",
+        "--set",
+        "nope.weight_scale*=2",
+        "--out",
+        nothing.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no layer `nope`"), "{err}");
+    assert!(!nothing.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -4,6 +4,7 @@
 mod bench;
 mod check;
 mod eval;
+mod export;
 mod report;
 mod window;
 mod write;
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use quantlens::infer::InputSpec;
+use quantlens::infer::{Edit, InputSpec};
 use quantlens::model::Access;
 use quantlens::model::variants::{VariantSpec, discover, load_variants_with, parse_variant_arg};
 use quantlens::model::{Severity, Variant};
@@ -36,6 +37,8 @@ pub struct Cli {
     screenshot: Option<PathBuf>,
 }
 
+// (doc comments are clap's help text: no Markdown backticks)
+#[allow(clippy::doc_markdown)]
 #[derive(Subcommand)]
 enum Command {
     /// Per-layer report: quant params, weight statistics and error metrics per variant.
@@ -87,6 +90,19 @@ enum Command {
         /// The size of a dynamic input dimension: NAME=N (repeatable).
         #[arg(long = "dim", value_name = "NAME=N", value_parser = parse_dim)]
         dims: Vec<(String, usize)>,
+    },
+    /// Writes a variant with edited quantization parameters as a new .onnx (atomically,
+    /// never over an input).
+    Export {
+        #[command(flatten)]
+        input: Input,
+        /// An edit: LAYER.weight_scale=V, LAYER.weight_scale*=F, LAYER.weight_zero_point=Z,
+        /// LAYER.input_scale*=F, LAYER.output_scale*=F (repeatable).
+        #[arg(long = "set", value_name = "EDIT", required = true)]
+        edits: Vec<Edit>,
+        /// The file to write.
+        #[arg(long, short)]
+        out: PathBuf,
     },
     /// CI gate: exit 1 with one line per quantized tensor below a threshold, 0 otherwise.
     Check {
@@ -216,6 +232,7 @@ pub fn run() -> ExitCode {
             report::run(&input, format, sort, bins, metric, run.as_ref(), out.as_deref())
         }
         Some(Command::Check { input, min_sqnr, max_rmse_scale }) => check::run(&input, min_sqnr, max_rmse_scale),
+        Some(Command::Export { input, edits, out }) => export::run(&input, &edits, &out),
         Some(Command::Eval { input, data, samples, full, format, dims }) => {
             let n = if full { usize::MAX } else { samples };
             eval::run(&input, &data, n, format, &dims.into_iter().collect())

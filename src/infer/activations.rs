@@ -39,6 +39,8 @@ impl QdqPair {
             dtype: self.dtype,
             scale: self.scale,
             zero_point: self.zero_point,
+            scale_tensor: None,
+            q_node: None,
         }
         .range()
     }

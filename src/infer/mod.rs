@@ -4,12 +4,14 @@
 //! with clipping against each activation's representable range. No Bevy.
 
 pub mod activations;
+pub mod edit;
 pub mod eval;
 pub mod inputs;
 pub mod npy;
 pub mod run;
 
 pub use activations::{ActivationRow, ActivationVariant, activation_report};
+pub use edit::{Edit, apply_edits};
 pub use eval::{Accuracy, Evaluation, evaluate, stratified, wilson};
 pub use inputs::{InputSpec, InputTensor, Sample, labelled_samples, samples};
 

@@ -29,6 +29,12 @@ pub struct ActivationQuant {
     pub dtype: DType,
     pub scale: f32,
     pub zero_point: i32,
+    /// The scale's tensor (what an edit patches).
+    #[serde(skip)]
+    pub scale_tensor: Option<TensorId>,
+    /// The `QuantizeLinear` (QDQ form).
+    #[serde(skip)]
+    pub q_node: Option<NodeId>,
 }
 
 impl ActivationQuant {
@@ -124,7 +130,8 @@ fn read(
         }
         Some((d.to_f32_vec().ok()?.first().copied()?, d.dtype))
     };
-    let (scale, _) = small(scale?)?;
+    let scale_tensor = scale?;
+    let (scale, _) = small(scale_tensor)?;
     let zp = zp.and_then(small);
     let dtype = zp.map(|(_, d)| d).or_else(|| {
         let code = g.node(q_node?)?.attr_int("output_dtype").filter(|&c| c != 0)?;
@@ -144,5 +151,7 @@ fn read(
         dtype: dtype.unwrap_or(DType::Uint8),
         scale,
         zero_point: zp.map_or(0, |(z, _)| z as i32),
+        scale_tensor: Some(scale_tensor),
+        q_node,
     })
 }

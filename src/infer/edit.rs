@@ -1,0 +1,211 @@
+//! Edits of a variant's quantization parameters, written into a copy of its ONNX file:
+//! a layer's weight scale (a value, or a factor on every channel), its weight zero point,
+//! its input or output activation scale (a factor). The original file is never touched;
+//! the edited bytes are re-encoded with prost.
+
+use prost::Message as _;
+use tract_onnx::pb;
+
+use crate::model::{ActRole, Graph, LayerWeight, TensorId, Variant, layer_activations};
+
+/// What an edit changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    WeightScale,
+    WeightZeroPoint,
+    InputScale,
+    OutputScale,
+}
+
+/// How it changes it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Change {
+    Set(f64),
+    Times(f64),
+}
+
+/// `LAYER.FIELD=V` or `LAYER.FIELD*=F`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Edit {
+    pub layer: String,
+    pub field: Field,
+    pub change: Change,
+}
+
+impl std::str::FromStr for Edit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let usage = || {
+            format!(
+                "edits are LAYER.weight_scale=V, LAYER.weight_scale*=F, LAYER.weight_zero_point=Z, \
+                 LAYER.input_scale*=F or LAYER.output_scale*=F, not `{s}`"
+            )
+        };
+        let (target, change) = if let Some((t, v)) = s.split_once("*=") {
+            (t, Change::Times(v.trim().parse().map_err(|_| usage())?))
+        } else {
+            let (t, v) = s.split_once('=').ok_or_else(usage)?;
+            (t, Change::Set(v.trim().parse().map_err(|_| usage())?))
+        };
+        let (layer, field) = target.rsplit_once('.').ok_or_else(usage)?;
+        let field = match (field, change) {
+            ("weight_scale", _) => Field::WeightScale,
+            ("weight_zero_point", Change::Set(_)) => Field::WeightZeroPoint,
+            ("input_scale", Change::Times(_)) => Field::InputScale,
+            ("output_scale", Change::Times(_)) => Field::OutputScale,
+            _ => return Err(usage()),
+        };
+        let ok = match change {
+            Change::Set(v) | Change::Times(v) => v.is_finite() && (field == Field::WeightZeroPoint || v > 0.0),
+        };
+        if layer.is_empty() || !ok {
+            return Err(usage());
+        }
+        Ok(Self { layer: layer.to_string(), field, change })
+    }
+}
+
+/// The tensors an edit rewrites in `g`, with their new values.
+fn targets(v: &Variant, e: &Edit) -> Result<Vec<(TensorId, Vec<f64>)>, String> {
+    let g = &v.model.graph;
+    let layer = v
+        .layers
+        .iter()
+        .find(|l| {
+            g.node(l.node).is_some_and(|n| n.label(l.node) == e.layer || n.name.trim_end_matches("_quant") == e.layer)
+        })
+        .ok_or_else(|| format!("no layer `{}` in {}", e.layer, v.spec.name))?;
+    let apply = |x: f64| match e.change {
+        Change::Set(v) => v,
+        Change::Times(f) => x * f,
+    };
+    match e.field {
+        Field::WeightScale | Field::WeightZeroPoint => {
+            let LayerWeight::Quantized(q) = &layer.weight else {
+                return Err(format!("`{}` has a float weight in {}", e.layer, v.spec.name));
+            };
+            let p = q.params.as_ref().ok_or_else(|| format!("`{}`'s weight parameters are unusable", e.layer))?;
+            let (tensor, values): (Option<TensorId>, Vec<f64>) = if e.field == Field::WeightScale {
+                (p.scale_tensor, p.scale.iter().map(|&s| apply(f64::from(s))).collect())
+            } else {
+                (p.zero_point_tensor, p.zero_point.iter().map(|&z| apply(f64::from(z))).collect())
+            };
+            let tensor = tensor.ok_or_else(|| format!("`{}`'s weight has no such tensor to edit", e.layer))?;
+            Ok(vec![(tensor, values)])
+        }
+        Field::InputScale | Field::OutputScale => {
+            let role = if e.field == Field::InputScale { ActRole::Input } else { ActRole::Output };
+            let acts: Vec<_> = layer_activations(g, layer.node).into_iter().filter(|a| a.role == role).collect();
+            if acts.is_empty() {
+                return Err(
+                    format!("`{}` has no quantized {role:?} activation in {}", e.layer, v.spec.name).to_lowercase()
+                );
+            }
+            let mut out = Vec::new();
+            for a in acts {
+                let new = vec![apply(f64::from(a.scale))];
+                out.extend(a.scale_tensor.map(|t| (t, new.clone())));
+                // a DequantizeLinear with a scale tensor of its own gets the same value
+                out.extend(dq_scales(g, a.q_node).into_iter().map(|t| (t, new.clone())));
+            }
+            out.sort_by_key(|(t, _)| *t);
+            out.dedup_by_key(|(t, _)| *t);
+            Ok(out)
+        }
+    }
+}
+
+/// The scale tensors of the `DequantizeLinear`s consuming `QuantizeLinear` `q`.
+fn dq_scales(g: &Graph, q: Option<usize>) -> Vec<TensorId> {
+    let Some(out) = q.and_then(|q| g.node(q)?.outputs.first().copied()) else { return Vec::new() };
+    g.tensor(out)
+        .map(|t| t.consumers.iter().filter(|&&c| g.node(c).is_some_and(|n| n.op_type == "DequantizeLinear")))
+        .into_iter()
+        .flatten()
+        .filter_map(|&c| g.input(c, 1))
+        .collect()
+}
+
+/// The bytes of `v`'s file with `edits` applied.
+///
+/// # Errors
+/// When an edit names no layer or field of `v`, a tensor to rewrite is not an initializer
+/// of the main graph, or the file cannot be read or decoded.
+pub fn apply_edits(v: &Variant, edits: &[Edit]) -> Result<Vec<u8>, String> {
+    let mut changes: Vec<(String, Vec<f64>)> = Vec::new();
+    for e in edits {
+        for (t, values) in targets(v, e)? {
+            let name = v.model.graph.tensor(t).map(|t| t.name.clone()).unwrap_or_default();
+            changes.retain(|(n, _)| *n != name);
+            changes.push((name, values));
+        }
+    }
+    let path = &v.spec.path;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {e}: {}", path.display()))?;
+    let mut proto =
+        pb::ModelProto::decode(bytes.as_slice()).map_err(|e| format!("cannot decode {e}: {}", path.display()))?;
+    let graph = proto.graph.as_mut().ok_or("the model has no graph")?;
+    for (name, values) in changes {
+        let init = graph
+            .initializer
+            .iter_mut()
+            .find(|t| t.name == name)
+            .ok_or_else(|| format!("`{name}` is not an initializer of the main graph; it cannot be edited"))?;
+        rewrite(init, &values)?;
+    }
+    Ok(proto.encode_to_vec())
+}
+
+/// Replaces an initializer's values (float, int8, uint8, int32), keeping its type and
+/// dims; integers are rounded and must fit.
+#[allow(clippy::cast_possible_truncation)]
+fn rewrite(t: &mut pb::TensorProto, values: &[f64]) -> Result<(), String> {
+    let n: i64 = t.dims.iter().product();
+    if usize::try_from(n).ok() != Some(values.len()) {
+        return Err(format!("`{}` holds {n} values, the edit {}", t.name, values.len()));
+    }
+    if t.data_location == Some(1) {
+        return Err(format!("`{}` is in external data; it cannot be edited", t.name));
+    }
+    let int = |lo: f64, hi: f64| -> Result<Vec<i64>, String> {
+        values
+            .iter()
+            .map(|v| {
+                let r = v.round();
+                if (lo..=hi).contains(&r) { Ok(r as i64) } else { Err(format!("{v} does not fit `{}`", t.name)) }
+            })
+            .collect()
+    };
+    let raw: Vec<u8> = match t.data_type {
+        1 => values.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect(),
+        2 => int(0.0, 255.0)?.into_iter().map(|v| v as u8).collect(),
+        3 => int(-128.0, 127.0)?.into_iter().map(|v| (v as i8).to_le_bytes()[0]).collect(),
+        6 => {
+            int(f64::from(i32::MIN), f64::from(i32::MAX))?.into_iter().flat_map(|v| (v as i32).to_le_bytes()).collect()
+        }
+        other => return Err(format!("`{}` has data type {other}; only float, int8, uint8, int32 are edited", t.name)),
+    };
+    t.float_data.clear();
+    t.int32_data.clear();
+    t.raw_data = raw;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_parse() {
+        let e: Edit = "p2o.Conv.28.weight_scale*=0.5".parse().unwrap();
+        assert_eq!((e.layer.as_str(), e.field, e.change), ("p2o.Conv.28", Field::WeightScale, Change::Times(0.5)));
+        let e: Edit = "fc.weight_zero_point=3".parse().unwrap();
+        assert_eq!((e.field, e.change), (Field::WeightZeroPoint, Change::Set(3.0)));
+        for bad in
+            ["fc.input_scale=2", "fc.weight_scale=-1", "weight_scale*=2", "fc.bias_scale*=2", "fc.weight_scale*=x"]
+        {
+            assert!(bad.parse::<Edit>().is_err(), "{bad}");
+        }
+    }
+}
