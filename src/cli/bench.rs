@@ -80,3 +80,45 @@ pub fn run(input: &Input, bins: usize) -> ExitCode {
     println!("{json:#}");
     ExitCode::SUCCESS
 }
+
+/// `quantlens bench-infer`.
+pub fn infer(
+    input: &Input,
+    spec: &quantlens::infer::InputSpec,
+    n: usize,
+    dims: &std::collections::HashMap<String, usize>,
+) -> ExitCode {
+    let (variants, _) = match load(input) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let reference = quantlens::report::reference_index(&variants);
+    let Some(graph) = variants.get(reference).map(|v| &v.model.graph) else {
+        return ExitCode::from(super::EXIT_FAILED);
+    };
+    let timed = quantlens::infer::samples(graph, spec, n.max(1), dims)
+        .and_then(|s| Ok((s.len(), quantlens::infer::activations::time_capture(&variants, &s)?)));
+    let (n, timings) = match timed {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("quantlens: error: {e}");
+            return ExitCode::from(super::EXIT_FAILED);
+        }
+    };
+    let per_variant: serde_json::Map<String, serde_json::Value> = timings
+        .into_iter()
+        .map(|(name, build_s, per_sample_s, captured)| {
+            (name, serde_json::json!({ "build_s": build_s, "per_sample_s": per_sample_s, "captured": captured }))
+        })
+        .collect();
+    println!(
+        "{:#}",
+        serde_json::json!({
+            "samples": n,
+            "threads": 1,
+            "variants": per_variant,
+            "peak_rss_mb": peak_rss_mb(),
+        })
+    );
+    ExitCode::SUCCESS
+}

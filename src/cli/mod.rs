@@ -152,6 +152,20 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         reps: usize,
     },
+    /// Times tract on every variant with every compared activation captured: plan build
+    /// and seconds per sample per variant, peak RSS; JSON.
+    BenchInfer {
+        #[command(flatten)]
+        input: Input,
+        /// `random`, `random:SEED` or a .npy whose rows are samples.
+        #[arg(long, value_name = "SPEC", default_value = "random")]
+        inputs: InputSpec,
+        #[arg(long, default_value_t = 8)]
+        samples: usize,
+        /// The size of a dynamic input dimension: NAME=N (repeatable).
+        #[arg(long = "dim", value_name = "NAME=N", value_parser = parse_dim)]
+        dims: Vec<(String, usize)>,
+    },
     /// Times import, statistics and histograms of a folder; prints JSON with peak RSS.
     Bench {
         #[command(flatten)]
@@ -238,6 +252,9 @@ pub fn run() -> ExitCode {
             eval::run(&input, &data, n, format, &dims.into_iter().collect())
         }
         Some(Command::Bench { input, bins }) => bench::run(&input, bins),
+        Some(Command::BenchInfer { input, inputs, samples, dims }) => {
+            bench::infer(&input, &inputs, samples, &dims.into_iter().collect())
+        }
         Some(Command::BenchKernels { reps }) => bench::kernels(reps),
         #[cfg(feature = "gui")]
         Some(Command::Render { path, out, width, height, view, select }) => {

@@ -141,6 +141,36 @@ fn capture(v: &Variant, samples: &[Sample], names: &[String]) -> Result<Captured
     Ok(out)
 }
 
+/// Per variant: seconds to build its tract plan, seconds per sample to run it with every
+/// activation `qdq_loss_debug` compares captured, and how many tensors were captured.
+///
+/// # Errors
+/// When a variant cannot be run.
+pub fn time_capture(variants: &[Variant], samples: &[Sample]) -> Result<Vec<(String, f64, f64, usize)>, InferError> {
+    let keys: Vec<String> = variants.iter().flat_map(|v| qdq_pairs(&v.model.graph)).map(|p| p.key).collect();
+    let mut out = Vec::new();
+    for v in variants {
+        let pairs = qdq_pairs(&v.model.graph);
+        let names: Vec<String> = if pairs.is_empty() {
+            keys.clone()
+        } else {
+            pairs.iter().flat_map(|p| [p.pre.clone(), p.post.clone()]).collect()
+        };
+        let Some(first) = samples.first() else { break };
+        let t = std::time::Instant::now();
+        let runner = Runner::new(&v.spec.path, &v.spec.name, first, &names)?;
+        let build_s = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        for s in samples {
+            runner.run(s)?;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let per_sample = t.elapsed().as_secs_f64() / samples.len() as f64;
+        out.push((v.spec.name.clone(), build_s, per_sample, runner.captured.len()));
+    }
+    Ok(out)
+}
+
 /// Runs every variant on `samples` and compares their activations with the reference's.
 /// A variant tract cannot run is reported in the second list and left out.
 #[must_use]

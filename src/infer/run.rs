@@ -60,7 +60,7 @@ impl Runner {
         model.select_outputs_by_name(outputs.iter().chain(&captured)).map_err(err)?;
         let plan = model
             .into_typed()
-            .and_then(TypedModel::into_decluttered)
+            .and_then(TypedModel::into_optimized)
             .and_then(TypedModel::into_runnable)
             .map_err(err)?;
         Ok(Self { plan, captured, outputs: n_outputs, variant: variant.to_string() })
