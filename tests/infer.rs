@@ -203,3 +203,43 @@ fn exported_edits_reload_and_never_overwrite_an_input() {
     assert!(!nothing.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn keeping_layers_in_float_and_the_sensitivity_sweep() {
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data("infer_golden.json")).unwrap()).unwrap();
+    let variants = load("resnet8");
+    let s = samples(&variants[0].model.graph, &InputSpec::Npy(data("infer/resnet8_inputs.npy")), 4, &HashMap::new())
+        .unwrap();
+    let (rows, failures) = quantlens::infer::sensitivity(&variants, 0, &s, None);
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(rows.len(), 2 * 10, "every quantized layer of int8 and uint8");
+    for r in &rows {
+        assert!(r.problem.is_none(), "{r:?}");
+        // the fully quantized variant's output SQNR is onnxruntime's xmodel_err of `output`
+        let base = r.output_sqnr_db.unwrap() - r.gain.unwrap();
+        let ort = golden["variants"][&r.variant]["output"]["xmodel_err"].as_f64().unwrap();
+        assert!((base - ort).abs() < 0.5, "{} {}: {base} vs {ort}", r.variant, r.layer);
+    }
+    let int8: Vec<_> = rows.iter().filter(|r| r.variant == "int8").collect();
+    assert!(int8.windows(2).all(|w| w[0].gain >= w[1].gain), "largest gain first");
+    assert!(int8[0].gain.unwrap() > 0.5, "some layer matters: {:?}", int8[0]);
+    // every layer in float: closer to the float model than the quantized variant
+    let int8_index = variants.iter().position(|v| v.spec.name == "int8").unwrap();
+    let all: Vec<quantlens::infer::Edit> = variants[int8_index]
+        .layers
+        .iter()
+        .map(|l| format!("{}.float", variants[int8_index].model.graph.nodes[l.node].name).parse().unwrap())
+        .collect();
+    let bytes = quantlens::infer::apply_edits(&variants, 0, int8_index, &all).unwrap();
+    let run = |r: quantlens::infer::run::Runner| -> Vec<f32> { s.iter().flat_map(|x| r.output(x).unwrap()).collect() };
+    let float = run(quantlens::infer::run::Runner::new(&variants[0].spec.path, "f", &s[0], &[]).unwrap());
+    let quant = run(quantlens::infer::run::Runner::new(&variants[int8_index].spec.path, "q", &s[0], &[]).unwrap());
+    let kept = run(quantlens::infer::run::Runner::from_bytes(&bytes, "k", &s[0], &[]).unwrap());
+    let sqnr = |y: &[f32]| {
+        quantlens::stats::compare(quantlens::stats::Values::Slice(&float), quantlens::stats::Values::Slice(y), None)
+            .unwrap()
+            .sqnr_db
+    };
+    assert!(sqnr(&kept) > sqnr(&quant) + 1.0, "{} vs {}", sqnr(&kept), sqnr(&quant));
+}

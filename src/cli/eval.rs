@@ -1,11 +1,14 @@
-//! `quantlens eval`: accuracy of every variant on labelled data.
+//! `quantlens eval` (accuracy of every variant on labelled data) and `sensitivity` (each
+//! layer kept in float alone).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use quantlens::infer::{evaluate, labelled_samples, stratified};
+use quantlens::infer::{
+    InputSpec, Sample, evaluate, labelled_samples, samples as make_samples, sensitivity as sweep, stratified,
+};
 use quantlens::report::reference_index;
 
 use super::{EXIT_DATA_ERRORS, EXIT_FAILED, Input, TableOrJson, load};
@@ -18,19 +21,12 @@ pub fn run(input: &Input, data: &Path, n: usize, format: TableOrJson, dims: &Has
     };
     let reference = reference_index(&variants);
     let Some(graph) = variants.get(reference).map(|v| &v.model.graph) else { return ExitCode::from(EXIT_FAILED) };
-    let (samples, labels) = match labelled_samples(graph, data, dims) {
+    let (samples, labels) = match quick(graph, data, n, dims) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("quantlens: error: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
-    };
-    let (samples, labels) = if n < samples.len() {
-        let pick = stratified(&labels, n);
-        let labels = pick.iter().filter_map(|&i| labels.get(i).copied()).collect::<Vec<_>>();
-        (pick.into_iter().filter_map(|i| samples.get(i).cloned()).collect::<Vec<_>>(), labels)
-    } else {
-        (samples, labels)
     };
     let (eval, failures) = evaluate(&variants, reference, &samples, &labels);
     for f in &failures {
@@ -52,6 +48,79 @@ pub fn run(input: &Input, data: &Path, n: usize, format: TableOrJson, dims: &Has
                     format!("{}–{}", pct(a.top1_ci95[0]), pct(a.top1_ci95[1])),
                     a.top5.map_or_else(|| "–".into(), pct),
                     a.agreement_with_float.map_or_else(|| "–".into(), pct)
+                );
+            }
+            print!("{out}");
+        }
+    }
+    if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERRORS) }
+}
+
+/// Up to `n` labelled samples of `data`, stratified by class.
+fn quick(
+    graph: &quantlens::model::Graph,
+    data: &Path,
+    n: usize,
+    dims: &HashMap<String, usize>,
+) -> Result<(Vec<Sample>, Vec<i64>), quantlens::infer::InferError> {
+    let (samples, labels) = labelled_samples(graph, data, dims)?;
+    if n >= samples.len() {
+        return Ok((samples, labels));
+    }
+    let pick = stratified(&labels, n);
+    let picked_labels = pick.iter().filter_map(|&i| labels.get(i).copied()).collect();
+    Ok((pick.into_iter().filter_map(|i| samples.get(i).cloned()).collect(), picked_labels))
+}
+
+/// `quantlens sensitivity`.
+pub fn sensitivity(
+    input: &Input,
+    data: Option<&Path>,
+    spec: &InputSpec,
+    n: usize,
+    format: TableOrJson,
+    dims: &HashMap<String, usize>,
+) -> ExitCode {
+    let (variants, _) = match load(input) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let reference = reference_index(&variants);
+    let Some(graph) = variants.get(reference).map(|v| &v.model.graph) else { return ExitCode::from(EXIT_FAILED) };
+    let loaded = match data {
+        Some(d) => quick(graph, d, n, dims).map(|(s, y)| (s, Some(y))),
+        None => make_samples(graph, spec, n.max(1), dims).map(|s| (s, None)),
+    };
+    let (samples, labels) = match loaded {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("quantlens: error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let (rows, failures) = sweep(&variants, reference, &samples, labels.as_deref());
+    for f in &failures {
+        eprintln!("quantlens: error: {f}");
+    }
+    match format {
+        TableOrJson::Json => println!("{:#}", serde_json::json!({ "samples": samples.len(), "layers": rows })),
+        TableOrJson::Table => {
+            let what = if labels.is_some() { "top-1" } else { "output SQNR" };
+            let mut out = format!("{} samples; each layer kept in float alone, {what}\n", samples.len());
+            let _ = writeln!(out, "{:<8} {:<28} {:>12} {:>10}", "VARIANT", "LAYER", what.to_uppercase(), "GAIN");
+            for r in &rows {
+                let value =
+                    r.top1.map(|t| format!("{:.1}%", 100.0 * t)).or(r.output_sqnr_db.map(|s| format!("{s:.2} dB")));
+                let gain =
+                    r.gain.map(|g| if labels.is_some() { format!("{:+.1}", 100.0 * g) } else { format!("{g:+.2}") });
+                let _ = writeln!(
+                    out,
+                    "{:<8} {:<28} {:>12} {:>10}{}",
+                    r.variant,
+                    r.layer,
+                    value.unwrap_or_else(|| "–".into()),
+                    gain.unwrap_or_else(|| "–".into()),
+                    r.problem.as_ref().map(|p| format!("  ! {p}")).unwrap_or_default()
                 );
             }
             print!("{out}");

@@ -24,17 +24,19 @@ pub fn run(input: &Input, edits: &[Edit], out: &Path) -> ExitCode {
         Ok(v) => v,
         Err(code) => return code,
     };
-    let Some(v) = variants.iter().find(|v| v.spec.name == name) else {
+    let Some(vi) = variants.iter().position(|v| v.spec.name == name) else {
         let names: Vec<&str> = variants.iter().map(|v| v.spec.name.as_str()).collect();
         return fail(format!("no variant `{name}` (have: {})", names.join(", ")));
     };
-    let bytes = match apply_edits(v, edits) {
+    let reference = quantlens::report::reference_index(&variants);
+    let bytes = match apply_edits(&variants, reference, vi, edits) {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
     if let Err(e) = write_atomically(out, &bytes, &variants) {
         return fail(e);
     }
-    eprintln!("quantlens: wrote {} with {} edit(s) of {}", out.display(), edits.len(), v.spec.path.display());
+    let source = variants.get(vi).map(|v| v.spec.path.display().to_string()).unwrap_or_default();
+    eprintln!("quantlens: wrote {} with {} edit(s) of {source}", out.display(), edits.len());
     ExitCode::SUCCESS
 }

@@ -91,6 +91,26 @@ enum Command {
         #[arg(long = "dim", value_name = "NAME=N", value_parser = parse_dim)]
         dims: Vec<(String, usize)>,
     },
+    /// Which layer costs the most: each quantized layer kept in float alone (tract), its
+    /// accuracy (with --data) or output SQNR against float, largest gain first.
+    Sensitivity {
+        #[command(flatten)]
+        input: Input,
+        /// A labelled .npz (`x`, `y`): accuracy; without it, output SQNR on --inputs.
+        #[arg(long, value_name = "NPZ")]
+        data: Option<PathBuf>,
+        /// `random`, `random:SEED` or a .npy (without --data).
+        #[arg(long, value_name = "SPEC", default_value = "random")]
+        inputs: InputSpec,
+        /// Samples (stratified by class with --data).
+        #[arg(long, default_value_t = 100)]
+        samples: usize,
+        #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
+        format: TableOrJson,
+        /// The size of a dynamic input dimension: NAME=N (repeatable).
+        #[arg(long = "dim", value_name = "NAME=N", value_parser = parse_dim)]
+        dims: Vec<(String, usize)>,
+    },
     /// Writes a variant with edited quantization parameters as a new .onnx (atomically,
     /// never over an input).
     Export {
@@ -247,6 +267,9 @@ pub fn run() -> ExitCode {
         }
         Some(Command::Check { input, min_sqnr, max_rmse_scale }) => check::run(&input, min_sqnr, max_rmse_scale),
         Some(Command::Export { input, edits, out }) => export::run(&input, &edits, &out),
+        Some(Command::Sensitivity { input, data, inputs, samples, format, dims }) => {
+            eval::sensitivity(&input, data.as_deref(), &inputs, samples, format, &dims.into_iter().collect())
+        }
         Some(Command::Eval { input, data, samples, full, format, dims }) => {
             let n = if full { usize::MAX } else { samples };
             eval::run(&input, &data, n, format, &dims.into_iter().collect())

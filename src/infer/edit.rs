@@ -15,6 +15,9 @@ pub enum Field {
     WeightZeroPoint,
     InputScale,
     OutputScale,
+    /// Keep the layer in float: its parameters are the float variant's, its inputs skip
+    /// their quantize-dequantize (its output's stays: it carries a fused `ReLU`).
+    Float,
 }
 
 /// How it changes it.
@@ -36,10 +39,13 @@ impl std::str::FromStr for Edit {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(layer) = s.strip_suffix(".float").filter(|l| !l.is_empty() && !s.contains('=')) {
+            return Ok(Self { layer: layer.to_string(), field: Field::Float, change: Change::Set(1.0) });
+        }
         let usage = || {
             format!(
                 "edits are LAYER.weight_scale=V, LAYER.weight_scale*=F, LAYER.weight_zero_point=Z, \
-                 LAYER.input_scale*=F or LAYER.output_scale*=F, not `{s}`"
+                 LAYER.input_scale*=F, LAYER.output_scale*=F or LAYER.float, not `{s}`"
             )
         };
         let (target, change) = if let Some((t, v)) = s.split_once("*=") {
@@ -94,6 +100,7 @@ fn targets(v: &Variant, e: &Edit) -> Result<Vec<(TensorId, Vec<f64>)>, String> {
             let tensor = tensor.ok_or_else(|| format!("`{}`'s weight has no such tensor to edit", e.layer))?;
             Ok(vec![(tensor, values)])
         }
+        Field::Float => Ok(Vec::new()),
         Field::InputScale | Field::OutputScale => {
             let role = if e.field == Field::InputScale { ActRole::Input } else { ActRole::Output };
             let acts: Vec<_> = layer_activations(g, layer.node).into_iter().filter(|a| a.role == role).collect();
@@ -127,12 +134,14 @@ fn dq_scales(g: &Graph, q: Option<usize>) -> Vec<TensorId> {
         .collect()
 }
 
-/// The bytes of `v`'s file with `edits` applied.
+/// The bytes of variant `vi`'s file with `edits` applied (`reference`: the float variant
+/// whose parameters a layer kept in float takes).
 ///
 /// # Errors
-/// When an edit names no layer or field of `v`, a tensor to rewrite is not an initializer
-/// of the main graph, or the file cannot be read or decoded.
-pub fn apply_edits(v: &Variant, edits: &[Edit]) -> Result<Vec<u8>, String> {
+/// When an edit names no layer or field of the variant, a tensor to rewrite is not an
+/// initializer of the main graph, or the file cannot be read or decoded.
+pub fn apply_edits(variants: &[Variant], reference: usize, vi: usize, edits: &[Edit]) -> Result<Vec<u8>, String> {
+    let v = variants.get(vi).ok_or("no such variant")?;
     let mut changes: Vec<(String, Vec<f64>)> = Vec::new();
     for e in edits {
         for (t, values) in targets(v, e)? {
@@ -154,7 +163,97 @@ pub fn apply_edits(v: &Variant, edits: &[Edit]) -> Result<Vec<u8>, String> {
             .ok_or_else(|| format!("`{name}` is not an initializer of the main graph; it cannot be edited"))?;
         rewrite(init, &values)?;
     }
+    for e in edits.iter().filter(|e| e.field == Field::Float) {
+        keep_in_float(variants, reference, vi, &e.layer, graph)?;
+    }
     Ok(proto.encode_to_vec())
+}
+
+/// Rewires layer `layer` of variant `vi` in `graph` (its protobuf) to run in float: float
+/// parameters from the reference variant's matched layer, its input activations read
+/// before their `QuantizeLinear`.
+fn keep_in_float(
+    variants: &[Variant],
+    reference: usize,
+    vi: usize,
+    layer: &str,
+    graph: &mut pb::GraphProto,
+) -> Result<(), String> {
+    let v = variants.get(vi).ok_or("no such variant")?;
+    let g = &v.model.graph;
+    let li = v
+        .layers
+        .iter()
+        .position(|l| g.node(l.node).is_some_and(|n| n.label(l.node) == layer))
+        .ok_or_else(|| format!("no layer `{layer}` in {}", v.spec.name))?;
+    let l = v.layers.get(li).ok_or("no such layer")?;
+    let op = g.node(l.node).map(|n| n.op_type.clone()).unwrap_or_default();
+    if op.starts_with("QLinear") || op.ends_with("Integer") {
+        return Err(format!("`{layer}` is {op}: only QDQ layers are kept in float"));
+    }
+    let rows = crate::model::match_layers(variants, reference);
+    let refv = variants.get(reference).ok_or("no reference variant")?;
+    let float_layer = rows
+        .iter()
+        .find(|r| r.members.get(vi).copied().flatten().map(|(i, _)| i) == Some(li))
+        .and_then(|r| r.members.get(reference).copied().flatten())
+        .and_then(|(rli, _)| refv.layers.get(rli))
+        .ok_or_else(|| format!("`{layer}` has no float counterpart"))?;
+    let node_index = l.node;
+    let mut new_inputs: Vec<(usize, String)> = Vec::new();
+    for (role, slot, w) in l.params() {
+        if matches!(w, LayerWeight::Float(_)) {
+            continue;
+        }
+        let key = crate::report::ParamKey::of(role, slot);
+        let Some(LayerWeight::Float(ft)) = key.find(float_layer) else {
+            return Err(format!("`{layer}`'s {} has no float counterpart", role.name()));
+        };
+        let t = refv.model.graph.tensor(*ft).ok_or("no float tensor")?;
+        let d = t.data.as_ref().ok_or("the float tensor has no data")?;
+        let values = d.to_f32_vec().map_err(|e| e.to_string())?;
+        let name = format!("{}__quantlens_float", t.name);
+        if !graph.initializer.iter().any(|i| i.name == name) {
+            graph.initializer.push(pb::TensorProto {
+                name: name.clone(),
+                dims: d.shape.iter().map(|&x| i64::try_from(x).unwrap_or(0)).collect(),
+                data_type: 1,
+                raw_data: values.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                ..Default::default()
+            });
+        }
+        new_inputs.push((slot, name));
+    }
+    // the inputs are read before their QuantizeLinear; the output's quantization stays:
+    // quantizers fold the following ReLU/Clip into it (its range starts at 0), so taking it
+    // away would take the activation away too
+    // an input whose quantization starts at 0 carries the previous layer's fused ReLU: the
+    // float input is that ReLU of the tensor before its QuantizeLinear
+    for a in layer_activations(g, l.node).into_iter().filter(|a| a.role == ActRole::Input) {
+        let relu = a.dtype.int_range().is_some_and(|(qmin, _)| i64::from(a.zero_point) == qmin);
+        if relu {
+            let out = format!("{}__quantlens_relu", a.tensor);
+            if !graph.node.iter().any(|n| n.output.contains(&out)) {
+                graph.node.push(pb::NodeProto {
+                    name: out.clone(),
+                    op_type: "Relu".into(),
+                    input: vec![a.tensor.clone()],
+                    output: vec![out.clone()],
+                    ..Default::default()
+                });
+            }
+            new_inputs.push((a.slot, out));
+        } else {
+            new_inputs.push((a.slot, a.tensor.clone()));
+        }
+    }
+    let node = graph.node.get_mut(node_index).ok_or("the layer's node is not in the main graph")?;
+    for (slot, name) in new_inputs {
+        if let Some(input) = node.input.get_mut(slot) {
+            *input = name;
+        }
+    }
+    Ok(())
 }
 
 /// Replaces an initializer's values (float, int8, uint8, int32), keeping its type and
@@ -202,6 +301,8 @@ mod tests {
         assert_eq!((e.layer.as_str(), e.field, e.change), ("p2o.Conv.28", Field::WeightScale, Change::Times(0.5)));
         let e: Edit = "fc.weight_zero_point=3".parse().unwrap();
         assert_eq!((e.field, e.change), (Field::WeightZeroPoint, Change::Set(3.0)));
+        let e: Edit = "p2o.Conv.28.float".parse().unwrap();
+        assert_eq!((e.layer.as_str(), e.field), ("p2o.Conv.28", Field::Float));
         for bad in
             ["fc.input_scale=2", "fc.weight_scale=-1", "weight_scale*=2", "fc.bias_scale*=2", "fc.weight_scale*=x"]
         {

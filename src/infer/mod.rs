@@ -9,11 +9,13 @@ pub mod eval;
 pub mod inputs;
 pub mod npy;
 pub mod run;
+pub mod sensitivity;
 
 pub use activations::{ActivationRow, ActivationVariant, activation_report};
 pub use edit::{Edit, apply_edits};
 pub use eval::{Accuracy, Evaluation, evaluate, stratified, wilson};
 pub use inputs::{InputSpec, InputTensor, Sample, labelled_samples, samples};
+pub use sensitivity::{SensitivityRow, sensitivity};
 
 /// Why a variant could not be run.
 #[derive(Debug, thiserror::Error)]

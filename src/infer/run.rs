@@ -35,10 +35,29 @@ impl Runner {
     /// When tract cannot load or type the model (an op it does not implement names itself
     /// and its node).
     pub fn new(path: &Path, variant: &str, sample: &Sample, capture: &[String]) -> Result<Self, InferError> {
-        let err = |e: TractError| tract_error(variant, &e);
         // the file's value_info is left out: quantizers keep symbolic dims there that then
         // contradict the concrete input facts (tract re-infers every shape)
-        let mut model = tract_onnx::onnx().with_ignore_value_info(true).model_for_path(path).map_err(err)?;
+        let model = tract_onnx::onnx().with_ignore_value_info(true).model_for_path(path);
+        Self::build(model.map_err(|e| tract_error(variant, &e))?, variant, sample, capture)
+    }
+
+    /// [`Runner::new`] for a model held in memory (an edited variant; external data is
+    /// not resolved).
+    ///
+    /// # Errors
+    /// As [`Runner::new`].
+    pub fn from_bytes(bytes: &[u8], variant: &str, sample: &Sample, capture: &[String]) -> Result<Self, InferError> {
+        let model = tract_onnx::onnx().with_ignore_value_info(true).model_for_read(&mut &bytes[..]);
+        Self::build(model.map_err(|e| tract_error(variant, &e))?, variant, sample, capture)
+    }
+
+    fn build(
+        mut model: InferenceModel,
+        variant: &str,
+        sample: &Sample,
+        capture: &[String],
+    ) -> Result<Self, InferError> {
+        let err = |e: TractError| tract_error(variant, &e);
         for (i, t) in sample.iter().enumerate() {
             let dt = match t.data {
                 NpyData::F32(_) => f32::datum_type(),

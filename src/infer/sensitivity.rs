@@ -1,0 +1,113 @@
+//! Which layer costs the most: for every quantized layer of every quantized variant, the
+//! variant is run with only that layer kept in float (`LAYER.float`), and its accuracy
+//! (with labels) or its outputs' SQNR against the float model (without) is set beside the
+//! fully quantized variant's, as AIMET's `QuantAnalyzer` does per layer.
+
+use serde::Serialize;
+
+use super::InferError;
+use super::edit::{Change, Edit, Field, apply_edits};
+use super::inputs::Sample;
+use super::run::Runner;
+use crate::model::{LayerWeight, Variant};
+use crate::stats::{self, Values};
+
+/// One layer kept in float.
+#[derive(Clone, Debug, Serialize)]
+pub struct SensitivityRow {
+    pub variant: String,
+    pub layer: String,
+    /// Top-1 accuracy with the layer in float (with labels).
+    pub top1: Option<f64>,
+    /// SQNR of the outputs against the float model's.
+    pub output_sqnr_db: Option<f64>,
+    /// How much keeping it in float recovers over the fully quantized variant (accuracy
+    /// points, or dB): the largest first.
+    pub gain: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// Outputs of a model for every sample (first output, concatenated) and its top-1 classes.
+fn outputs(runner: &Runner, samples: &[Sample]) -> Result<(Vec<f32>, Vec<usize>), InferError> {
+    let mut all = Vec::new();
+    let mut top1 = Vec::new();
+    for s in samples {
+        let o = runner.output(s)?;
+        top1.push(
+            (0..o.len())
+                .max_by(|&a, &b| o.get(a).unwrap_or(&f32::NAN).total_cmp(o.get(b).unwrap_or(&f32::NAN)))
+                .unwrap_or(0),
+        );
+        all.extend(o);
+    }
+    Ok((all, top1))
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn score(out: &(Vec<f32>, Vec<usize>), float: &[f32], labels: Option<&[i64]>) -> (Option<f64>, Option<f64>) {
+    let top1 = labels.map(|y| {
+        let hits = out.1.iter().zip(y).filter(|(p, y)| usize::try_from(**y).is_ok_and(|y| y == **p)).count();
+        hits as f64 / out.1.len().max(1) as f64
+    });
+    let sqnr = stats::compare(Values::Slice(float), Values::Slice(&out.0), None).ok().map(|m| m.sqnr_db);
+    (top1, sqnr)
+}
+
+/// The sweep over every quantized layer of every quantized variant, each variant's rows
+/// sorted by gain (largest first). A variant tract cannot run is reported instead.
+#[must_use]
+pub fn sensitivity(
+    variants: &[Variant],
+    reference: usize,
+    samples: &[Sample],
+    labels: Option<&[i64]>,
+) -> (Vec<SensitivityRow>, Vec<InferError>) {
+    let mut failures = Vec::new();
+    let (Some(first), Some(refv)) = (samples.first(), variants.get(reference)) else { return (Vec::new(), failures) };
+    let float = match Runner::new(&refv.spec.path, &refv.spec.name, first, &[]).and_then(|r| outputs(&r, samples)) {
+        Ok((o, _)) => o,
+        Err(e) => return (Vec::new(), vec![e]),
+    };
+    let mut rows = Vec::new();
+    for (vi, v) in variants.iter().enumerate().filter(|(vi, _)| *vi != reference) {
+        let base = match Runner::new(&v.spec.path, &v.spec.name, first, &[]).and_then(|r| outputs(&r, samples)) {
+            Ok(o) => score(&o, &float, labels),
+            Err(e) => {
+                failures.push(e);
+                continue;
+            }
+        };
+        let mut mine = Vec::new();
+        for l in v.layers.iter().filter(|l| matches!(l.weight, LayerWeight::Quantized(_))) {
+            let Some(name) = v.model.graph.node(l.node).map(|n| n.label(l.node)) else { continue };
+            let edit = Edit { layer: name.clone(), field: Field::Float, change: Change::Set(1.0) };
+            let run = apply_edits(variants, reference, vi, &[edit]).map_err(InferError::Input).and_then(|bytes| {
+                let r = Runner::from_bytes(&bytes, &v.spec.name, first, &[])?;
+                outputs(&r, samples)
+            });
+            let mut row = SensitivityRow {
+                variant: v.spec.name.clone(),
+                layer: name,
+                top1: None,
+                output_sqnr_db: None,
+                gain: None,
+                problem: None,
+            };
+            match run {
+                Ok(o) => {
+                    let (top1, sqnr) = score(&o, &float, labels);
+                    // accuracy points with labels, else dB
+                    let (now, before) = if top1.is_some() { (top1, base.0) } else { (sqnr, base.1) };
+                    row.gain = now.zip(before).map(|(a, b)| a - b);
+                    (row.top1, row.output_sqnr_db) = (top1, sqnr);
+                }
+                Err(e) => row.problem = Some(e.to_string()),
+            }
+            mine.push(row);
+        }
+        mine.sort_by(|a, b| b.gain.unwrap_or(f64::NEG_INFINITY).total_cmp(&a.gain.unwrap_or(f64::NEG_INFINITY)));
+        rows.extend(mine);
+    }
+    (rows, failures)
+}
