@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import helper
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from sklearn.datasets import load_digits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -140,19 +140,6 @@ def to_onnx(net) -> onnx.ModelProto:
     return mf.make_model(g)
 
 
-class Calib(CalibrationDataReader):
-    def __init__(self, x):
-        self.x = x
-        self.rewind()
-
-    def get_next(self):
-        i = next(self.it, None)
-        return None if i is None else {"input": self.x[i : i + 1]}
-
-    def rewind(self):
-        self.it = iter(range(len(self.x)))
-
-
 def ort_logits(path: Path, x: np.ndarray) -> np.ndarray:
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -171,7 +158,7 @@ def main() -> None:
     net = train(x[train_idx], y[train_idx], rng)
     fp = mf.save(to_onnx(net), "digits/digits_float.onnx")
     for variant, qt in (("int8", QuantType.QInt8), ("uint8", QuantType.QUInt8)):
-        quantize_static(str(fp), str(OUT / f"digits_{variant}.onnx"), Calib(x[train_idx[:64]]),
+        quantize_static(str(fp), str(OUT / f"digits_{variant}.onnx"), mf.Rows(x[train_idx[:64]]),
                         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=qt, weight_type=qt)
     xt, yt = x[test_idx], y[test_idx]
     np.savez(OUT / "digits.npz", x=xt, y=yt)

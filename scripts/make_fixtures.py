@@ -112,6 +112,21 @@ class Reader(CalibrationDataReader):
         self.it = iter(self.items)
 
 
+class Rows(CalibrationDataReader):
+    """The rows of an array, one sample each, as input `name`."""
+
+    def __init__(self, x: np.ndarray, name: str = "input"):
+        self.x, self.name = x, name
+        self.rewind()
+
+    def get_next(self):
+        i = next(self.it, None)
+        return None if i is None else {self.name: self.x[i : i + 1]}
+
+    def rewind(self):
+        self.it = iter(range(len(self.x)))
+
+
 # --------------------------------------------------------------------------- models
 
 

@@ -16,11 +16,11 @@ model's dequantized one), over all samples concatenated.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from onnxruntime.quantization import CalibrationDataReader
 from onnxruntime.quantization.qdq_loss_debug import (
     collect_activations,
     compute_activation_error,
@@ -28,21 +28,10 @@ from onnxruntime.quantization.qdq_loss_debug import (
     modify_model_output_intermediate_tensors,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "tests" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_fixtures as mf  # noqa: E402
 
-
-class Samples(CalibrationDataReader):
-    def __init__(self, x: np.ndarray):
-        self.x = x
-        self.rewind()
-
-    def get_next(self):
-        i = next(self.it, None)
-        return None if i is None else {"input": self.x[i : i + 1]}
-
-    def rewind(self):
-        self.it = iter(range(len(self.x)))
+DATA = mf.DATA
 
 
 def main() -> None:
@@ -53,11 +42,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         aug_float = Path(tmp) / "float_aug.onnx"
         modify_model_output_intermediate_tensors(str(DATA / "resnet8/resnet8_float.onnx"), str(aug_float))
-        float_acts = collect_activations(str(aug_float), Samples(x))
+        float_acts = collect_activations(str(aug_float), mf.Rows(x))
         for variant in ("int8", "uint8"):
             aug = Path(tmp) / f"{variant}_aug.onnx"
             modify_model_output_intermediate_tensors(str(DATA / f"resnet8/resnet8_{variant}.onnx"), str(aug))
-            acts = collect_activations(str(aug), Samples(x))
+            acts = collect_activations(str(aug), mf.Rows(x))
             errors = compute_activation_error(create_activation_matching(acts, float_acts))
             golden["variants"][variant] = {
                 name: {k: float(v) for k, v in e.items()} for name, e in sorted(errors.items())

@@ -14,25 +14,16 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-
-class Reader(CalibrationDataReader):
-    def __init__(self, name: str, shape, n: int):
-        rng = np.random.default_rng(0)
-        self.items = [{name: rng.standard_normal(shape).astype(np.float32)} for _ in range(n)]
-        self.it = iter(self.items)
-
-    def get_next(self):
-        return next(self.it, None)
-
-    def rewind(self):
-        self.it = iter(self.items)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_fixtures import Rows  # noqa: E402
 
 
 def main() -> None:
@@ -56,7 +47,7 @@ def main() -> None:
         source = args.model
     name = onnx.load(str(source), load_external_data=False).graph.input[0].name
     for variant, qt in (("int8", QuantType.QInt8), ("uint8", QuantType.QUInt8)):
-        quantize_static(str(source), str(args.out / f"{stem}_{variant}.onnx"), Reader(name, shape, args.samples),
+        quantize_static(str(source), str(args.out / f"{stem}_{variant}.onnx"), Rows(np.random.default_rng(0).standard_normal([args.samples, *shape[1:]]).astype(np.float32), name),
                         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=qt, weight_type=qt)
     try:
         quantize_dynamic(str(source), str(args.out / f"{stem}_dynamic_uint8.onnx"), weight_type=QuantType.QUInt8)

@@ -172,32 +172,17 @@ fn exported_edits_reload_and_never_overwrite_an_input() {
     let moved = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
     assert!(moved > 1e-3, "the edit reached the outputs: {moved}");
     // an input file is never the output, and a bad edit writes nothing
+    let export = |edit: &str, out: &std::path::Path| {
+        cli(&["export", src.to_str().unwrap(), "--variant", "int8", "--set", edit, "--out", out.to_str().unwrap()])
+    };
     let input = data("resnet8/resnet8_int8.onnx");
     let before = std::fs::read(&input).unwrap();
-    let (code, _, err) = cli(&[
-        "export",
-        src.to_str().unwrap(),
-        "--variant",
-        "int8",
-        "--set",
-        "fc.weight_scale*=2",
-        "--out",
-        input.to_str().unwrap(),
-    ]);
+    let (code, _, err) = export("fc.weight_scale*=2", &input);
     assert_eq!(code, 1);
     assert!(err.contains("refusing to overwrite an input"), "{err}");
     assert_eq!(std::fs::read(&input).unwrap(), before);
     let nothing = dir.join("nothing.onnx");
-    let (code, _, err) = cli(&[
-        "export",
-        src.to_str().unwrap(),
-        "--variant",
-        "int8",
-        "--set",
-        "nope.weight_scale*=2",
-        "--out",
-        nothing.to_str().unwrap(),
-    ]);
+    let (code, _, err) = export("nope.weight_scale*=2", &nothing);
     assert_eq!(code, 1);
     assert!(err.contains("no layer `nope`"), "{err}");
     assert!(!nothing.exists());

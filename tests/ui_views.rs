@@ -15,19 +15,27 @@ use quantlens::ui::inspector::inspector_ui;
 use quantlens::ui::layer_list::{LayerListState, layer_list_ui};
 use quantlens::view::{InspectorModel, Member, fmt_num, inspector, list_rows};
 
-/// The inspector model of the layer named `name` (all its counterparts).
-fn inspect(variants: &[Variant], name: &str) -> InspectorModel {
+/// The inspector model of the layer named `name` (all its counterparts), with its report
+/// row when `with_report`.
+fn inspect_with(variants: &[Variant], name: &str, with_report: bool) -> InspectorModel {
     let rows = match_layers(variants, 0);
     let l = layout(variants, &rows, 0, LayoutOptions::default());
-    let group =
-        l.blocks.iter().find(|b| b.variant == 0 && variants[0].model.graph.nodes[b.node].name == name).unwrap().group;
+    let block = l.blocks.iter().find(|b| b.variant == 0 && variants[0].model.graph.nodes[b.node].name == name).unwrap();
+    let report = block
+        .row
+        .filter(|_| with_report)
+        .map(|ri| quantlens::report::layer_report(variants, 0, &rows[ri], quantlens::report::ReportOptions::default()));
     let members: Vec<Member<'_>> = l
         .blocks
         .iter()
-        .filter(|b| b.group == group)
+        .filter(|b| b.group == block.group)
         .map(|b| Member { variant: b.variant, node: b.node, layer: b.layer, folded: &b.folded })
         .collect();
-    inspector(variants, &members, None).unwrap()
+    inspector(variants, &members, report.as_ref()).unwrap()
+}
+
+fn inspect(variants: &[Variant], name: &str) -> InspectorModel {
+    inspect_with(variants, name, false)
 }
 
 #[test]
@@ -109,24 +117,7 @@ fn inspector_lists_parameters_and_activation_quantization() {
             quantlens::model::variants::load_variant(&spec, quantlens::model::Access::Read).unwrap()
         })
         .collect();
-    let rows = match_layers(&variants, 0);
-    let ri = rows
-        .iter()
-        .position(|r| {
-            r.members[0]
-                .is_some_and(|(li, _)| variants[0].model.graph.nodes[variants[0].layers[li].node].name == "conv2")
-        })
-        .unwrap();
-    let report = quantlens::report::layer_report(&variants, 0, &rows[ri], quantlens::report::ReportOptions::default());
-    let l = layout(&variants, &rows, 0, LayoutOptions::default());
-    let group = l.blocks.iter().find(|b| b.row == Some(ri)).unwrap().group;
-    let members: Vec<Member<'_>> = l
-        .blocks
-        .iter()
-        .filter(|b| b.group == group)
-        .map(|b| Member { variant: b.variant, node: b.node, layer: b.layer, folded: &b.folded })
-        .collect();
-    let model = inspector(&variants, &members, Some(&report)).unwrap();
+    let model = inspect_with(&variants, "conv2", true);
     let mut harness = Harness::new_ui(|ui| inspector_ui(ui, &model));
     harness.run();
     // the bias left in float behind its Identity: exact, folded into the layer
