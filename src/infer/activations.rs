@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::InferError;
@@ -188,22 +189,30 @@ pub fn activation_report(
         k.dedup();
         k
     };
-    let float = match capture(refv, samples, &keys) {
-        Ok(c) => c,
-        Err(e) => {
-            failures.push(e);
-            return (Vec::new(), failures);
-        }
-    };
+    // every variant on a thread of its own (tract runs one thread per plan)
+    let runs: Vec<(usize, Result<Captured, InferError>)> = variants
+        .par_iter()
+        .enumerate()
+        .filter_map(|(vi, v)| {
+            let names: Vec<String> = if vi == reference {
+                keys.clone()
+            } else {
+                let ps = pairs.get(vi).filter(|p| !p.is_empty())?;
+                ps.iter().flat_map(|p| [p.pre.clone(), p.post.clone()]).collect()
+            };
+            Some((vi, capture(v, samples, &names)))
+        })
+        .collect();
+    let mut float = None;
     let mut per_variant: Vec<(usize, Captured)> = Vec::new();
-    for (vi, v) in variants.iter().enumerate() {
-        let Some(ps) = pairs.get(vi).filter(|p| vi != reference && !p.is_empty()) else { continue };
-        let names: Vec<String> = ps.iter().flat_map(|p| [p.pre.clone(), p.post.clone()]).collect();
-        match capture(v, samples, &names) {
+    for (vi, run) in runs {
+        match run {
+            Ok(c) if vi == reference => float = Some(c),
             Ok(c) => per_variant.push((vi, c)),
             Err(e) => failures.push(e),
         }
     }
+    let Some(float) = float else { return (Vec::new(), failures) };
     let producer_label = |name: &str| -> String {
         let g = &refv.model.graph;
         g.tensor_by_name(name)

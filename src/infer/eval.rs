@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::InferError;
@@ -83,17 +84,18 @@ pub fn evaluate(
 ) -> (Evaluation, Vec<InferError>) {
     let mut failures = Vec::new();
     // per variant, per sample: the five best classes
-    let top5: Vec<Option<Vec<Vec<usize>>>> = variants
-        .iter()
+    let runs: Vec<Result<Vec<Vec<usize>>, InferError>> = variants
+        .par_iter()
         .map(|v| {
             let run = || -> Result<Vec<Vec<usize>>, InferError> {
                 let Some(first) = samples.first() else { return Ok(Vec::new()) };
                 let runner = Runner::new(&v.spec.path, &v.spec.name, first, &[])?;
                 samples.iter().map(|s| Ok(ranked(&runner.output(s)?).into_iter().take(5).collect())).collect()
             };
-            run().map_err(|e| failures.push(e)).ok()
+            run()
         })
         .collect();
+    let top5: Vec<Option<Vec<Vec<usize>>>> = runs.into_iter().map(|r| r.map_err(|e| failures.push(e)).ok()).collect();
     let best = |ranks: &[Vec<usize>]| -> Vec<Option<usize>> { ranks.iter().map(|r| r.first().copied()).collect() };
     let reference_top1 = top5.get(reference).cloned().flatten().map(|r| best(&r));
     let classes = labels.iter().copied().max().map_or(0, |m| m + 1);

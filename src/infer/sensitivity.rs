@@ -3,6 +3,7 @@
 //! (with labels) or its outputs' SQNR against the float model (without) is set beside the
 //! fully quantized variant's, as AIMET's `QuantAnalyzer` does per layer.
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::InferError;
@@ -78,34 +79,39 @@ pub fn sensitivity(
                 continue;
             }
         };
-        let mut mine = Vec::new();
-        for l in v.layers.iter().filter(|l| matches!(l.weight, LayerWeight::Quantized(_))) {
-            let Some(name) = v.model.graph.node(l.node).map(|n| n.label(l.node)) else { continue };
-            let edit = Edit { layer: name.clone(), field: Field::Float, change: Change::Set(1.0) };
-            let run = apply_edits(variants, reference, vi, &[edit]).map_err(InferError::Input).and_then(|bytes| {
-                let r = Runner::from_bytes(&bytes, &v.spec.name, first, &[])?;
-                outputs(&r, samples)
-            });
-            let mut row = SensitivityRow {
-                variant: v.spec.name.clone(),
-                layer: name,
-                top1: None,
-                output_sqnr_db: None,
-                gain: None,
-                problem: None,
-            };
-            match run {
-                Ok(o) => {
-                    let (top1, sqnr) = score(&o, &float, labels);
-                    // accuracy points with labels, else dB
-                    let (now, before) = if top1.is_some() { (top1, base.0) } else { (sqnr, base.1) };
-                    row.gain = now.zip(before).map(|(a, b)| a - b);
-                    (row.top1, row.output_sqnr_db) = (top1, sqnr);
+        let layers: Vec<&crate::model::Layer> =
+            v.layers.iter().filter(|l| matches!(l.weight, LayerWeight::Quantized(_))).collect();
+        // the layers on threads of their own (each builds its own plan)
+        let mut mine: Vec<SensitivityRow> = layers
+            .par_iter()
+            .filter_map(|l| {
+                let name = v.model.graph.node(l.node).map(|n| n.label(l.node))?;
+                let edit = Edit { layer: name.clone(), field: Field::Float, change: Change::Set(1.0) };
+                let run = apply_edits(variants, reference, vi, &[edit]).map_err(InferError::Input).and_then(|bytes| {
+                    let r = Runner::from_bytes(&bytes, &v.spec.name, first, &[])?;
+                    outputs(&r, samples)
+                });
+                let mut row = SensitivityRow {
+                    variant: v.spec.name.clone(),
+                    layer: name,
+                    top1: None,
+                    output_sqnr_db: None,
+                    gain: None,
+                    problem: None,
+                };
+                match run {
+                    Ok(o) => {
+                        let (top1, sqnr) = score(&o, &float, labels);
+                        // accuracy points with labels, else dB
+                        let (now, before) = if top1.is_some() { (top1, base.0) } else { (sqnr, base.1) };
+                        row.gain = now.zip(before).map(|(a, b)| a - b);
+                        (row.top1, row.output_sqnr_db) = (top1, sqnr);
+                    }
+                    Err(e) => row.problem = Some(e.to_string()),
                 }
-                Err(e) => row.problem = Some(e.to_string()),
-            }
-            mine.push(row);
-        }
+                Some(row)
+            })
+            .collect();
         mine.sort_by(|a, b| b.gain.unwrap_or(f64::NEG_INFINITY).total_cmp(&a.gain.unwrap_or(f64::NEG_INFINITY)));
         rows.extend(mine);
     }
