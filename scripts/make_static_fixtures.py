@@ -232,6 +232,7 @@ def activation_goldens(q_path: Path) -> list:
         code = g.model.graph.initializer[[i.name for i in g.model.graph.initializer].index(z_name)].data_type if z_name else 2
         zp = int(z) if z is not None else 0
         lo, hi = QRANGE[code]
+        tensor = tensor.removesuffix("_QuantizeLinear_Input")
         return {"layer": layer, "tensor": tensor, "role": role, "scale": s, "zero_point": zp,
                 "range": [float((lo - zp) * np.float64(np.float32(s))), float((hi - zp) * np.float64(np.float32(s)))]}
 

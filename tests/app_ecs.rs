@@ -228,3 +228,34 @@ fn editing_a_weight_scale_recomputes_only_its_row() {
     settle(&mut app);
     assert_eq!(sqnr(&stats_of(&mut app, ri)), sqnr(&before));
 }
+
+#[test]
+fn an_edit_request_scales_a_weight_and_recomputes_its_row() {
+    let mut app = app();
+    open(&mut app, "resnet8");
+    let variants = app.world().resource::<OpenModel>().data.variants.clone();
+    let int8 = variants.iter().position(|v| v.spec.name == "int8").unwrap();
+    let li = variants[int8].layers.iter().position(|l| variants[int8].model.graph.nodes[l.node].name == "fc").unwrap();
+    let spawned = app.world().resource::<StatsWork>().tasks_spawned;
+    app.world_mut().write_message(quantlens::app::edit::EditRequest { variant: int8, layer: li, factor: 2.0 });
+    settle(&mut app);
+    assert_eq!(app.world().resource::<StatsWork>().tasks_spawned, spawned + 1);
+    let LayerWeight::Quantized(q) = &variants[int8].layers[li].weight else { panic!() };
+    let file = q.params.as_ref().unwrap();
+    let mut q = app.world_mut().query::<(&WeightEntity, &Quant)>();
+    let (_, quant) = q
+        .iter(app.world())
+        .find(|(w, _)| w.variant == int8 && w.layer == li && w.key == quantlens::report::ParamKey::WEIGHT)
+        .unwrap();
+    assert!(quant.0.scale.iter().zip(&file.scale).all(|(e, f)| *e == f * 2.0));
+    // the row's statistics see it: the int8 scale summary doubled
+    let mut q = app.world_mut().query::<&LayerStats>();
+    let row = q.iter(app.world()).find(|s| s.0.layer == "fc").unwrap();
+    let int8_entry = row.0.variants.iter().find(|v| v.variant == "int8").unwrap();
+    let mean = file.scale.iter().map(|&s| f64::from(s)).sum::<f64>() / file.scale.len() as f64;
+    assert!((int8_entry.quant.as_ref().unwrap().scale.mean / mean - 2.0).abs() < 1e-6);
+    // the same factor again changes nothing
+    app.world_mut().write_message(quantlens::app::edit::EditRequest { variant: int8, layer: li, factor: 2.0 });
+    settle(&mut app);
+    assert_eq!(app.world().resource::<StatsWork>().tasks_spawned, spawned + 1);
+}

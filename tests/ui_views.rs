@@ -43,7 +43,9 @@ fn inspector_shows_a_per_tensor_scale() {
     let variants = vec![load_file("edge/opset12_qdq.onnx")];
     let model = inspect(&variants, "fc1");
     let (p, _) = common::params(&variants[0], "fc1.weight_quantized");
-    let mut harness = Harness::new_ui(|ui| inspector_ui(ui, &model));
+    let mut harness = Harness::new_ui(|ui| {
+        inspector_ui(ui, &model);
+    });
     harness.run();
     let expected = format!("scale {}, zero point {} (int8)", fmt_num(f64::from(p.scale[0])), p.zero_point[0]);
     assert!(harness.query_by_label_contains(&expected).is_some(), "{expected}");
@@ -56,7 +58,9 @@ fn inspector_shows_the_channel_summary_per_variant() {
     let variants = load("resnet8");
     let model = inspect(&variants, "s1_conv1");
     assert_eq!(model.members.len(), 3);
-    let mut harness = Harness::new_ui(|ui| inspector_ui(ui, &model));
+    let mut harness = Harness::new_ui(|ui| {
+        inspector_ui(ui, &model);
+    });
     harness.run();
     for v in &variants[1..] {
         let (p, _) = common::params(v, "s1_conv1.weight_quantized");
@@ -118,7 +122,9 @@ fn inspector_lists_parameters_and_activation_quantization() {
         })
         .collect();
     let model = inspect_with(&variants, "conv2", true);
-    let mut harness = Harness::new_ui(|ui| inspector_ui(ui, &model));
+    let mut harness = Harness::new_ui(|ui| {
+        inspector_ui(ui, &model);
+    });
     harness.run();
     // the bias left in float behind its Identity: exact, folded into the layer
     assert!(harness.query_all_by_label("onnx::Conv_conv2").count() >= 2, "float and int8 bias rows");
@@ -156,4 +162,21 @@ fn histogram_panel_offers_every_parameter_of_the_layer() {
     harness.run();
     drop(harness);
     assert_eq!(actions, vec![UiAction::SetHistogramParam(ParamKey::WEIGHT)]);
+}
+
+#[test]
+fn the_inspector_edits_a_weight_scale() {
+    let variants = load("resnet8");
+    let model = inspect_with(&variants, "s2_proj", true);
+    let int8 = variants.iter().position(|v| v.spec.name == "int8").unwrap();
+    let edit = model.members[int8].quant.as_ref().unwrap().edit.unwrap();
+    assert_eq!(edit.variant, int8);
+    assert!((edit.factor - 1.0).abs() < 1e-6, "unedited: {}", edit.factor);
+    let mut actions = Vec::new();
+    let mut harness = Harness::new_ui(|ui| actions.extend(inspector_ui(ui, &model)));
+    harness.run();
+    assert_eq!(harness.query_all_by_label("edit: weight scale ×").count(), 2, "int8 and uint8");
+    assert!(harness.query_all_by_label("reset").next().is_none(), "nothing to reset");
+    drop(harness);
+    assert!(actions.is_empty());
 }

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod camera;
+pub mod edit;
 pub mod import;
 pub mod memory;
 pub mod model;
@@ -69,6 +70,7 @@ impl PluginGroup for CorePlugins {
         PluginGroupBuilder::start::<Self>()
             .add(SchedulePlugin)
             .add(import::ImportPlugin)
+            .add(edit::EditPlugin)
             .add(stats::StatsPlugin)
             .add(towers::TowersPlugin)
             .add(selection::SelectionPlugin)

@@ -175,7 +175,7 @@ fn panels_ui(
                     .collect();
                 let report = selected_row.and_then(|r| state.reports.get(r)).and_then(Option::as_deref);
                 if let Some(model) = inspector(&open.data.variants, &members, report) {
-                    inspector_ui(ui, &model);
+                    actions.extend(inspector_ui(ui, &model));
                     ui.separator();
                     ui.heading("Histogram (dequantized)");
                     let names: Vec<String> =
@@ -384,6 +384,7 @@ fn apply_actions(
     mut select: MessageWriter<SelectRequest>,
     mut frame: MessageWriter<FrameRequest>,
     mut shot: MessageWriter<ScreenshotRequest>,
+    mut edits: MessageWriter<super::edit::EditRequest>,
 ) {
     for UiActionMessage(a) in actions.read() {
         match a {
@@ -407,6 +408,9 @@ fn apply_actions(
             UiAction::SetFoldQuant(f) => settings.fold_quant = *f,
             UiAction::SetHistogramBins(b) => settings.histogram_bins = *b,
             UiAction::SetHistogramParam(k) => settings.histogram_param = *k,
+            UiAction::SetWeightScaleFactor { variant, layer, factor } => {
+                edits.write(super::edit::EditRequest { variant: *variant, layer: *layer, factor: *factor });
+            }
             UiAction::SelectNode { variant, node } => {
                 let Some(m) = &model else { continue };
                 let variant = if *variant == usize::MAX { m.data.reference } else { *variant };

@@ -138,10 +138,10 @@ fn read(
         Some(DType::from_onnx(i32::try_from(code).ok()?))
     });
     let name = g.tensor(float)?.name.clone();
-    let tensor = match form {
-        QuantForm::QLinear => name.strip_suffix("_quantized").map_or_else(|| name.clone(), String::from),
-        _ => name,
-    };
+    // the float model's name: onnxruntime renames a graph output it quantizes
+    // `<name>_QuantizeLinear_Input`, and QOperator tensors `<name>_quantized`
+    let suffix = if form == QuantForm::QLinear { "_quantized" } else { "_QuantizeLinear_Input" };
+    let tensor = name.strip_suffix(suffix).map_or_else(|| name.clone(), String::from);
     #[allow(clippy::cast_possible_truncation)]
     Some(ActivationQuant {
         tensor,

@@ -5,10 +5,11 @@ use egui_plot::{Legend, Plot, Points};
 use crate::theme;
 use crate::view::{InspectorModel, MemberView, TensorView, fmt_num};
 
-use super::colour;
+use super::{UiAction, colour};
 
-/// Draws the inspector.
-pub fn inspector_ui(ui: &mut egui::Ui, model: &InspectorModel) {
+/// Draws the inspector; returns the edits asked for.
+pub fn inspector_ui(ui: &mut egui::Ui, model: &InspectorModel) -> Vec<UiAction> {
+    let mut actions = Vec::new();
     ui.heading(&model.title);
     ui.label(egui::RichText::new(format!("{} · depth {}", model.op, model.depth)).color(colour(theme::TEXT_DIM)));
     for (i, m) in model.members.iter().enumerate() {
@@ -20,8 +21,9 @@ pub fn inspector_ui(ui: &mut egui::Ui, model: &InspectorModel) {
         )
         .id_salt(("member", i))
         .default_open(true)
-        .show(ui, |ui| member_ui(ui, m, i));
+        .show(ui, |ui| member_ui(ui, m, i, &mut actions));
     }
+    actions
 }
 
 fn tensors_ui(ui: &mut egui::Ui, id: &str, title: &str, tensors: &[TensorView]) {
@@ -39,13 +41,31 @@ fn tensors_ui(ui: &mut egui::Ui, id: &str, title: &str, tensors: &[TensorView]) 
     });
 }
 
-fn member_ui(ui: &mut egui::Ui, m: &MemberView, i: usize) {
+fn member_ui(ui: &mut egui::Ui, m: &MemberView, i: usize, actions: &mut Vec<UiAction>) {
     if !m.matched_by.is_empty() {
         ui.label(format!("matched by: {}", m.matched_by));
     }
     if let Some(q) = &m.quant {
         ui.label(egui::RichText::new(format!("weight quantization ({})", q.form)).strong());
         ui.label(&q.summary);
+        if let Some(edit) = q.edit {
+            // the statistics are computed again with the edited scale (the file is untouched)
+            ui.horizontal(|ui| {
+                let mut factor = edit.factor;
+                ui.label("edit: weight scale ×");
+                let drag = egui::DragValue::new(&mut factor).range(0.01..=100.0).speed(0.01).max_decimals(3);
+                if ui.add(drag).changed() && factor != edit.factor {
+                    actions.push(UiAction::SetWeightScaleFactor { variant: edit.variant, layer: edit.layer, factor });
+                }
+                if (edit.factor - 1.0).abs() > 1e-9 && ui.button("reset").clicked() {
+                    actions.push(UiAction::SetWeightScaleFactor {
+                        variant: edit.variant,
+                        layer: edit.layer,
+                        factor: 1.0,
+                    });
+                }
+            });
+        }
         if q.scales.len() > 1 {
             let pts: Vec<[f64; 2]> = q.scales.iter().enumerate().map(|(c, &s)| [c as f64, f64::from(s)]).collect();
             Plot::new(("scales", i)).height(80.0).legend(Legend::default()).allow_scroll(false).show(ui, |p| {

@@ -30,6 +30,12 @@ pub enum UiAction {
     /// Show Q/DQ nodes folded into their layer (true) or as blocks.
     SetFoldQuant(bool),
     SetHistogramBins(usize),
+    /// Edit a weight's scale: `factor` times the file's (1 restores it).
+    SetWeightScaleFactor {
+        variant: usize,
+        layer: usize,
+        factor: f64,
+    },
     /// Show the histogram of this parameter of the selected layer.
     SetHistogramParam(crate::report::ParamKey),
     /// Select the block of node `node` of variant `variant` (`usize::MAX`: the reference).

@@ -30,6 +30,17 @@ pub struct QuantView {
     pub scales: Vec<f32>,
     pub zero_points: Vec<i32>,
     pub problems: Vec<String>,
+    /// The weight's place, for an edit of its scale, and the factor its statistics use
+    /// now (1 unedited).
+    pub edit: Option<ScaleEdit>,
+}
+
+/// An editable weight scale: `(variant, layer)` and the current factor on the file's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScaleEdit {
+    pub variant: usize,
+    pub layer: usize,
+    pub factor: f64,
 }
 
 /// One parameter tensor of the layer (weight, bias, other constant).
@@ -219,8 +230,18 @@ pub fn inspector(variants: &[Variant], members: &[Member<'_>], report: Option<&L
         let Some(node) = g.node(m.node) else { continue };
         let layer = m.layer.and_then(|li| v.layers.get(li));
         let entry = report.and_then(|r| r.variants.iter().find(|lv| lv.variant == v.spec.name));
+        // the factor an edit put on the scale: the statistics' scale over the file's
+        let factor = |p: &QuantParams| {
+            let file = p.scale.iter().map(|&s| f64::from(s)).sum::<f64>() / p.scale.len().max(1) as f64;
+            entry.and_then(|e| e.quant.as_ref()).map_or(1.0, |q| q.scale.mean / file)
+        };
         let quant = layer.and_then(|l| match &l.weight {
             LayerWeight::Quantized(q) => Some(QuantView {
+                edit: q.params.as_ref().zip(m.layer).map(|(p, layer)| ScaleEdit {
+                    variant: m.variant,
+                    layer,
+                    factor: factor(p),
+                }),
                 form: format!("{:?}", q.form),
                 summary: q.params.as_ref().map_or_else(|| "unusable (see problems)".into(), quant_summary),
                 scales: q.params.as_ref().map(|p| p.scale.clone()).unwrap_or_default(),

@@ -6,7 +6,8 @@ pub mod recent;
 pub mod table;
 
 pub use inspector::{
-    ActivationView, InspectorModel, Member, MemberView, ParamView, QuantView, TensorView, inspector, quant_summary,
+    ActivationView, InspectorModel, Member, MemberView, ParamView, QuantView, ScaleEdit, TensorView, inspector,
+    quant_summary,
 };
 pub use table::{LayerQuery, ListRow, SortBy, list_rows, query_rows};
 
