@@ -6,7 +6,6 @@ use bevy::prelude::*;
 
 use super::AppSystems;
 use super::model::{OpenModel, Quant, WeightEntity};
-use crate::model::LayerWeight;
 use crate::report::ParamKey;
 
 /// Applies edits before statistics are computed.
@@ -35,10 +34,7 @@ fn apply_edit_requests(
     let Some(open) = open else { return };
     for r in requests.read() {
         let file =
-            open.data.variants.get(r.variant).and_then(|v| v.layers.get(r.layer)).and_then(|l| match &l.weight {
-                LayerWeight::Quantized(q) => q.params.as_ref(),
-                LayerWeight::Float(_) => None,
-            });
+            open.data.variants.get(r.variant).and_then(|v| v.layers.get(r.layer)).and_then(|l| l.weight.params());
         let Some(file) = file else { continue };
         let target =
             weights.iter_mut().find(|(w, _)| w.variant == r.variant && w.layer == r.layer && w.key == ParamKey::WEIGHT);

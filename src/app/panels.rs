@@ -148,13 +148,7 @@ fn panels_ui(
         .resizable(true)
         .show(&mut root, |ui| {
             ui.heading("Layers");
-            let diffs: Vec<(String, usize, &crate::model::NodeDiff)> = open
-                .data
-                .differences
-                .iter()
-                .filter_map(|(vi, d)| Some((open.data.variants.get(*vi)?.spec.name.clone(), *vi, d)))
-                .collect();
-            actions.extend(differences_ui(ui, &diffs));
+            actions.extend(differences_ui(ui, &open.data.variants, &open.data.differences));
             actions.extend(layer_list_ui(ui, &open.list, open.list_version, &mut state.list, selected_row));
         })
         .response

@@ -12,7 +12,7 @@ use super::AppSystems;
 use bevy::tasks::futures::check_ready;
 use bevy::tasks::{AsyncComputeTaskPool, Task};
 
-use crate::model::{LayerWeight, QuantParams};
+use crate::model::QuantParams;
 use crate::report::{LayerReport, ParamKey, QuantOverrides, ReportOptions, SharedHistogram, layer_report_with, rebin};
 
 use super::model::{LayerRow, LayerStats, OpenModel, Quant, Selection, Status, ViewSettings, WeightEntity};
@@ -104,10 +104,7 @@ fn spawn_stats_tasks(
 
 /// The file's quantization parameters of weight `w`.
 fn file_params<'a>(variants: &'a [crate::model::Variant], w: &WeightEntity) -> Option<&'a QuantParams> {
-    match w.key.find(variants.get(w.variant)?.layers.get(w.layer)?)? {
-        LayerWeight::Quantized(q) => q.params.as_ref(),
-        LayerWeight::Float(_) => None,
-    }
+    w.key.find(variants.get(w.variant)?.layers.get(w.layer)?)?.params()
 }
 
 /// The edited parameters a row's statistics were computed with (empty: the file's).

@@ -12,7 +12,8 @@ use serde::Serialize;
 use super::InferError;
 use super::inputs::Sample;
 use super::run::Runner;
-use crate::model::{DType, Graph, NodeId, Variant};
+use crate::model::activation::quantize_node;
+use crate::model::{ActRole, ActivationQuant, Graph, NodeId, Variant};
 use crate::stats::{self, Summary, Values};
 
 /// A `QuantizeLinear → DequantizeLinear` pair on a computed tensor.
@@ -23,60 +24,26 @@ pub struct QdqPair {
     /// The tensor quantized, and the dequantized one, in the quantized graph.
     pub pre: String,
     pub post: String,
-    pub scale: f32,
-    pub zero_point: i32,
-    pub dtype: DType,
-}
-
-impl QdqPair {
-    /// `[(qmin − zp)·s, (qmax − zp)·s]`.
-    #[must_use]
-    pub fn range(&self) -> Option<(f64, f64)> {
-        crate::model::ActivationQuant {
-            tensor: String::new(),
-            role: crate::model::ActRole::Output,
-            slot: 0,
-            form: crate::model::QuantForm::Qdq,
-            dtype: self.dtype,
-            scale: self.scale,
-            zero_point: self.zero_point,
-            scale_tensor: None,
-            q_node: None,
-        }
-        .range()
-    }
+    /// Its parameters (and representable range).
+    pub quant: ActivationQuant,
 }
 
 /// Every quantized activation of `g`: a `QuantizeLinear` of a computed tensor with
 /// per-tensor parameters, followed by a `DequantizeLinear`.
 #[must_use]
 pub fn qdq_pairs(g: &Graph) -> Vec<QdqPair> {
-    let scalar = |t: Option<usize>| -> Option<(f32, DType)> {
-        let d = g.tensor(t?)?.data.as_ref()?;
-        (d.len() == 1).then_some(())?;
-        Some((*d.to_f32_vec().ok()?.first()?, d.dtype))
-    };
     let mut out = Vec::new();
     for (n, node) in g.nodes.iter().enumerate() {
         if node.op_type != "QuantizeLinear" || !node.scope.is_empty() {
             continue;
         }
         let (Some(x), Some(&q)) = (g.input(n, 0), node.outputs.first()) else { continue };
-        let Some(xt) = g.tensor(x).filter(|t| t.data.is_none()) else { continue };
         let dq = g.tensor(q).and_then(|t| t.consumers.iter().copied().find(|&c| dq_of(g, c)));
         let Some(post) = dq.and_then(|c| g.node(c)?.outputs.first().copied()).and_then(|t| g.tensor(t)) else {
             continue;
         };
-        let (Some((scale, _)), zp) = (scalar(g.input(n, 1)), scalar(g.input(n, 2))) else { continue };
-        #[allow(clippy::cast_possible_truncation)]
-        out.push(QdqPair {
-            key: xt.name.strip_suffix("_QuantizeLinear_Input").unwrap_or(&xt.name).to_string(),
-            pre: xt.name.clone(),
-            post: post.name.clone(),
-            scale,
-            zero_point: zp.map_or(0, |(z, _)| z as i32),
-            dtype: zp.map_or(DType::Uint8, |(_, d)| d),
-        });
+        let (Some(quant), Some(pre)) = (quantize_node(g, n, ActRole::Input, 0), g.tensor(x)) else { continue };
+        out.push(QdqPair { key: quant.tensor.clone(), pre: pre.name.clone(), post: post.name.clone(), quant });
     }
     out
 }
@@ -233,7 +200,7 @@ pub fn activation_report(
             };
             let qdq = metric(pre.map(Vec::as_slice), post);
             let xmodel = metric(x, post);
-            let range = pair.range();
+            let range = pair.quant.range();
             let (clip_fraction, range_used) = match (x, range) {
                 (Some(x), Some(r)) => clipping(x, r),
                 _ => (None, None),

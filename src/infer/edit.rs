@@ -73,15 +73,21 @@ impl std::str::FromStr for Edit {
 }
 
 /// The tensors an edit rewrites in `g`, with their new values.
+/// The index of the layer named `name` in `v` (its label, or its node name less
+/// `QOperator`'s `_quant`).
+fn find_layer(v: &Variant, name: &str) -> Result<usize, String> {
+    let g = &v.model.graph;
+    v.layers
+        .iter()
+        .position(|l| {
+            g.node(l.node).is_some_and(|n| n.label(l.node) == name || n.name.trim_end_matches("_quant") == name)
+        })
+        .ok_or_else(|| format!("no layer `{name}` in {}", v.spec.name))
+}
+
 fn targets(v: &Variant, e: &Edit) -> Result<Vec<(TensorId, Vec<f64>)>, String> {
     let g = &v.model.graph;
-    let layer = v
-        .layers
-        .iter()
-        .find(|l| {
-            g.node(l.node).is_some_and(|n| n.label(l.node) == e.layer || n.name.trim_end_matches("_quant") == e.layer)
-        })
-        .ok_or_else(|| format!("no layer `{}` in {}", e.layer, v.spec.name))?;
+    let layer = v.layers.get(find_layer(v, &e.layer)?).ok_or("no such layer")?;
     let apply = |x: f64| match e.change {
         Change::Set(v) => v,
         Change::Times(f) => x * f,
@@ -141,6 +147,39 @@ fn dq_scales(g: &Graph, q: Option<usize>) -> Vec<TensorId> {
 /// When an edit names no layer or field of the variant, a tensor to rewrite is not an
 /// initializer of the main graph, or the file cannot be read or decoded.
 pub fn apply_edits(variants: &[Variant], reference: usize, vi: usize, edits: &[Edit]) -> Result<Vec<u8>, String> {
+    let mut proto = read_proto(variants.get(vi).ok_or("no such variant")?)?;
+    let rows = if edits.iter().any(|e| e.field == Field::Float) {
+        crate::model::match_layers(variants, reference)
+    } else {
+        Vec::new()
+    };
+    edit_proto(variants, reference, vi, &rows, edits, &mut proto)?;
+    Ok(proto.encode_to_vec())
+}
+
+/// The protobuf of `v`'s file.
+///
+/// # Errors
+/// When the file cannot be read or decoded.
+pub fn read_proto(v: &Variant) -> Result<pb::ModelProto, String> {
+    let path = &v.spec.path;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {e}: {}", path.display()))?;
+    pb::ModelProto::decode(bytes.as_slice()).map_err(|e| format!("cannot decode {e}: {}", path.display()))
+}
+
+/// Applies `edits` to `proto`, variant `vi`'s decoded file; `rows` is the layer matching
+/// (needed by `LAYER.float`).
+///
+/// # Errors
+/// As [`apply_edits`].
+pub fn edit_proto(
+    variants: &[Variant],
+    reference: usize,
+    vi: usize,
+    rows: &[crate::model::MatchRow],
+    edits: &[Edit],
+    proto: &mut pb::ModelProto,
+) -> Result<(), String> {
     let v = variants.get(vi).ok_or("no such variant")?;
     let mut changes: Vec<(String, Vec<f64>)> = Vec::new();
     for e in edits {
@@ -150,10 +189,6 @@ pub fn apply_edits(variants: &[Variant], reference: usize, vi: usize, edits: &[E
             changes.push((name, values));
         }
     }
-    let path = &v.spec.path;
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {e}: {}", path.display()))?;
-    let mut proto =
-        pb::ModelProto::decode(bytes.as_slice()).map_err(|e| format!("cannot decode {e}: {}", path.display()))?;
     let graph = proto.graph.as_mut().ok_or("the model has no graph")?;
     for (name, values) in changes {
         let init = graph
@@ -164,9 +199,9 @@ pub fn apply_edits(variants: &[Variant], reference: usize, vi: usize, edits: &[E
         rewrite(init, &values)?;
     }
     for e in edits.iter().filter(|e| e.field == Field::Float) {
-        keep_in_float(variants, reference, vi, &e.layer, graph)?;
+        keep_in_float(variants, reference, vi, rows, &e.layer, graph)?;
     }
-    Ok(proto.encode_to_vec())
+    Ok(())
 }
 
 /// Rewires layer `layer` of variant `vi` in `graph` (its protobuf) to run in float: float
@@ -176,22 +211,18 @@ fn keep_in_float(
     variants: &[Variant],
     reference: usize,
     vi: usize,
+    rows: &[crate::model::MatchRow],
     layer: &str,
     graph: &mut pb::GraphProto,
 ) -> Result<(), String> {
     let v = variants.get(vi).ok_or("no such variant")?;
     let g = &v.model.graph;
-    let li = v
-        .layers
-        .iter()
-        .position(|l| g.node(l.node).is_some_and(|n| n.label(l.node) == layer))
-        .ok_or_else(|| format!("no layer `{layer}` in {}", v.spec.name))?;
+    let li = find_layer(v, layer)?;
     let l = v.layers.get(li).ok_or("no such layer")?;
     let op = g.node(l.node).map(|n| n.op_type.clone()).unwrap_or_default();
     if op.starts_with("QLinear") || op.ends_with("Integer") {
         return Err(format!("`{layer}` is {op}: only QDQ layers are kept in float"));
     }
-    let rows = crate::model::match_layers(variants, reference);
     let refv = variants.get(reference).ok_or("no reference variant")?;
     let float_layer = rows
         .iter()

@@ -7,7 +7,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::InferError;
-use super::edit::{Change, Edit, Field, apply_edits};
+use prost::Message as _;
+
+use super::edit::{Change, Edit, Field, edit_proto, read_proto};
 use super::inputs::Sample;
 use super::run::Runner;
 use crate::model::{LayerWeight, Variant};
@@ -70,12 +72,21 @@ pub fn sensitivity(
         Ok((o, _)) => o,
         Err(e) => return (Vec::new(), vec![e]),
     };
+    let matching = crate::model::match_layers(variants, reference);
     let mut rows = Vec::new();
     for (vi, v) in variants.iter().enumerate().filter(|(vi, _)| *vi != reference) {
         let base = match Runner::new(&v.spec.path, &v.spec.name, first, &[]).and_then(|r| outputs(&r, samples)) {
             Ok(o) => score(&o, &float, labels),
             Err(e) => {
                 failures.push(e);
+                continue;
+            }
+        };
+        // the file decoded once; each layer edits a copy
+        let proto = match read_proto(v) {
+            Ok(p) => p,
+            Err(e) => {
+                failures.push(InferError::Input(e));
                 continue;
             }
         };
@@ -87,10 +98,13 @@ pub fn sensitivity(
             .filter_map(|l| {
                 let name = v.model.graph.node(l.node).map(|n| n.label(l.node))?;
                 let edit = Edit { layer: name.clone(), field: Field::Float, change: Change::Set(1.0) };
-                let run = apply_edits(variants, reference, vi, &[edit]).map_err(InferError::Input).and_then(|bytes| {
-                    let r = Runner::from_bytes(&bytes, &v.spec.name, first, &[])?;
-                    outputs(&r, samples)
-                });
+                let mut edited = proto.clone();
+                let run = edit_proto(variants, reference, vi, &matching, &[edit], &mut edited)
+                    .map_err(InferError::Input)
+                    .and_then(|()| {
+                        let r = Runner::from_bytes(&edited.encode_to_vec(), &v.spec.name, first, &[])?;
+                        outputs(&r, samples)
+                    });
                 let mut row = SensitivityRow {
                     variant: v.spec.name.clone(),
                     layer: name,

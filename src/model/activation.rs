@@ -81,9 +81,7 @@ pub fn layer_activations(g: &Graph, n: NodeId) -> Vec<ActivationQuant> {
     }
     for k in 0..node.inputs.len() {
         let (Some(t), Some(slot)) = (g.input(n, k), float_slot(op, k)) else { continue };
-        let Some(q) = q_behind_dq(g, t) else { continue };
-        let Some(x) = g.input(q, 0).filter(|&x| g.tensor(x).is_some_and(|t| t.data.is_none())) else { continue };
-        out.extend(read(g, x, ActRole::Input, slot, QuantForm::Qdq, g.input(q, 1), g.input(q, 2), Some(q)));
+        out.extend(q_behind_dq(g, t).and_then(|q| quantize_node(g, q, ActRole::Input, slot)));
     }
     for (i, &y) in node.outputs.iter().enumerate() {
         let Some(tensor) = g.tensor(y) else { continue };
@@ -92,11 +90,17 @@ pub fn layer_activations(g: &Graph, n: NodeId) -> Vec<ActivationQuant> {
             .iter()
             .copied()
             .find(|&c| g.node(c).is_some_and(|c| c.op_type == "QuantizeLinear") && g.input(c, 0) == Some(y));
-        if let Some(q) = q {
-            out.extend(read(g, y, ActRole::Output, i, QuantForm::Qdq, g.input(q, 1), g.input(q, 2), Some(q)));
-        }
+        out.extend(q.and_then(|q| quantize_node(g, q, ActRole::Output, i)));
     }
     out
+}
+
+/// The activation `QuantizeLinear` node `q` quantizes (a computed tensor with a
+/// per-tensor scale), named as the float model names it.
+#[must_use]
+pub fn quantize_node(g: &Graph, q: NodeId, role: ActRole, slot: usize) -> Option<ActivationQuant> {
+    let x = g.input(q, 0).filter(|&x| g.tensor(x).is_some_and(|t| t.data.is_none()))?;
+    read(g, x, role, slot, QuantForm::Qdq, g.input(q, 1), g.input(q, 2), Some(q))
 }
 
 /// The `QuantizeLinear` when `t` is `DequantizeLinear(QuantizeLinear(x))`.

@@ -103,6 +103,15 @@ impl LayerWeight {
             Self::Quantized(q) => q.q_tensor,
         }
     }
+
+    /// The file's quantization parameters (`None` for float or unusable ones).
+    #[must_use]
+    pub fn params(&self) -> Option<&QuantParams> {
+        match self {
+            Self::Float(_) => None,
+            Self::Quantized(q) => q.params.as_ref(),
+        }
+    }
 }
 
 /// What a parameter is to its layer.

@@ -104,17 +104,22 @@ pub fn layer_list_ui(
     actions
 }
 
-/// The nodes that differ between variants: `(variant name, its differences)`. Clicking a
+/// The nodes that differ between variants: `(variant index, its differences)`. Clicking a
 /// node asks for its block (`UiAction::SelectNode`).
-pub fn differences_ui(ui: &mut egui::Ui, diffs: &[(String, usize, &crate::model::NodeDiff)]) -> Vec<UiAction> {
+pub fn differences_ui(
+    ui: &mut egui::Ui,
+    variants: &[crate::model::Variant],
+    diffs: &[(usize, crate::model::NodeDiff)],
+) -> Vec<UiAction> {
     let mut actions = Vec::new();
-    let total: usize = diffs.iter().map(|(_, _, d)| d.missing.len() + d.extra.len()).sum();
+    let total: usize = diffs.iter().map(|(_, d)| d.missing.len() + d.extra.len()).sum();
     if total == 0 {
         return actions;
     }
     egui::CollapsingHeader::new(format!("Nodes not in every variant ({total})")).id_salt("node_diffs").show(ui, |ui| {
         egui::ScrollArea::vertical().id_salt("node_diffs_scroll").max_height(160.0).show(ui, |ui| {
-            for (name, vi, d) in diffs {
+            for (vi, d) in diffs {
+                let name = variants.get(*vi).map_or("", |v| v.spec.name.as_str());
                 for (sign, nodes, variant) in [("−", &d.missing, None), ("+", &d.extra, Some(*vi))] {
                     for n in nodes {
                         let text = format!("{sign} {name}: {} ({})", n.node, n.op);
