@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::{cli, data, load};
-use quantlens::infer::{InputSpec, activation_report, samples};
+use quantlens::infer::{InputSpec, Progress, activation_report, samples};
 
 #[test]
 fn activation_errors_match_onnxruntime_qdq_loss_debug() {
@@ -18,7 +18,7 @@ fn activation_errors_match_onnxruntime_qdq_loss_debug() {
     let spec = InputSpec::Npy(data(golden["inputs"].as_str().unwrap()));
     let s = samples(&variants[0].model.graph, &spec, 100, &HashMap::new()).unwrap();
     assert_eq!(s.len(), 4, "the .npy's four rows");
-    let (rows, failures) = activation_report(&variants, 0, &s);
+    let (rows, failures) = activation_report(&variants, 0, s.into_iter().map(Ok), 64, &Progress::default());
     assert!(failures.is_empty(), "{failures:?}");
     let mut checked = 0;
     for (variant, tensors) in golden["variants"].as_object().unwrap() {
@@ -65,9 +65,18 @@ fn report_with_inputs_adds_activations_and_refuses_bad_specs() {
     let acts = json["activations"].as_array().unwrap();
     assert_eq!(acts.len(), 16);
     let first = &acts[0]["variants"][0];
-    for k in
-        ["variant", "qdq_err_db", "xmodel_err_db", "mse", "max_abs", "cosine", "clip_fraction", "range_used", "stats"]
-    {
+    for k in [
+        "variant",
+        "qdq_err_db",
+        "xmodel_err_db",
+        "mse",
+        "max_abs",
+        "cosine",
+        "clip_fraction",
+        "range_used",
+        "stats",
+        "histogram",
+    ] {
         assert!(!first[k].is_null(), "{k}");
     }
     // random inputs: the same numbers twice (seeded)
@@ -106,7 +115,8 @@ fn accuracy_matches_onnxruntime_on_the_digits() {
     // quick evaluation: 100 samples, ten of each digit
     let variants = load("digits");
     let (samples, labels) =
-        quantlens::infer::labelled_samples(&variants[0].model.graph, &npz, &HashMap::new()).unwrap();
+        quantlens::infer::labelled_samples(&variants[0].model.graph, &InputSpec::Npz(npz.clone()), &HashMap::new())
+            .unwrap();
     assert_eq!((samples.len(), labels.len()), (360, 360));
     let pick = quantlens::infer::stratified(&labels, 100);
     for digit in 0..10 {
@@ -115,11 +125,11 @@ fn accuracy_matches_onnxruntime_on_the_digits() {
     let (code, out, _) = cli(&["eval", dir.to_str().unwrap(), "--data", npz.to_str().unwrap(), "--format", "json"]);
     assert_eq!(code, 0);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["variants"]["int8"]["n"], 100);
-    // a .npz without labels is refused with the arrays it has
+    // an array without labels is refused, saying where labels come from
     let npy = data("infer/resnet8_inputs.npy");
     let (code, _, err) = cli(&["eval", dir.to_str().unwrap(), "--data", npy.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(err.contains("not a .npz"), "{err}");
+    assert!(err.contains("labelled data is a .npz with `x` and `y`"), "{err}");
 }
 
 #[test]

@@ -3,18 +3,18 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 
 use quantlens::infer::{
-    InputSpec, Sample, evaluate, labelled_samples, samples as make_samples, sensitivity as sweep, stratified,
+    InferError, InputSpec, Progress, SampleStream, evaluate, labelled_samples, samples as make_samples,
+    sensitivity as sweep, stratified,
 };
 use quantlens::report::reference_index;
 
 use super::{EXIT_DATA_ERRORS, EXIT_FAILED, Input, TableOrJson, load};
 
 /// Evaluates on `n` samples (stratified by class; all when `n` is at least their number).
-pub fn run(input: &Input, data: &Path, n: usize, format: TableOrJson, dims: &HashMap<String, usize>) -> ExitCode {
+pub fn run(input: &Input, data: &InputSpec, n: usize, format: TableOrJson, dims: &HashMap<String, usize>) -> ExitCode {
     let (variants, _) = match load(input) {
         Ok(v) => v,
         Err(code) => return code,
@@ -28,7 +28,7 @@ pub fn run(input: &Input, data: &Path, n: usize, format: TableOrJson, dims: &Has
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let (eval, failures) = evaluate(&variants, reference, &samples, &labels);
+    let (eval, failures) = evaluate(&variants, reference, samples, &labels, &Progress::default());
     for f in &failures {
         eprintln!("quantlens: error: {f}");
     }
@@ -56,26 +56,29 @@ pub fn run(input: &Input, data: &Path, n: usize, format: TableOrJson, dims: &Has
     if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DATA_ERRORS) }
 }
 
-/// Up to `n` labelled samples of `data`, stratified by class.
+/// Up to `n` labelled samples of `data`, stratified by class (read as they are run), and
+/// their labels in the same order.
 fn quick(
     graph: &quantlens::model::Graph,
-    data: &Path,
+    data: &InputSpec,
     n: usize,
     dims: &HashMap<String, usize>,
-) -> Result<(Vec<Sample>, Vec<i64>), quantlens::infer::InferError> {
+) -> Result<(SampleStream, Vec<i64>), InferError> {
     let (samples, labels) = labelled_samples(graph, data, dims)?;
-    if n >= samples.len() {
+    if n >= labels.len() {
         return Ok((samples, labels));
     }
-    let pick = stratified(&labels, n);
+    // the stream gives the picked rows in file order: the labels follow it
+    let mut pick = stratified(&labels, n);
+    pick.sort_unstable();
     let picked_labels = pick.iter().filter_map(|&i| labels.get(i).copied()).collect();
-    Ok((pick.into_iter().filter_map(|i| samples.get(i).cloned()).collect(), picked_labels))
+    Ok((samples.select(pick), picked_labels))
 }
 
 /// `quantlens sensitivity`.
 pub fn sensitivity(
     input: &Input,
-    data: Option<&Path>,
+    data: Option<&InputSpec>,
     spec: &InputSpec,
     n: usize,
     format: TableOrJson,
@@ -88,7 +91,7 @@ pub fn sensitivity(
     let reference = reference_index(&variants);
     let Some(graph) = variants.get(reference).map(|v| &v.model.graph) else { return ExitCode::from(EXIT_FAILED) };
     let loaded = match data {
-        Some(d) => quick(graph, d, n, dims).map(|(s, y)| (s, Some(y))),
+        Some(d) => quick(graph, d, n, dims).and_then(|(s, y)| Ok((s.collect::<Result<Vec<_>, _>>()?, Some(y)))),
         None => make_samples(graph, spec, n.max(1), dims).map(|s| (s, None)),
     };
     let (samples, labels) = match loaded {

@@ -9,11 +9,12 @@ mod report;
 mod window;
 mod write;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use quantlens::infer::{Edit, InputSpec};
+use quantlens::infer::{Edit, ImageOptions, InputSpec};
 use quantlens::model::Access;
 use quantlens::model::variants::{VariantSpec, discover, load_variants_with, parse_variant_arg};
 use quantlens::model::{Severity, Variant};
@@ -58,15 +59,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ExplorerMetric::Sqnr)]
         metric: ExplorerMetric,
         /// Run every variant (tract) on these inputs and compare their activations (JSON
-        /// `activations`): `random`, `random:SEED` or a .npy whose rows are samples.
+        /// `activations`): `random`, `random:SEED`, a .npy whose rows are samples, a .npz
+        /// with one array per model input, an image or a folder of images.
         #[arg(long, value_name = "SPEC")]
         inputs: Option<InputSpec>,
-        /// How many samples to run (at most the .npy's rows).
+        /// How many samples to run (at most the data's).
         #[arg(long, default_value_t = 1)]
         samples: usize,
-        /// The size of a dynamic input dimension: NAME=N (repeatable).
-        #[arg(long = "dim", value_name = "NAME=N", value_parser = parse_dim)]
-        dims: Vec<(String, usize)>,
+        #[command(flatten)]
+        run: RunArgs,
         /// Write to this file instead of standard output (written atomically).
         #[arg(long, short)]
         out: Option<PathBuf>,
@@ -76,9 +77,10 @@ enum Command {
     Eval {
         #[command(flatten)]
         input: Input,
-        /// A .npz with `x` (samples along axis 0) and integer labels `y`.
-        #[arg(long, value_name = "NPZ")]
-        data: PathBuf,
+        /// Labelled data: a .npz with `x` (samples along axis 0) and integer labels `y`, or
+        /// a folder with one sub-folder of images per class (classes in sorted order).
+        #[arg(long, value_name = "SPEC")]
+        data: InputSpec,
         /// Quick evaluation on this many samples, stratified by class.
         #[arg(long, default_value_t = 100)]
         samples: usize,
@@ -87,19 +89,19 @@ enum Command {
         full: bool,
         #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
         format: TableOrJson,
-        /// The size of a dynamic input dimension: NAME=N (repeatable).
-        #[arg(long = "dim", value_name = "NAME=N", value_parser = parse_dim)]
-        dims: Vec<(String, usize)>,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Which layer costs the most: each quantized layer kept in float alone (tract), its
     /// accuracy (with --data) or output SQNR against float, largest gain first.
     Sensitivity {
         #[command(flatten)]
         input: Input,
-        /// A labelled .npz (`x`, `y`): accuracy; without it, output SQNR on --inputs.
-        #[arg(long, value_name = "NPZ")]
-        data: Option<PathBuf>,
-        /// `random`, `random:SEED` or a .npy (without --data).
+        /// Labelled data (a .npz with `x`, `y`, or a folder of class sub-folders):
+        /// accuracy; without it, output SQNR on --inputs.
+        #[arg(long, value_name = "SPEC")]
+        data: Option<InputSpec>,
+        /// Unlabelled inputs, as report --inputs takes them (without --data).
         #[arg(long, value_name = "SPEC", default_value = "random")]
         inputs: InputSpec,
         /// Samples (stratified by class with --data).
@@ -107,9 +109,8 @@ enum Command {
         samples: usize,
         #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
         format: TableOrJson,
-        /// The size of a dynamic input dimension: NAME=N (repeatable).
-        #[arg(long = "dim", value_name = "NAME=N", value_parser = parse_dim)]
-        dims: Vec<(String, usize)>,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Writes a variant with edited quantization parameters as a new .onnx (atomically,
     /// never over an input).
@@ -177,14 +178,13 @@ enum Command {
     BenchInfer {
         #[command(flatten)]
         input: Input,
-        /// `random`, `random:SEED` or a .npy whose rows are samples.
+        /// Inputs, as report --inputs takes them.
         #[arg(long, value_name = "SPEC", default_value = "random")]
         inputs: InputSpec,
         #[arg(long, default_value_t = 8)]
         samples: usize,
-        /// The size of a dynamic input dimension: NAME=N (repeatable).
-        #[arg(long = "dim", value_name = "NAME=N", value_parser = parse_dim)]
-        dims: Vec<(String, usize)>,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Times import, statistics and histograms of a folder; prints JSON with peak RSS.
     Bench {
@@ -194,6 +194,58 @@ enum Command {
         #[arg(long, default_value_t = 64, value_parser = parse_bins)]
         bins: usize,
     },
+}
+
+/// How inputs are shaped and, for images, prepared.
+#[allow(clippy::doc_markdown)] // clap help text: no Markdown backticks
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The size of a dynamic input dimension: NAME=N (repeatable).
+    #[arg(long = "dim", value_name = "NAME=N", value_parser = parse_dim)]
+    dims: Vec<(String, usize)>,
+    /// Images: subtracted per channel after scaling pixels to [0, 1]; one value or three
+    /// (R,G,B, in the model's channel order).
+    #[arg(long, value_name = "M[,M,M]", default_value = "0", value_parser = parse_channels)]
+    mean: [f32; 3],
+    /// Images: the divisor per channel after the mean; one value or three.
+    #[arg(long, value_name = "S[,S,S]", default_value = "1", value_parser = parse_channels)]
+    std: [f32; 3],
+    /// Images: resize the shorter side to this, then crop the model's size from the
+    /// centre (without it, images are resized to the model's size).
+    #[arg(long, value_name = "PIXELS")]
+    size: Option<u32>,
+    /// Images: the model takes BGR channels (as OpenCV and Caffe models do) instead of RGB.
+    #[arg(long)]
+    bgr: bool,
+}
+
+impl RunArgs {
+    fn dims(&self) -> HashMap<String, usize> {
+        self.dims.iter().cloned().collect()
+    }
+
+    /// `spec` with these image options.
+    fn spec(&self, spec: InputSpec) -> InputSpec {
+        match spec {
+            InputSpec::Images(path, _) => {
+                InputSpec::Images(path, ImageOptions { mean: self.mean, std: self.std, size: self.size, bgr: self.bgr })
+            }
+            other => other,
+        }
+    }
+}
+
+/// One value for every channel, or three.
+fn parse_channels(s: &str) -> Result<[f32; 3], String> {
+    let values: Vec<f32> = s
+        .split(',')
+        .map(|v| v.trim().parse::<f32>().map_err(|_| format!("`{v}` is not a number")))
+        .collect::<Result<_, _>>()?;
+    match *values.as_slice() {
+        [v] if v.is_finite() => Ok([v; 3]),
+        [a, b, c] if [a, b, c].iter().all(|v| v.is_finite()) => Ok([a, b, c]),
+        _ => Err(format!("give one finite value or three (R,G,B), not `{s}`")),
+    }
 }
 
 #[derive(clap::Args)]
@@ -261,22 +313,23 @@ pub fn run() -> ExitCode {
         }
     };
     match cli.command {
-        Some(Command::Report { input, format, sort, bins, metric, inputs, samples, dims, out }) => {
-            let run = inputs.map(|spec| report::RunInputs { spec, samples, dims: dims.into_iter().collect() });
+        Some(Command::Report { input, format, sort, bins, metric, inputs, samples, run, out }) => {
+            let run = inputs.map(|spec| report::RunInputs { spec: run.spec(spec), samples, dims: run.dims() });
             report::run(&input, format, sort, bins, metric, run.as_ref(), out.as_deref())
         }
         Some(Command::Check { input, min_sqnr, max_rmse_scale }) => check::run(&input, min_sqnr, max_rmse_scale),
         Some(Command::Export { input, edits, out }) => export::run(&input, &edits, &out),
-        Some(Command::Sensitivity { input, data, inputs, samples, format, dims }) => {
-            eval::sensitivity(&input, data.as_deref(), &inputs, samples, format, &dims.into_iter().collect())
+        Some(Command::Sensitivity { input, data, inputs, samples, format, run }) => {
+            let data = data.map(|d| run.spec(d));
+            eval::sensitivity(&input, data.as_ref(), &run.spec(inputs), samples, format, &run.dims())
         }
-        Some(Command::Eval { input, data, samples, full, format, dims }) => {
+        Some(Command::Eval { input, data, samples, full, format, run }) => {
             let n = if full { usize::MAX } else { samples };
-            eval::run(&input, &data, n, format, &dims.into_iter().collect())
+            eval::run(&input, &run.spec(data), n, format, &run.dims())
         }
         Some(Command::Bench { input, bins }) => bench::run(&input, bins),
-        Some(Command::BenchInfer { input, inputs, samples, dims }) => {
-            bench::infer(&input, &inputs, samples, &dims.into_iter().collect())
+        Some(Command::BenchInfer { input, inputs, samples, run }) => {
+            bench::infer(&input, &run.spec(inputs), samples, &run.dims())
         }
         Some(Command::BenchKernels { reps }) => bench::kernels(reps),
         #[cfg(feature = "gui")]

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 
 use std::collections::HashMap;
 
-use quantlens::infer::{InputSpec, activation_report, samples};
+use quantlens::infer::{InputSpec, Progress, activation_report, open_samples};
+
+/// Bins of the activation histograms when --bins is not given.
+const DEFAULT_ACTIVATION_BINS: usize = 64;
 use quantlens::report::{
     ExplorerMetric, ReportOptions, SortKey, build_report, reference_index, sort_layers, to_csv, to_json, to_markdown,
     to_model_explorer, to_table,
@@ -58,14 +61,15 @@ pub fn run(
     if let Some(r) = run_inputs {
         let reference = reference_index(&variants);
         let Some(graph) = variants.get(reference).map(|v| &v.model.graph) else { return ExitCode::from(EXIT_FAILED) };
-        let samples = match samples(graph, &r.spec, r.samples.max(1), &r.dims) {
+        let samples = match open_samples(graph, &r.spec, r.samples.max(1), &r.dims) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("quantlens: error: {e}");
                 return ExitCode::from(EXIT_FAILED);
             }
         };
-        let (rows, failures) = activation_report(&variants, reference, &samples);
+        let bins = bins.unwrap_or(DEFAULT_ACTIVATION_BINS);
+        let (rows, failures) = activation_report(&variants, reference, samples, bins, &Progress::default());
         for f in &failures {
             // the static report stands; the variant's activations are left out
             eprintln!("quantlens: error: {f}");

@@ -9,12 +9,13 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::InferError;
 use super::inputs::Sample;
+use super::npy::NpyData;
 use super::run::Runner;
+use super::{InferError, Progress};
 use crate::model::activation::quantize_node;
 use crate::model::{ActRole, ActivationQuant, Graph, NodeId, Variant};
-use crate::stats::{self, Summary, Values};
+use crate::stats::{self, Histogram, RunningComparison, RunningStats, Summary};
 
 /// A `QuantizeLinear → DequantizeLinear` pair on a computed tensor.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,7 +60,16 @@ pub struct ActivationRow {
     pub tensor: String,
     /// The float model's node producing it (its label).
     pub layer: String,
+    /// The float model's values: summary and histogram (on the variants' shared bins).
+    pub float: Option<TensorStats>,
     pub variants: Vec<ActivationVariant>,
+}
+
+/// A summary of a tensor over every sample, with its histogram on the row's shared bins.
+#[derive(Clone, Debug, Serialize)]
+pub struct TensorStats {
+    pub stats: Summary,
+    pub histogram: Option<Histogram>,
 }
 
 /// One activation in one quantized variant.
@@ -80,33 +90,246 @@ pub struct ActivationVariant {
     pub range_used: Option<f64>,
     /// The representable range `[(qmin − zp)·s, (qmax − zp)·s]`.
     pub range: Option<[f64; 2]>,
-    /// Of this variant's dequantized values.
+    /// Of this variant's dequantized values (quartiles from the running histogram).
     pub stats: Option<Summary>,
+    /// Of this variant's dequantized values, on the row's shared bins.
+    pub histogram: Option<Histogram>,
 }
 
-/// What every variant's run captured, by tensor name, all samples concatenated.
-type Captured = HashMap<String, Vec<f32>>;
+/// A variant built for the run, with where each captured tensor sits in its results.
+struct Plan {
+    runner: Runner,
+    slots: HashMap<String, usize>,
+}
 
-fn capture(v: &Variant, samples: &[Sample], names: &[String]) -> Result<Captured, InferError> {
-    let Some(first) = samples.first() else { return Ok(Captured::new()) };
-    let runner = Runner::new(&v.spec.path, &v.spec.name, first, names)?;
-    let mut out: Captured = runner.captured.iter().map(|n| (n.clone(), Vec::new())).collect();
-    // a graph input quantized directly is captured from the samples themselves
-    let inputs: Vec<usize> =
-        (0..first.len()).filter(|&i| first.get(i).is_some_and(|t| names.contains(&t.name))).collect();
-    for s in samples {
-        for (name, values) in runner.captured.iter().zip(runner.run(s)?) {
-            if let Some(all) = out.get_mut(name) {
-                all.extend_from_slice(&values);
-            }
+/// What one sample's runs gave, by variant.
+type Runs = HashMap<usize, Vec<Vec<f32>>>;
+
+/// The tensor `name` of variant `vi` in this sample: captured by its run, or a graph
+/// input quantized directly (taken from the sample itself).
+fn lookup<'a>(
+    plans: &HashMap<usize, Plan>,
+    runs: &'a Runs,
+    sample: &'a Sample,
+    vi: usize,
+    name: &str,
+) -> Option<&'a [f32]> {
+    let captured = plans.get(&vi).and_then(|p| p.slots.get(name)).and_then(|&i| runs.get(&vi)?.get(i));
+    captured.map(Vec::as_slice).or_else(|| match &sample.iter().find(|t| t.name == name)?.data {
+        NpyData::F32(v) => Some(v.as_slice()),
+        NpyData::I64(_) => None,
+    })
+}
+
+/// One quantized activation of one variant, summed over the samples so far.
+struct VariantRun {
+    variant: usize,
+    pair: QdqPair,
+    qdq: RunningComparison,
+    xmodel: RunningComparison,
+    post: RunningStats,
+    /// Float values outside the pair's range, and finite float values seen.
+    outside: u64,
+    finite: u64,
+}
+
+/// One activation row, summed over the samples so far.
+struct RowRun {
+    key: String,
+    float: RunningStats,
+    variants: Vec<VariantRun>,
+}
+
+impl RowRun {
+    fn add(&mut self, plans: &HashMap<usize, Plan>, runs: &Runs, sample: &Sample, reference: usize) {
+        let x = lookup(plans, runs, sample, reference, &self.key);
+        if let Some(x) = x {
+            self.float.add(x);
         }
-        for t in inputs.iter().filter_map(|&i| s.get(i)) {
-            if let super::npy::NpyData::F32(v) = &t.data {
-                out.entry(t.name.clone()).or_default().extend_from_slice(v);
+        for v in &mut self.variants {
+            let pre = lookup(plans, runs, sample, v.variant, &v.pair.pre);
+            let Some(post) = lookup(plans, runs, sample, v.variant, &v.pair.post) else { continue };
+            v.post.add(post);
+            if let Some(pre) = pre {
+                v.qdq.add(pre, post);
+            }
+            if let Some(x) = x {
+                v.xmodel.add(x, post);
+                if let Some(range) = v.pair.quant.range() {
+                    let (outside, finite) = outside_range(x, range);
+                    v.outside += outside;
+                    v.finite += finite;
+                }
             }
         }
     }
-    Ok(out)
+
+    fn finish(self, variants: &[Variant], layer: String, bins: usize) -> ActivationRow {
+        let mut streams = vec![self.float.histogram()];
+        streams.extend(self.variants.iter().map(|v| v.post.histogram()));
+        let mut nonfinite = vec![self.float.nonfinite()];
+        nonfinite.extend(self.variants.iter().map(|v| v.post.nonfinite()));
+        let mut hists = stats::shared_grid_histograms(&streams, &nonfinite, bins).map(Vec::into_iter);
+        let mut next_hist = || hists.as_mut().and_then(Iterator::next);
+        let float_summary = self.float.summary();
+        let seen = float_summary.count > 0;
+        let float = seen.then(|| TensorStats { stats: float_summary.clone(), histogram: next_hist() });
+        let mut out = Vec::new();
+        for v in self.variants {
+            let histogram = next_hist();
+            let (qdq, xmodel) = (v.qdq.metrics(), v.xmodel.metrics());
+            let range = v.pair.quant.range();
+            #[allow(clippy::cast_precision_loss)]
+            let (clip_fraction, range_used) = match range {
+                Some(r) if v.finite > 0 => {
+                    (Some(v.outside as f64 / v.finite as f64), range_used((float_summary.min, float_summary.max), r))
+                }
+                _ => (None, None),
+            };
+            let post = v.post.summary();
+            out.push(ActivationVariant {
+                variant: variants.get(v.variant).map(|v| v.spec.name.clone()).unwrap_or_default(),
+                qdq_err_db: qdq.as_ref().map(|m| m.sqnr_db),
+                xmodel_err_db: xmodel.as_ref().map(|m| m.sqnr_db),
+                mse: xmodel.as_ref().map(|m| m.mse),
+                max_abs: xmodel.as_ref().map(|m| m.max_abs),
+                cosine: xmodel.as_ref().map(|m| m.cosine).filter(|c| !c.is_nan()),
+                clip_fraction,
+                range_used,
+                range: range.map(|(lo, hi)| [lo, hi]),
+                stats: (post.count > 0).then_some(post),
+                histogram,
+            });
+        }
+        ActivationRow { tensor: self.key, layer, float, variants: out }
+    }
+}
+
+/// Runs every variant on the samples, one sample at a time (memory bounded by one
+/// sample's activations, whatever the number of samples), and compares their activations
+/// with the reference's; histograms get at most `bins` shared bins. A variant tract cannot
+/// build or run is reported in the second list and left out; a sample that cannot be read
+/// ends the run there. `progress` counts the samples done and can stop the run early.
+#[must_use]
+pub fn activation_report(
+    variants: &[Variant],
+    reference: usize,
+    samples: impl IntoIterator<Item = Result<Sample, InferError>>,
+    bins: usize,
+    progress: &Progress,
+) -> (Vec<ActivationRow>, Vec<InferError>) {
+    let mut failures = Vec::new();
+    let pairs: Vec<Vec<QdqPair>> = variants.iter().map(|v| qdq_pairs(&v.model.graph)).collect();
+    let Some(refv) = variants.get(reference) else { return (Vec::new(), failures) };
+    let keys: Vec<String> = {
+        let mut k: Vec<String> = pairs.iter().flatten().map(|p| p.key.clone()).collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    let mut samples = samples.into_iter();
+    let first = match samples.next() {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => return (Vec::new(), vec![e]),
+        None => return (Vec::new(), failures),
+    };
+    // each variant's plan, built on threads of their own
+    let built: Vec<(usize, Result<Runner, InferError>)> = variants
+        .par_iter()
+        .enumerate()
+        .filter_map(|(vi, v)| {
+            let names: Vec<String> = if vi == reference {
+                keys.clone()
+            } else {
+                let ps = pairs.get(vi).filter(|p| !p.is_empty())?;
+                ps.iter().flat_map(|p| [p.pre.clone(), p.post.clone()]).collect()
+            };
+            Some((vi, Runner::new(&v.spec.path, &v.spec.name, &first, &names)))
+        })
+        .collect();
+    let mut plans: HashMap<usize, Plan> = HashMap::new();
+    for (vi, built) in built {
+        match built {
+            Ok(runner) => {
+                let slots = runner.captured.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
+                plans.insert(vi, Plan { runner, slots });
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    if !plans.contains_key(&reference) {
+        return (Vec::new(), failures);
+    }
+    let mut rows: Vec<RowRun> = keys
+        .iter()
+        .map(|key| RowRun {
+            key: key.clone(),
+            float: RunningStats::default(),
+            variants: pairs
+                .iter()
+                .enumerate()
+                .filter(|(vi, _)| *vi != reference && plans.contains_key(vi))
+                .filter_map(|(vi, ps)| ps.iter().find(|p| &p.key == key).map(|p| (vi, p)))
+                .map(|(variant, pair)| VariantRun {
+                    variant,
+                    pair: pair.clone(),
+                    qdq: RunningComparison::default(),
+                    xmodel: RunningComparison::default(),
+                    post: RunningStats::default(),
+                    outside: 0,
+                    finite: 0,
+                })
+                .collect(),
+        })
+        .collect();
+    for sample in std::iter::once(Ok(first)).chain(samples) {
+        if progress.cancelled() {
+            break;
+        }
+        let sample = match sample {
+            Ok(s) => s,
+            Err(e) => {
+                failures.push(e);
+                break;
+            }
+        };
+        // every variant on this sample, on threads of their own (tract runs one thread)
+        let results: Vec<(usize, Result<Vec<Vec<f32>>, InferError>)> =
+            plans.par_iter().map(|(&vi, p)| (vi, p.runner.run(&sample))).collect();
+        let mut runs = Runs::new();
+        for (vi, r) in results {
+            match r {
+                Ok(values) => {
+                    runs.insert(vi, values);
+                }
+                Err(e) => {
+                    failures.push(e);
+                    plans.remove(&vi);
+                }
+            }
+        }
+        if !runs.contains_key(&reference) {
+            break;
+        }
+        rows.par_iter_mut().for_each(|r| r.add(&plans, &runs, &sample, reference));
+        progress.advance();
+    }
+    let producer_label = |name: &str| -> String {
+        let g = &refv.model.graph;
+        g.tensor_by_name(name)
+            .and_then(|t| g.tensor(t)?.producer)
+            .and_then(|p| g.node(p).map(|n| n.label(p)))
+            .unwrap_or_default()
+    };
+    let rows = rows
+        .into_iter()
+        .filter(|r| r.float.summary().count > 0 && r.variants.iter().any(|v| v.post.summary().count > 0))
+        .map(|r| {
+            let layer = producer_label(&r.key);
+            r.finish(variants, layer, bins)
+        })
+        .collect();
+    (rows, failures)
 }
 
 /// Per variant: seconds to build its tract plan, seconds per sample to run it with every
@@ -139,116 +362,31 @@ pub fn time_capture(variants: &[Variant], samples: &[Sample]) -> Result<Vec<(Str
     Ok(out)
 }
 
-/// Runs every variant on `samples` and compares their activations with the reference's.
-/// A variant tract cannot run is reported in the second list and left out.
-#[must_use]
-pub fn activation_report(
-    variants: &[Variant],
-    reference: usize,
-    samples: &[Sample],
-) -> (Vec<ActivationRow>, Vec<InferError>) {
-    let mut failures = Vec::new();
-    let pairs: Vec<Vec<QdqPair>> = variants.iter().map(|v| qdq_pairs(&v.model.graph)).collect();
-    let Some(refv) = variants.get(reference) else { return (Vec::new(), failures) };
-    let keys: Vec<String> = {
-        let mut k: Vec<String> = pairs.iter().flatten().map(|p| p.key.clone()).collect();
-        k.sort();
-        k.dedup();
-        k
-    };
-    // every variant on a thread of its own (tract runs one thread per plan)
-    let runs: Vec<(usize, Result<Captured, InferError>)> = variants
-        .par_iter()
-        .enumerate()
-        .filter_map(|(vi, v)| {
-            let names: Vec<String> = if vi == reference {
-                keys.clone()
-            } else {
-                let ps = pairs.get(vi).filter(|p| !p.is_empty())?;
-                ps.iter().flat_map(|p| [p.pre.clone(), p.post.clone()]).collect()
-            };
-            Some((vi, capture(v, samples, &names)))
-        })
-        .collect();
-    let mut float = None;
-    let mut per_variant: Vec<(usize, Captured)> = Vec::new();
-    for (vi, run) in runs {
-        match run {
-            Ok(c) if vi == reference => float = Some(c),
-            Ok(c) => per_variant.push((vi, c)),
-            Err(e) => failures.push(e),
-        }
+/// Of the finite values of `x`: how many lie outside `[lo, hi]`, and how many there are.
+fn outside_range(x: &[f32], (lo, hi): (f64, f64)) -> (u64, u64) {
+    let (mut outside, mut finite) = (0u64, 0u64);
+    for &v in x.iter().filter(|v| v.is_finite()) {
+        finite += 1;
+        outside += u64::from(f64::from(v) < lo || f64::from(v) > hi);
     }
-    let Some(float) = float else { return (Vec::new(), failures) };
-    let producer_label = |name: &str| -> String {
-        let g = &refv.model.graph;
-        g.tensor_by_name(name)
-            .and_then(|t| g.tensor(t)?.producer)
-            .and_then(|p| g.node(p).map(|n| n.label(p)))
-            .unwrap_or_default()
-    };
-    let mut rows: Vec<ActivationRow> = Vec::new();
-    for key in keys.iter().filter(|k| float.contains_key(*k)) {
-        let x = float.get(key).map(Vec::as_slice);
-        let mut row = ActivationRow { tensor: key.clone(), layer: producer_label(key), variants: Vec::new() };
-        for (vi, captured) in &per_variant {
-            let Some(pair) = pairs.get(*vi).and_then(|ps| ps.iter().find(|p| &p.key == key)) else { continue };
-            let (pre, post) = (captured.get(&pair.pre), captured.get(&pair.post));
-            let metric = |a: Option<&[f32]>, b: Option<&Vec<f32>>| {
-                let (a, b) = (a?, b?);
-                stats::compare(Values::Slice(a), Values::Slice(b), None).ok()
-            };
-            let qdq = metric(pre.map(Vec::as_slice), post);
-            let xmodel = metric(x, post);
-            let range = pair.quant.range();
-            let (clip_fraction, range_used) = match (x, range) {
-                (Some(x), Some(r)) => clipping(x, r),
-                _ => (None, None),
-            };
-            row.variants.push(ActivationVariant {
-                variant: variants.get(*vi).map(|v| v.spec.name.clone()).unwrap_or_default(),
-                qdq_err_db: qdq.as_ref().map(|m| m.sqnr_db),
-                xmodel_err_db: xmodel.as_ref().map(|m| m.sqnr_db),
-                mse: xmodel.as_ref().map(|m| m.mse),
-                max_abs: xmodel.as_ref().map(|m| m.max_abs),
-                cosine: xmodel.as_ref().map(|m| m.cosine).filter(|c| !c.is_nan()),
-                clip_fraction,
-                range_used,
-                range: range.map(|(lo, hi)| [lo, hi]),
-                stats: post.and_then(|p| stats::summarize(Values::Slice(p)).ok()),
-            });
-        }
-        if !row.variants.is_empty() {
-            rows.push(row);
-        }
-    }
-    (rows, failures)
+    (outside, finite)
 }
 
-/// The fraction of `x` outside `[lo, hi]`, and the fraction of `[lo, hi]` that the
-/// values' own range covers.
-#[allow(clippy::cast_precision_loss)]
-fn clipping(x: &[f32], (lo, hi): (f64, f64)) -> (Option<f64>, Option<f64>) {
-    let finite: Vec<f64> = x.iter().map(|&v| f64::from(v)).filter(|v| v.is_finite()).collect();
-    if finite.is_empty() || hi <= lo {
-        return (None, None);
-    }
-    let outside = finite.iter().filter(|&&v| v < lo || v > hi).count();
-    let (min, max) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let used = ((max.min(hi) - min.max(lo)) / (hi - lo)).clamp(0.0, 1.0);
-    (Some(outside as f64 / finite.len() as f64), Some(used))
+/// The fraction of `[lo, hi]` that the values' own range `[min, max]` covers.
+fn range_used((min, max): (f64, f64), (lo, hi): (f64, f64)) -> Option<f64> {
+    (hi > lo && min <= max).then(|| ((max.min(hi) - min.max(lo)) / (hi - lo)).clamp(0.0, 1.0))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::clipping;
+    use super::{outside_range, range_used};
 
     #[test]
     fn clipping_counts_values_outside_the_range() {
-        let (clip, used) = clipping(&[-2.0, -0.5, 0.0, 0.5, 3.0], (-1.0, 1.0));
-        assert_eq!(clip, Some(0.4));
-        assert_eq!(used, Some(1.0));
-        let (clip, used) = clipping(&[0.0, 0.25], (-1.0, 1.0));
-        assert_eq!((clip, used), (Some(0.0), Some(0.125)));
+        assert_eq!(outside_range(&[-2.0, -0.5, 0.0, f32::NAN, 0.5, 3.0], (-1.0, 1.0)), (2, 5));
+        assert_eq!(range_used((-2.0, 3.0), (-1.0, 1.0)), Some(1.0));
+        assert_eq!(range_used((0.0, 0.25), (-1.0, 1.0)), Some(0.125));
+        assert_eq!(range_used((2.0, 3.0), (-1.0, 1.0)), Some(0.0), "all clipped: nothing of the range used");
+        assert_eq!(range_used((0.0, 1.0), (1.0, 1.0)), None);
     }
 }

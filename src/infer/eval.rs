@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::InferError;
 use super::inputs::Sample;
 use super::run::Runner;
+use super::{InferError, Progress};
 use crate::model::Variant;
 
 /// Accuracy of one variant.
@@ -73,33 +73,83 @@ fn ranked(logits: &[f32]) -> Vec<usize> {
     idx
 }
 
-/// Evaluates every variant on `samples` with `labels`; a variant tract cannot run is
-/// reported in the second list.
+/// Runs every variant on `samples` (read one at a time; each variant on a thread of its
+/// own) and scores their first output against `labels` (the samples' labels, in order).
+/// `progress` counts the samples done and can stop the run early; the samples done so
+/// far are scored. A variant tract cannot build or run is reported and left out.
 #[must_use]
 pub fn evaluate(
     variants: &[Variant],
     reference: usize,
-    samples: &[Sample],
+    samples: impl IntoIterator<Item = Result<Sample, InferError>>,
     labels: &[i64],
+    progress: &Progress,
 ) -> (Evaluation, Vec<InferError>) {
     let mut failures = Vec::new();
-    // per variant, per sample: the five best classes
-    let runs: Vec<Result<Vec<Vec<usize>>, InferError>> = variants
-        .par_iter()
-        .map(|v| {
-            let run = || -> Result<Vec<Vec<usize>>, InferError> {
-                let Some(first) = samples.first() else { return Ok(Vec::new()) };
-                let runner = Runner::new(&v.spec.path, &v.spec.name, first, &[])?;
-                samples.iter().map(|s| Ok(ranked(&runner.output(s)?).into_iter().take(5).collect())).collect()
+    let mut samples = samples.into_iter();
+    let mut top5: Vec<Option<Vec<Vec<usize>>>> = vec![None; variants.len()];
+    let first = match samples.next() {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            failures.push(e);
+            None
+        }
+        None => None,
+    };
+    if let Some(first) = first {
+        let built: Vec<Result<Runner, InferError>> =
+            variants.par_iter().map(|v| Runner::new(&v.spec.path, &v.spec.name, &first, &[])).collect();
+        let mut runners: Vec<(usize, Runner)> = Vec::new();
+        for (vi, r) in built.into_iter().enumerate() {
+            match r {
+                Ok(r) => {
+                    runners.push((vi, r));
+                    if let Some(t) = top5.get_mut(vi) {
+                        *t = Some(Vec::new());
+                    }
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+        for sample in std::iter::once(Ok(first)).chain(samples) {
+            if progress.cancelled() {
+                break;
+            }
+            let sample = match sample {
+                Ok(s) => s,
+                Err(e) => {
+                    failures.push(e);
+                    break;
+                }
             };
-            run()
-        })
-        .collect();
-    let top5: Vec<Option<Vec<Vec<usize>>>> = runs.into_iter().map(|r| r.map_err(|e| failures.push(e)).ok()).collect();
+            let ranks: Vec<(usize, Result<Vec<usize>, InferError>)> = runners
+                .par_iter()
+                .map(|(vi, r)| (*vi, r.output(&sample).map(|o| ranked(&o).into_iter().take(5).collect())))
+                .collect();
+            for (vi, r) in ranks {
+                match r {
+                    Ok(r) => {
+                        if let Some(Some(t)) = top5.get_mut(vi) {
+                            t.push(r);
+                        }
+                    }
+                    Err(e) => {
+                        failures.push(e);
+                        runners.retain(|(i, _)| *i != vi);
+                        if let Some(t) = top5.get_mut(vi) {
+                            *t = None;
+                        }
+                    }
+                }
+            }
+            progress.advance();
+        }
+    }
     let best = |ranks: &[Vec<usize>]| -> Vec<Option<usize>> { ranks.iter().map(|r| r.first().copied()).collect() };
     let reference_top1 = top5.get(reference).cloned().flatten().map(|r| best(&r));
     let classes = labels.iter().copied().max().map_or(0, |m| m + 1);
-    let mut eval = Evaluation { samples: samples.len(), variants: BTreeMap::new() };
+    let done = top5.iter().flatten().map(Vec::len).max().unwrap_or(0);
+    let mut eval = Evaluation { samples: done, variants: BTreeMap::new() };
     for (v, ranks) in variants.iter().zip(&top5) {
         let Some(ranks) = ranks else { continue };
         let n = ranks.len();

@@ -1,33 +1,75 @@
-//! Model inputs: seeded random tensors shaped by the model's input facts, or the rows of a
-//! `.npy` array (samples along axis 0). Dynamic dimensions take `--dim NAME=N`.
+//! Model inputs, read one sample at a time (memory bounded by one sample, whatever the
+//! data set's size): seeded random tensors shaped by the model's input facts; the rows of
+//! a `.npy` (samples along axis 0) or of a `.npz` whose arrays are named after the model's
+//! inputs (`x` for a single-input model; labels `y`); or image files, one file or a folder,
+//! with one sub-folder per class (labels) as torchvision's `ImageFolder` reads it.
+//! Dynamic dimensions take `--dim NAME=N`.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 
 use super::InferError;
-use super::npy::{NpyArray, NpyData, read_npy};
+use super::npy::{NpyData, RowReader, npz_names};
 use crate::model::{DType, Dim, Graph};
 
+/// How images become a model input: resized (optionally the shorter side to `size`, then
+/// centre-cropped), scaled to `[0, 1]`, then `(v − mean[c]) / std[c]` per channel (in RGB
+/// order, or BGR when `bgr`). The defaults leave `[0, 1]` values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageOptions {
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    /// Resize the shorter side to this, then crop the model's size from the centre
+    /// (torchvision's `Resize(size)` + `CenterCrop`); without it, resize to the model's
+    /// size directly.
+    pub size: Option<u32>,
+    pub bgr: bool,
+}
+
+impl Default for ImageOptions {
+    fn default() -> Self {
+        Self { mean: [0.0; 3], std: [1.0; 3], size: None, bgr: false }
+    }
+}
+
 /// Where the samples come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum InputSpec {
     /// Standard-normal floats (integer inputs: zeros), from a seeded generator.
     Random { seed: u64 },
     /// A `.npy` array whose rows are the samples (a single-input model).
     Npy(PathBuf),
+    /// A `.npz` with one array per model input (or `x`), rows along axis 0; labels `y`.
+    Npz(PathBuf),
+    /// An image file, a folder of images, or a folder of class sub-folders.
+    Images(PathBuf, ImageOptions),
+}
+
+const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+fn is_image(p: &Path) -> bool {
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 impl std::str::FromStr for InputSpec {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ext = Path::new(s).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
         match s.split_once(':') {
             None if s == "random" => Ok(Self::Random { seed: 0 }),
             Some(("random", seed)) => {
                 seed.parse().map(|seed| Self::Random { seed }).map_err(|_| format!("`{seed}` is not a seed"))
             }
-            _ if s.to_ascii_lowercase().ends_with(".npy") => Ok(Self::Npy(PathBuf::from(s))),
-            _ => Err(format!("inputs are `random`, `random:SEED` or a .npy file, not `{s}`")),
+            _ if ext.as_deref() == Some("npy") => Ok(Self::Npy(PathBuf::from(s))),
+            _ if ext.as_deref() == Some("npz") => Ok(Self::Npz(PathBuf::from(s))),
+            _ if is_image(Path::new(s)) || Path::new(s).is_dir() => {
+                Ok(Self::Images(PathBuf::from(s), ImageOptions::default()))
+            }
+            _ => Err(format!(
+                "inputs are `random`, `random:SEED`, a .npy or .npz file, an image (png, jpeg) or a folder of \
+                 images, not `{s}`"
+            )),
         }
     }
 }
@@ -43,8 +85,22 @@ pub struct InputTensor {
 /// The inputs of one run, in the model's input order.
 pub type Sample = Vec<InputTensor>;
 
-/// A model input as the graph declares it, its dynamic dimensions resolved by `dims`.
-fn input_shapes(g: &Graph, dims: &HashMap<String, usize>) -> Result<Vec<(String, DType, Vec<usize>)>, InferError> {
+/// A model input as the graph declares it, its dynamic dimensions resolved.
+#[derive(Clone, Debug)]
+struct ModelInput {
+    name: String,
+    dtype: DType,
+    shape: Vec<usize>,
+}
+
+impl ModelInput {
+    fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// The model's inputs, their dynamic dimensions resolved by `dims`.
+fn input_shapes(g: &Graph, dims: &HashMap<String, usize>) -> Result<Vec<ModelInput>, InferError> {
     g.inputs
         .iter()
         .filter_map(|&t| g.tensor(t))
@@ -68,16 +124,182 @@ fn input_shapes(g: &Graph, dims: &HashMap<String, usize>) -> Result<Vec<(String,
                     }),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok((t.name.clone(), t.dtype.unwrap_or(DType::Float32), shape))
+            Ok(ModelInput { name: t.name.clone(), dtype: t.dtype.unwrap_or(DType::Float32), shape })
         })
         .collect()
 }
 
-/// `n` samples for the model `g` from `spec`.
+/// Where a stream's samples come from.
+enum Source {
+    Random(Rng),
+    /// One reader per model input.
+    Arrays(Vec<RowReader>),
+    Images {
+        files: VecDeque<PathBuf>,
+        options: ImageOptions,
+        layout: ImageLayout,
+    },
+}
+
+/// Samples for a model, read one at a time.
+pub struct SampleStream {
+    inputs: Vec<ModelInput>,
+    source: Source,
+    /// Samples still to give.
+    left: usize,
+    /// Only these rows (ascending), when selected.
+    keep: Option<VecDeque<usize>>,
+    row: usize,
+}
+
+impl SampleStream {
+    /// How many samples the stream will give at most.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        let available = match &self.source {
+            Source::Random(_) => usize::MAX,
+            Source::Arrays(r) => r.first().map_or(0, RowReader::rows_left),
+            Source::Images { files, .. } => files.len(),
+        };
+        self.keep.as_ref().map_or(available, VecDeque::len).min(available).min(self.left)
+    }
+
+    /// True when the stream gives nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// At most `n` samples.
+    #[must_use]
+    pub fn take_at_most(mut self, n: usize) -> Self {
+        self.left = self.left.min(n);
+        self
+    }
+
+    /// Only the rows `rows` (any order; each once), in ascending order.
+    #[must_use]
+    pub fn select(mut self, mut rows: Vec<usize>) -> Self {
+        rows.sort_unstable();
+        rows.dedup();
+        self.keep = Some(rows.into());
+        self
+    }
+
+    /// Passes over one sample; `None` at the end.
+    fn skip(&mut self) -> Option<Result<(), InferError>> {
+        match &mut self.source {
+            Source::Random(_) => self.produce().map(|r| r.map(|_| ())),
+            Source::Arrays(readers) => readers
+                .iter_mut()
+                .map(RowReader::skip_row)
+                .collect::<Option<Result<Vec<()>, _>>>()
+                .map(|r| r.map(|_| ())),
+            Source::Images { files, .. } => files.pop_front().map(|_| Ok(())),
+        }
+    }
+
+    fn produce(&mut self) -> Option<Result<Sample, InferError>> {
+        match &mut self.source {
+            Source::Random(rng) => Some(Ok(self
+                .inputs
+                .iter()
+                .map(|i| {
+                    let data = if i.dtype.is_float() {
+                        NpyData::F32((0..i.len()).map(|_| rng.normal()).collect())
+                    } else {
+                        NpyData::I64(vec![0; i.len()])
+                    };
+                    InputTensor { name: i.name.clone(), shape: i.shape.clone(), data }
+                })
+                .collect())),
+            Source::Arrays(readers) => readers
+                .iter_mut()
+                .zip(&self.inputs)
+                .map(|(r, i)| {
+                    r.next_row()
+                        .map(|d| d.map(|data| InputTensor { name: i.name.clone(), shape: i.shape.clone(), data }))
+                })
+                .collect::<Option<Result<Sample, _>>>(),
+            Source::Images { files, options, layout } => {
+                let path = files.pop_front()?;
+                let input = self.inputs.first()?;
+                Some(
+                    load_image(&path, *layout, options)
+                        .map(|data| vec![InputTensor { name: input.name.clone(), shape: input.shape.clone(), data }]),
+                )
+            }
+        }
+    }
+}
+
+impl Iterator for SampleStream {
+    type Item = Result<Sample, InferError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.left == 0 {
+                return None;
+            }
+            if let Some(keep) = &mut self.keep {
+                match keep.front() {
+                    None => return None,
+                    Some(&k) if k > self.row => {
+                        self.row += 1;
+                        if let Err(e) = self.skip()? {
+                            return Some(Err(e));
+                        }
+                        continue;
+                    }
+                    Some(_) => {
+                        keep.pop_front();
+                    }
+                }
+            }
+            self.row += 1;
+            self.left -= 1;
+            return self.produce();
+        }
+    }
+}
+
+/// The samples of `spec` for the model `g`, read as they are asked for (at most `n`).
 ///
 /// # Errors
-/// When a dimension is dynamic and not given, the `.npy` cannot be read or does not fit
-/// the model's input, or an input type is not float or integer.
+/// When a dimension is dynamic and not given, the file cannot be opened or does not fit
+/// the model's inputs.
+#[allow(clippy::implicit_hasher)]
+pub fn open_samples(
+    g: &Graph,
+    spec: &InputSpec,
+    n: usize,
+    dims: &HashMap<String, usize>,
+) -> Result<SampleStream, InferError> {
+    let inputs = input_shapes(g, dims)?;
+    let source = match spec {
+        InputSpec::Random { seed } => Source::Random(Rng::new(*seed)),
+        InputSpec::Npy(path) => {
+            let input = single_input(&inputs, "an array file")?;
+            let reader = RowReader::open_npy(path)?;
+            check_rows(&reader, input, path, "")?;
+            Source::Arrays(vec![reader])
+        }
+        InputSpec::Npz(path) => Source::Arrays(npz_readers(&inputs, path)?),
+        InputSpec::Images(path, options) => {
+            let input = single_input(&inputs, "an image")?;
+            let layout = ImageLayout::of(input)?;
+            let files = image_files(path)?.into_iter().map(|(f, _)| f).collect();
+            Source::Images { files, options: options.clone(), layout }
+        }
+    };
+    Ok(SampleStream { inputs, source, left: n, keep: None, row: 0 })
+}
+
+/// `n` samples for the model `g` from `spec`, all in memory ([`open_samples`] reads them
+/// one at a time).
+///
+/// # Errors
+/// As [`open_samples`], and when a sample cannot be read.
 #[allow(clippy::implicit_hasher)]
 pub fn samples(
     g: &Graph,
@@ -85,111 +307,225 @@ pub fn samples(
     n: usize,
     dims: &HashMap<String, usize>,
 ) -> Result<Vec<Sample>, InferError> {
-    let inputs = input_shapes(g, dims)?;
-    match spec {
-        InputSpec::Random { seed } => {
-            let mut rng = Rng::new(*seed);
-            Ok((0..n)
-                .map(|_| {
-                    inputs
-                        .iter()
-                        .map(|(name, dtype, shape)| {
-                            let len = shape.iter().product();
-                            let data = if dtype.is_float() {
-                                NpyData::F32((0..len).map(|_| rng.normal()).collect())
-                            } else {
-                                NpyData::I64(vec![0; len])
-                            };
-                            InputTensor { name: name.clone(), shape: shape.clone(), data }
-                        })
-                        .collect()
-                })
-                .collect())
-        }
-        InputSpec::Npy(path) => {
-            let (name, shape) = single_input(&inputs)?;
-            rows_as_samples(name, shape, &read_npy(path)?, n, path)
-        }
+    open_samples(g, spec, n, dims)?.collect()
+}
+
+/// The samples of `spec` with their labels: `y` of a `.npz`, or the class sub-folder (in
+/// sorted order, numbered from 0) of each image.
+///
+/// # Errors
+/// As [`open_samples`]; when `spec` has no labels, they are not integers, or not one per
+/// sample.
+#[allow(clippy::implicit_hasher)]
+pub fn labelled_samples(
+    g: &Graph,
+    spec: &InputSpec,
+    dims: &HashMap<String, usize>,
+) -> Result<(SampleStream, Vec<i64>), InferError> {
+    if matches!(spec, InputSpec::Random { .. } | InputSpec::Npy(_)) {
+        return Err(InferError::Input(
+            "labelled data is a .npz with `x` and `y`, or a folder of class sub-folders of images".into(),
+        ));
     }
+    let stream = open_samples(g, spec, usize::MAX, dims)?;
+    let labels = match spec {
+        InputSpec::Npz(path) => {
+            let names = npz_names(path)?;
+            if !names.iter().any(|n| n == "y") {
+                return Err(InferError::Input(format!(
+                    "{} holds no array `y` (labels): it has {}",
+                    path.display(),
+                    names.join(", ")
+                )));
+            }
+            match RowReader::open_npz(path, "y")?.read_all()?.data {
+                NpyData::I64(y) => y,
+                NpyData::F32(_) => {
+                    return Err(InferError::Input(format!("labels `y` must be integers: {}", path.display())));
+                }
+            }
+        }
+        InputSpec::Images(path, _) => {
+            let files = image_files(path)?;
+            files.into_iter().map(|(_, class)| class).collect::<Option<Vec<i64>>>().ok_or_else(|| {
+                InferError::Input(format!(
+                    "{} has no class sub-folders: labelled images are DIR/CLASS/IMAGE",
+                    path.display()
+                ))
+            })?
+        }
+        InputSpec::Random { .. } | InputSpec::Npy(_) => Vec::new(),
+    };
+    if labels.len() != stream.len() {
+        return Err(InferError::Input(format!("{} samples but {} labels", stream.len(), labels.len())));
+    }
+    Ok((stream, labels))
 }
 
 /// The one input of a single-input model.
-fn single_input(inputs: &[(String, DType, Vec<usize>)]) -> Result<(&str, &[usize]), InferError> {
+fn single_input<'a>(inputs: &'a [ModelInput], what: &str) -> Result<&'a ModelInput, InferError> {
     match inputs {
-        [(name, _, shape)] => Ok((name, shape)),
+        [input] => Ok(input),
         _ => Err(InferError::Input(format!(
-            "an array file holds one input; the model has {}: {}",
+            "{what} holds one input; the model has {}: {} (give a .npz with one array per input)",
             inputs.len(),
-            inputs.iter().map(|(n, _, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
         ))),
     }
 }
 
-/// The first `n` rows of `a` as samples of input `name` shaped `shape`.
-fn rows_as_samples(
-    name: &str,
-    shape: &[usize],
-    a: &NpyArray,
-    n: usize,
-    path: &std::path::Path,
-) -> Result<Vec<Sample>, InferError> {
-    let per_sample: usize = shape.iter().product();
-    let row: usize = a.shape.iter().skip(1).product();
-    if a.shape.is_empty() || row != per_sample {
+/// Checks that each row of `reader` holds one sample of `input`.
+fn check_rows(reader: &RowReader, input: &ModelInput, path: &Path, member: &str) -> Result<(), InferError> {
+    let row: usize = reader.shape.iter().skip(1).product();
+    if reader.shape.is_empty() || row != input.len() {
         return Err(InferError::Input(format!(
-            "{} has shape {:?}; its rows must each hold input `{name}` {shape:?} ({per_sample} values)",
+            "{}{member} has shape {:?}; its rows must each hold input `{}` {:?} ({} values)",
             path.display(),
-            a.shape
+            reader.shape,
+            input.name,
+            input.shape,
+            input.len()
         )));
     }
-    let rows = a.shape.first().copied().unwrap_or(0).min(n);
-    Ok((0..rows)
-        .map(|i| {
-            let data = match &a.data {
-                NpyData::F32(v) => NpyData::F32(v.get(i * row..(i + 1) * row).unwrap_or_default().to_vec()),
-                NpyData::I64(v) => NpyData::I64(v.get(i * row..(i + 1) * row).unwrap_or_default().to_vec()),
-            };
-            vec![InputTensor { name: name.to_string(), shape: shape.to_vec(), data }]
-        })
-        .collect())
+    Ok(())
 }
 
-/// The samples and labels of a `.npz`: `x` (or the array named after the model's input),
-/// rows along axis 0, and integer labels `y`.
-///
-/// # Errors
-/// When the archive lacks `x` or `y`, `y` is not integer or not one label per row, or the
-/// rows do not fit the model's input.
-#[allow(clippy::implicit_hasher)]
-pub fn labelled_samples(
-    g: &Graph,
-    path: &std::path::Path,
-    dims: &HashMap<String, usize>,
-) -> Result<(Vec<Sample>, Vec<i64>), InferError> {
-    let inputs = input_shapes(g, dims)?;
-    let (name, shape) = single_input(&inputs)?;
-    let arrays = super::npy::read_npz(path)?;
-    let missing =
-        |what: &str| InferError::Input(format!("{} holds no array `{what}`: {}", path.display(), list(&arrays)));
-    let x = arrays.get(name).or_else(|| arrays.get("x")).ok_or_else(|| missing("x"))?;
-    let y = match &arrays.get("y").ok_or_else(|| missing("y"))?.data {
-        NpyData::I64(y) => y.clone(),
-        NpyData::F32(_) => return Err(InferError::Input(format!("labels `y` must be integers: {}", path.display()))),
-    };
-    let samples = rows_as_samples(name, shape, x, usize::MAX, path)?;
-    if y.len() != samples.len() {
+/// A reader for each model input: the array named after it, or `x` for a single input.
+fn npz_readers(inputs: &[ModelInput], path: &Path) -> Result<Vec<RowReader>, InferError> {
+    let names = npz_names(path)?;
+    let readers = inputs
+        .iter()
+        .map(|i| {
+            let member = if names.contains(&i.name) {
+                i.name.as_str()
+            } else if inputs.len() == 1 && names.iter().any(|n| n == "x") {
+                "x"
+            } else {
+                return Err(InferError::Input(format!(
+                    "{} holds no array for input `{}`{}: it has {}",
+                    path.display(),
+                    i.name,
+                    if inputs.len() == 1 { " (nor `x`)" } else { "" },
+                    names.join(", ")
+                )));
+            };
+            let reader = RowReader::open_npz(path, member)?;
+            check_rows(&reader, i, path, &format!(":{member}"))?;
+            Ok(reader)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let rows: Vec<usize> = readers.iter().map(RowReader::rows_left).collect();
+    if rows.windows(2).any(|w| w[0] != w[1]) {
         return Err(InferError::Input(format!(
-            "{} rows of `x` but {} labels in `y`: {}",
-            samples.len(),
-            y.len(),
+            "{}: the inputs' arrays have different row counts {rows:?}",
             path.display()
         )));
     }
-    Ok((samples, y))
+    Ok(readers)
 }
 
-fn list(arrays: &std::collections::BTreeMap<String, NpyArray>) -> String {
-    format!("it has {}", arrays.keys().cloned().collect::<Vec<_>>().join(", "))
+/// The image files of `path` with their class: a file alone, the images of a folder
+/// (sorted by name), or those of its class sub-folders (classes numbered in sorted order).
+fn image_files(path: &Path) -> Result<Vec<(PathBuf, Option<i64>)>, InferError> {
+    let read_dir = |dir: &Path| -> Result<Vec<PathBuf>, InferError> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| InferError::Read { what: "an image folder", reason: e.to_string(), path: dir.to_path_buf() })?
+            .filter_map(|e| Some(e.ok()?.path()))
+            .collect();
+        entries.sort();
+        Ok(entries)
+    };
+    if !path.is_dir() {
+        return Ok(vec![(path.to_path_buf(), None)]);
+    }
+    let entries = read_dir(path)?;
+    let classes: Vec<&PathBuf> = entries.iter().filter(|p| p.is_dir()).collect();
+    let files = if classes.is_empty() {
+        entries.iter().filter(|p| is_image(p)).map(|p| (p.clone(), None)).collect::<Vec<_>>()
+    } else {
+        let mut files = Vec::new();
+        for (class, dir) in (0i64..).zip(classes) {
+            files.extend(read_dir(dir)?.into_iter().filter(|p| is_image(p)).map(|p| (p, Some(class))));
+        }
+        files
+    };
+    if files.is_empty() {
+        return Err(InferError::Input(format!("{} holds no png or jpeg images", path.display())));
+    }
+    Ok(files)
+}
+
+/// Where an image's channels, rows and columns sit in the model's input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ImageLayout {
+    channels: usize,
+    height: usize,
+    width: usize,
+    /// `(C, H, W)` order, else `(H, W, C)`.
+    planar: bool,
+}
+
+impl ImageLayout {
+    /// The layout of `(1, C, H, W)`, `(1, H, W, C)`, `(C, H, W)` or `(H, W, C)` with one or
+    /// three channels.
+    fn of(input: &ModelInput) -> Result<Self, InferError> {
+        let dims = match input.shape.as_slice() {
+            [1, rest @ ..] if rest.len() == 3 => rest,
+            s if s.len() == 3 => s,
+            _ => &[],
+        };
+        let channels = |c: usize| c == 1 || c == 3;
+        match *dims {
+            [c, h, w] if channels(c) => Ok(Self { channels: c, height: h, width: w, planar: true }),
+            [h, w, c] if channels(c) => Ok(Self { channels: c, height: h, width: w, planar: false }),
+            _ => Err(InferError::Input(format!(
+                "input `{}` {:?} is not an image: (1, C, H, W) or (1, H, W, C) with 1 or 3 channels",
+                input.name, input.shape
+            ))),
+        }
+    }
+}
+
+/// One image as the model's input: resized and cropped as `options` say, in `layout`.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+fn load_image(path: &Path, layout: ImageLayout, options: &ImageOptions) -> Result<NpyData, InferError> {
+    use image::imageops::FilterType;
+    let bad = |reason: String| InferError::Read { what: "an image", reason, path: path.to_path_buf() };
+    let img = image::open(path).map_err(|e| bad(e.to_string()))?;
+    let (w, h) = (
+        u32::try_from(layout.width).map_err(|_| bad("too wide".into()))?,
+        u32::try_from(layout.height).map_err(|_| bad("too tall".into()))?,
+    );
+    let img = match options.size {
+        _ if img.width() == w && img.height() == h => img,
+        None => img.resize_exact(w, h, FilterType::Triangle),
+        Some(size) => {
+            let shorter = img.width().min(img.height()).max(1);
+            let scale = f64::from(size) / f64::from(shorter);
+            let (rw, rh) =
+                ((f64::from(img.width()) * scale).round() as u32, (f64::from(img.height()) * scale).round() as u32);
+            if rw < w || rh < h {
+                return Err(bad(format!("--size {size} gives {rw}×{rh}, smaller than the model's {w}×{h}")));
+            }
+            img.resize_exact(rw, rh, FilterType::Triangle).crop_imm((rw - w) / 2, (rh - h) / 2, w, h)
+        }
+    };
+    let (pixels, c): (Vec<u8>, usize) =
+        if layout.channels == 1 { (img.to_luma8().into_raw(), 1) } else { (img.to_rgb8().into_raw(), 3) };
+    let plane = layout.height * layout.width;
+    let mut out = vec![0f32; plane * c];
+    for (p, px) in pixels.chunks_exact(c).enumerate() {
+        for (k, &v) in px.iter().enumerate() {
+            // BGR: the image's channel k goes to the model's channel 2 − k (mean and std in the model's order)
+            let at = if options.bgr && c == 3 { 2 - k } else { k };
+            let value = (f32::from(v) / 255.0 - options.mean[at.min(2)]) / options.std[at.min(2)];
+            let slot = if layout.planar { at * plane + p } else { p * c + at };
+            if let Some(o) = out.get_mut(slot) {
+                *o = value;
+            }
+        }
+    }
+    Ok(NpyData::F32(out))
 }
 
 /// A small seeded generator (xorshift64*, Box–Muller normals): the same samples for every
@@ -230,7 +566,12 @@ mod tests {
         assert_eq!("random".parse::<InputSpec>().unwrap(), InputSpec::Random { seed: 0 });
         assert_eq!("random:7".parse::<InputSpec>().unwrap(), InputSpec::Random { seed: 7 });
         assert_eq!("x.NPY".parse::<InputSpec>().unwrap(), InputSpec::Npy("x.NPY".into()));
-        assert!("images/".parse::<InputSpec>().is_err());
+        assert_eq!("d.npz".parse::<InputSpec>().unwrap(), InputSpec::Npz("d.npz".into()));
+        assert_eq!(
+            "cat.JPG".parse::<InputSpec>().unwrap(),
+            InputSpec::Images("cat.JPG".into(), ImageOptions::default())
+        );
+        assert!("no-such-folder/".parse::<InputSpec>().is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod sensitivity;
 pub use activations::{ActivationRow, ActivationVariant, activation_report};
 pub use edit::{Edit, apply_edits};
 pub use eval::{Accuracy, Evaluation, evaluate, stratified, wilson};
-pub use inputs::{InputSpec, InputTensor, Sample, labelled_samples, samples};
+pub use inputs::{ImageOptions, InputSpec, InputTensor, Sample, SampleStream, labelled_samples, open_samples, samples};
 pub use sensitivity::{SensitivityRow, sensitivity};
 
 /// Why a variant could not be run.
@@ -27,4 +27,35 @@ pub enum InferError {
     /// tract refused the model or a run (an op it does not implement names itself here).
     #[error("tract cannot run {variant}: {reason}")]
     Tract { variant: String, reason: String },
+}
+
+/// A long run's progress, shared with another thread (the window's progress bar): samples
+/// done so far, and a request to stop after the current sample.
+#[derive(Debug, Default)]
+pub struct Progress {
+    done: std::sync::atomic::AtomicUsize,
+    cancel: std::sync::atomic::AtomicBool,
+}
+
+impl Progress {
+    /// Samples done so far.
+    #[must_use]
+    pub fn done(&self) -> usize {
+        self.done.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Asks the run to stop after the sample it is on.
+    pub fn cancel(&self) {
+        self.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether [`Self::cancel`] was called.
+    #[must_use]
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn advance(&self) {
+        self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }

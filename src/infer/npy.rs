@@ -32,26 +32,69 @@ pub fn read_npy(path: &Path) -> Result<NpyArray, InferError> {
     parse_npy(&bytes).map_err(|e| bad(path, e))
 }
 
-/// Parses the bytes of a `.npy` file.
-///
-/// # Errors
-/// As [`read_npy`], with the reason.
-pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray, String> {
-    let rest = bytes.strip_prefix(b"\x93NUMPY".as_slice()).ok_or("not a .npy file (no \\x93NUMPY magic)")?;
-    let (&major, rest) = rest.split_first().ok_or("cut short")?;
-    let (_, rest) = rest.split_first().ok_or("cut short")?;
-    let (len, rest) = match major {
-        1 => {
-            let (l, r) = rest.split_at_checked(2).ok_or("cut short")?;
-            (usize::from(u16::from_le_bytes([l[0], l[1]])), r)
+/// The element type of an array, as its `descr` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Descr {
+    F4,
+    F8,
+    I4,
+    I8,
+}
+
+impl Descr {
+    fn parse(descr: &str) -> Result<Self, String> {
+        match descr {
+            "<f4" => Ok(Self::F4),
+            "<f8" => Ok(Self::F8),
+            "<i4" => Ok(Self::I4),
+            "<i8" => Ok(Self::I8),
+            other => Err(format!("dtype {other} is not read (float32/64, int32/64 are)")),
         }
-        2 | 3 => {
-            let (l, r) = rest.split_at_checked(4).ok_or("cut short")?;
-            (u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize, r)
+    }
+
+    fn size(self) -> usize {
+        match self {
+            Self::F4 | Self::I4 => 4,
+            Self::F8 | Self::I8 => 8,
         }
-        v => return Err(format!("unknown .npy version {v}")),
-    };
-    let (header, data) = rest.split_at_checked(len).ok_or("header cut short")?;
+    }
+
+    /// Values from little-endian bytes (a whole number of elements).
+    #[allow(clippy::cast_possible_truncation)]
+    fn decode(self, bytes: &[u8]) -> NpyData {
+        let word = |c: &[u8]| -> [u8; 8] { c.try_into().unwrap_or_default() };
+        match self {
+            Self::F4 => {
+                NpyData::F32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            }
+            Self::F8 => NpyData::F32(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(word(c)) as f32).collect()),
+            Self::I8 => NpyData::I64(bytes.chunks_exact(8).map(|c| i64::from_le_bytes(word(c))).collect()),
+            Self::I4 => NpyData::I64(
+                bytes.chunks_exact(4).map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect(),
+            ),
+        }
+    }
+}
+
+/// What the header of a `.npy` says.
+struct Header {
+    descr: Descr,
+    shape: Vec<usize>,
+    values: usize,
+}
+
+/// The length of the header that follows the `len` prelude bytes (magic, version, length).
+fn header_len(prelude: &[u8]) -> Result<(usize, usize), String> {
+    let rest = prelude.strip_prefix(b"\x93NUMPY".as_slice()).ok_or("not a .npy file (no \\x93NUMPY magic)")?;
+    match rest {
+        [1, _, a, b, ..] => Ok((10, usize::from(u16::from_le_bytes([*a, *b])))),
+        [2 | 3, _, a, b, c, d, ..] => Ok((12, u32::from_le_bytes([*a, *b, *c, *d]) as usize)),
+        [1..=3, ..] | [] => Err("cut short".into()),
+        [v, ..] => Err(format!("unknown .npy version {v}")),
+    }
+}
+
+fn parse_header(header: &[u8]) -> Result<Header, String> {
     let header = std::str::from_utf8(header).map_err(|_| "header is not text")?;
     let field = |key: &str| -> Option<&str> {
         let at = header.find(&format!("'{key}'"))?;
@@ -69,47 +112,154 @@ pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray, String> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| format!("bad shape ({shape_text})")))
         .collect::<Result<_, _>>()?;
-    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("shape overflows")?;
-    let need = |size: usize| -> Result<&[u8], String> {
-        let bytes = n.checked_mul(size).ok_or("shape overflows")?;
-        data.get(..bytes).ok_or_else(|| format!("{n} values need {bytes} bytes, the file holds {}", data.len()))
-    };
-    let data = match descr {
-        "<f4" => NpyData::F32(need(4)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
-        #[allow(clippy::cast_possible_truncation)]
-        "<f8" => NpyData::F32(
-            need(8)?.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default()) as f32).collect(),
-        ),
-        "<i8" => NpyData::I64(
-            need(8)?.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or_default())).collect(),
-        ),
-        "<i4" => NpyData::I64(
-            need(4)?.chunks_exact(4).map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect(),
-        ),
-        other => return Err(format!("dtype {other} is not read (float32/64, int32/64 are)")),
-    };
-    Ok(NpyArray { shape, data })
+    let values = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("shape overflows")?;
+    let descr = Descr::parse(descr)?;
+    values.checked_mul(descr.size()).ok_or("shape overflows")?;
+    Ok(Header { descr, shape, values })
 }
 
-/// Reads every array of a `.npz` archive, by name (without `.npy`).
+/// Parses the bytes of a `.npy` file.
 ///
 /// # Errors
-/// When the file is not a zip archive of readable `.npy` arrays.
-pub fn read_npz(path: &Path) -> Result<std::collections::BTreeMap<String, NpyArray>, InferError> {
-    let file = std::fs::File::open(path).map_err(|e| bad(path, e.to_string()))?;
-    let mut zip =
-        zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| bad(path, format!("not a .npz: {e}")))?;
-    let mut out = std::collections::BTreeMap::new();
-    for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(|e| bad(path, e.to_string()))?;
-        let name = entry.name().map_err(|e| bad(path, e.to_string()))?.trim_end_matches(".npy").to_string();
-        // (arrays beyond 4 GiB are not inputs quantlens reads)
-        let mut bytes = Vec::with_capacity(usize::try_from(entry.size().min(1 << 32)).unwrap_or(0));
-        std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(|e| bad(path, e.to_string()))?;
-        let array = parse_npy(&bytes).map_err(|e| bad(path, format!("{name}: {e}")))?;
-        out.insert(name, array);
+/// As [`read_npy`], with the reason.
+pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray, String> {
+    let (at, len) = header_len(bytes)?;
+    let header = bytes.get(at..at + len).ok_or("header cut short")?;
+    let h = parse_header(header)?;
+    let data = bytes.get(at + len..).unwrap_or_default();
+    let need = h.values * h.descr.size();
+    let data = data
+        .get(..need)
+        .ok_or_else(|| format!("{} values need {need} bytes, the file holds {}", h.values, data.len()))?;
+    Ok(NpyArray { shape: h.shape, data: h.descr.decode(data) })
+}
+
+/// An array read row by row (along axis 0) from a `.npy` file or a `.npz` member, so that a
+/// data set of any size is read in bounded memory.
+pub struct RowReader {
+    /// The whole array's shape.
+    pub shape: Vec<usize>,
+    descr: Descr,
+    row_bytes: usize,
+    rows_left: usize,
+    reader: Box<dyn std::io::Read + Send>,
+    path: std::path::PathBuf,
+    buf: Vec<u8>,
+}
+
+impl RowReader {
+    /// Reads the header from `reader` (a `.npy` stream).
+    fn new(mut reader: Box<dyn std::io::Read + Send>, path: &Path) -> Result<Self, InferError> {
+        let mut prelude = [0u8; 12];
+        let io = |e: std::io::Error| bad(path, e.to_string());
+        reader.read_exact(&mut prelude[..10]).map_err(io)?;
+        if prelude.get(6).is_some_and(|&v| v >= 2) {
+            reader.read_exact(&mut prelude[10..]).map_err(io)?;
+        }
+        let (_, len) = header_len(&prelude).map_err(|e| bad(path, e))?;
+        let mut header = vec![0; len];
+        reader.read_exact(&mut header).map_err(io)?;
+        let h = parse_header(&header).map_err(|e| bad(path, e))?;
+        let rows = h.shape.first().copied().unwrap_or(1);
+        let row_values = if h.shape.is_empty() { 1 } else { h.values / rows.max(1) };
+        Ok(Self {
+            shape: h.shape,
+            descr: h.descr,
+            row_bytes: row_values * h.descr.size(),
+            rows_left: if h.values == 0 { 0 } else { rows },
+            reader,
+            path: path.to_path_buf(),
+            buf: Vec::new(),
+        })
     }
-    Ok(out)
+
+    /// Opens a `.npy` file.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or its header read.
+    pub fn open_npy(path: &Path) -> Result<Self, InferError> {
+        let file = std::fs::File::open(path).map_err(|e| bad(path, e.to_string()))?;
+        Self::new(Box::new(std::io::BufReader::new(file)), path)
+    }
+
+    /// Opens the member `name` (without `.npy`) of a `.npz`: stored members are read in
+    /// place, deflated ones (`savez_compressed`) inflated as they are read.
+    ///
+    /// # Errors
+    /// When the archive cannot be read, lacks the member, or compresses it otherwise.
+    pub fn open_npz(path: &Path, name: &str) -> Result<Self, InferError> {
+        use std::io::{Read as _, Seek as _};
+        let file = std::fs::File::open(path).map_err(|e| bad(path, e.to_string()))?;
+        let mut zip =
+            zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| bad(path, format!("not a .npz: {e}")))?;
+        let entry = zip.by_name(&format!("{name}.npy")).map_err(|e| bad(path, format!("{name}: {e}")))?;
+        let (method, start, size) = (entry.compression(), entry.data_start(), entry.compressed_size());
+        drop(entry);
+        let start = start.ok_or_else(|| bad(path, format!("{name}: no data offset")))?;
+        let mut file = std::fs::File::open(path).map_err(|e| bad(path, e.to_string()))?;
+        file.seek(std::io::SeekFrom::Start(start)).map_err(|e| bad(path, e.to_string()))?;
+        let raw = std::io::BufReader::new(file).take(size);
+        let reader: Box<dyn std::io::Read + Send> = match method {
+            zip::CompressionMethod::Stored => Box::new(raw),
+            zip::CompressionMethod::Deflated => Box::new(flate2::read::DeflateDecoder::new(raw)),
+            other => return Err(bad(path, format!("{name} is compressed with {other}, not read"))),
+        };
+        Self::new(reader, path)
+    }
+
+    /// Rows not yet read.
+    #[must_use]
+    pub fn rows_left(&self) -> usize {
+        self.rows_left
+    }
+
+    fn read_row(&mut self) -> Option<Result<&[u8], InferError>> {
+        if self.rows_left == 0 {
+            return None;
+        }
+        self.rows_left -= 1;
+        self.buf.resize(self.row_bytes, 0);
+        match self.reader.read_exact(&mut self.buf) {
+            Ok(()) => Some(Ok(&self.buf)),
+            Err(e) => {
+                self.rows_left = 0;
+                Some(Err(bad(&self.path, format!("cut short: {e}"))))
+            }
+        }
+    }
+
+    /// The next row's values.
+    pub fn next_row(&mut self) -> Option<Result<NpyData, InferError>> {
+        let descr = self.descr;
+        self.read_row().map(|r| r.map(|bytes| descr.decode(bytes)))
+    }
+
+    /// Passes over the next row.
+    pub fn skip_row(&mut self) -> Option<Result<(), InferError>> {
+        self.read_row().map(|r| r.map(|_| ()))
+    }
+
+    /// Every remaining row as one array.
+    ///
+    /// # Errors
+    /// When the data is cut short.
+    pub fn read_all(mut self) -> Result<NpyArray, InferError> {
+        let mut bytes = Vec::new();
+        while let Some(row) = self.read_row() {
+            bytes.extend_from_slice(row?);
+        }
+        Ok(NpyArray { shape: self.shape, data: self.descr.decode(&bytes) })
+    }
+}
+
+/// The names of the arrays of a `.npz` (without `.npy`).
+///
+/// # Errors
+/// When the file is not a zip archive.
+pub fn npz_names(path: &Path) -> Result<Vec<String>, InferError> {
+    let file = std::fs::File::open(path).map_err(|e| bad(path, e.to_string()))?;
+    let zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| bad(path, format!("not a .npz: {e}")))?;
+    Ok(zip.file_names().filter_map(|n| Some(n.ok()?.strip_suffix(".npy")?.to_string())).collect())
 }
 
 #[cfg(test)]

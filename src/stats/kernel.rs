@@ -34,7 +34,7 @@ impl Summary {
 }
 
 /// Running moments, merged chunk by chunk (Chan et al.), in f64.
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone, Copy, Debug)]
 pub(crate) struct Moments {
     pub(crate) n: u64,
     pub(crate) mean: f64,

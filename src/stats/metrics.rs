@@ -84,34 +84,42 @@ pub fn compare(x: Values<'_>, y: Values<'_>, params: Option<&QuantParams>) -> Re
             s.add_skipping(xs, ys, start, weights.as_deref().zip(map));
         }
     }
-    let (nx, ny, nd) = (s.xx.sqrt(), s.yy.sqrt(), s.dd.sqrt());
-    let n = s.count.max(1) as f64;
-    Ok(ErrorMetrics {
-        sqnr_db: 20.0 * (nx.max(SQNR_EPS) / nd.max(SQNR_EPS)).log10(),
-        mse: s.dd / n,
-        max_abs: s.max_abs,
-        cosine: match (nx > 0.0, ny > 0.0) {
-            (true, true) => s.xy / (nx * ny),
-            (false, false) => 1.0,
-            _ => f64::NAN,
-        },
-        norm_l2: if nx > 0.0 {
-            nd / nx
-        } else if nd == 0.0 {
-            0.0
+    Ok(s.metrics(params.is_some()))
+}
+
+/// A comparison summed over a stream of chunk pairs (all samples of an activation), in
+/// bounded memory: the metrics of the concatenation, as [`compare`] would give them.
+#[derive(Clone, Debug, Default)]
+pub struct RunningComparison {
+    sums: Sums,
+    mismatched: bool,
+}
+
+impl RunningComparison {
+    /// Adds a pair of chunks of the same length (a pair of other lengths spoils the
+    /// comparison: [`Self::metrics`] is then `None`).
+    pub fn add(&mut self, xs: &[f32], ys: &[f32]) {
+        if xs.len() != ys.len() {
+            self.mismatched = true;
+            return;
+        }
+        let chunk = Sums::of(xs, ys);
+        if chunk.all_finite() {
+            self.sums.merge(&chunk);
         } else {
-            f64::NAN
-        },
-        rmse_over_scale: params.map(|_| (s.dd_scaled / n).sqrt()),
-        count: s.count,
-        skipped: s.skipped,
-        // (two empty tensors are trivially equal)
-        exact: s.skipped == 0 && s.dd == 0.0,
-    })
+            self.sums.add_skipping(xs, ys, 0, None);
+        }
+    }
+
+    /// The metrics so far; `None` after a length mismatch or before any pair.
+    #[must_use]
+    pub fn metrics(&self) -> Option<ErrorMetrics> {
+        (!self.mismatched && self.sums.count + self.sums.skipped > 0).then(|| self.sums.metrics(false))
+    }
 }
 
 /// Running sums of a comparison.
-#[derive(Default)]
+#[derive(Clone, Debug, Default)]
 struct Sums {
     xx: f64,
     yy: f64,
@@ -170,6 +178,36 @@ impl Sums {
         (self.xx + self.yy + self.max_abs).is_finite()
     }
 
+    /// The metrics of everything summed (`scaled`: `dd_scaled` holds the per-element
+    /// scaled error).
+    #[allow(clippy::cast_precision_loss)]
+    fn metrics(&self, scaled: bool) -> ErrorMetrics {
+        let (nx, ny, nd) = (self.xx.sqrt(), self.yy.sqrt(), self.dd.sqrt());
+        let n = self.count.max(1) as f64;
+        ErrorMetrics {
+            sqnr_db: 20.0 * (nx.max(SQNR_EPS) / nd.max(SQNR_EPS)).log10(),
+            mse: self.dd / n,
+            max_abs: self.max_abs,
+            cosine: match (nx > 0.0, ny > 0.0) {
+                (true, true) => self.xy / (nx * ny),
+                (false, false) => 1.0,
+                _ => f64::NAN,
+            },
+            norm_l2: if nx > 0.0 {
+                nd / nx
+            } else if nd == 0.0 {
+                0.0
+            } else {
+                f64::NAN
+            },
+            rmse_over_scale: scaled.then(|| (self.dd_scaled / n).sqrt()),
+            count: self.count,
+            skipped: self.skipped,
+            // (two empty tensors are trivially equal)
+            exact: self.skipped == 0 && self.dd == 0.0,
+        }
+    }
+
     fn merge(&mut self, o: &Self) {
         self.xx += o.xx;
         self.yy += o.yy;
@@ -224,6 +262,24 @@ fn scaled_sq_error(xs: &[f32], ys: &[f32], start: usize, w: &[f64], m: ChannelMa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_comparison_equals_the_whole_comparison() {
+        let x: Vec<f32> = (0..1001).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut y: Vec<f32> = x.iter().map(|v| (v * 16.0).round() / 16.0).collect();
+        y[7] = f32::NAN;
+        let mut run = RunningComparison::default();
+        for (a, b) in x.chunks(300).zip(y.chunks(300)) {
+            run.add(a, b);
+        }
+        let (whole, streamed) = (compare(Values::Slice(&x), Values::Slice(&y), None).unwrap(), run.metrics().unwrap());
+        assert_eq!((streamed.count, streamed.skipped), (1000, 1));
+        assert!((whole.sqnr_db - streamed.sqnr_db).abs() < 1e-9 && (whole.mse - streamed.mse).abs() < 1e-15);
+        assert_eq!(whole.max_abs, streamed.max_abs);
+        run.add(&x[..3], &y[..2]);
+        assert!(run.metrics().is_none(), "a length mismatch spoils it");
+        assert!(RunningComparison::default().metrics().is_none());
+    }
 
     #[test]
     fn identical_tensors_hit_the_epsilon_clamp() {
