@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::inputs::Sample;
 use super::npy::NpyData;
-use super::run::Runner;
+use super::run::{Captured, Runner};
 use super::{InferError, Progress};
 use crate::model::activation::quantize_node;
 use crate::model::{ActRole, ActivationQuant, Graph, NodeId, Variant};
@@ -103,7 +103,7 @@ struct Plan {
 }
 
 /// What one sample's runs gave, by variant.
-type Runs = HashMap<usize, Vec<Vec<f32>>>;
+type Runs = HashMap<usize, Captured>;
 
 /// The tensor `name` of variant `vi` in this sample: captured by its run, or a graph
 /// input quantized directly (taken from the sample itself).
@@ -115,7 +115,7 @@ fn lookup<'a>(
     name: &str,
 ) -> Option<&'a [f32]> {
     let captured = plans.get(&vi).and_then(|p| p.slots.get(name)).and_then(|&i| runs.get(&vi)?.get(i));
-    captured.map(Vec::as_slice).or_else(|| match &sample.iter().find(|t| t.name == name)?.data {
+    captured.or_else(|| match &sample.iter().find(|t| t.name == name)?.data {
         NpyData::F32(v) => Some(v.as_slice()),
         NpyData::I64(_) => None,
     })
@@ -294,7 +294,7 @@ pub fn activation_report(
             }
         };
         // every variant on this sample, on threads of their own (tract runs one thread)
-        let results: Vec<(usize, Result<Vec<Vec<f32>>, InferError>)> =
+        let results: Vec<(usize, Result<Captured, InferError>)> =
             plans.par_iter().map(|(&vi, p)| (vi, p.runner.run(&sample))).collect();
         let mut runs = Runs::new();
         for (vi, r) in results {
@@ -362,14 +362,17 @@ pub fn time_capture(variants: &[Variant], samples: &[Sample]) -> Result<Vec<(Str
     Ok(out)
 }
 
-/// Of the finite values of `x`: how many lie outside `[lo, hi]`, and how many there are.
+/// Of the finite values of `x`: how many lie outside `[lo, hi]`, and how many there are
+/// (branch-free, so that it vectorises: NaN compares false, ±Inf is outside and not finite).
 fn outside_range(x: &[f32], (lo, hi): (f64, f64)) -> (u64, u64) {
-    let (mut outside, mut finite) = (0u64, 0u64);
-    for &v in x.iter().filter(|v| v.is_finite()) {
-        finite += 1;
-        outside += u64::from(f64::from(v) < lo || f64::from(v) > hi);
+    let (mut outside, mut infinite, mut nan) = (0u64, 0u64, 0u64);
+    for &v in x {
+        let f = f64::from(v);
+        outside += u64::from(f < lo) + u64::from(f > hi);
+        infinite += u64::from(f.abs() == f64::INFINITY);
+        nan += u64::from(f.is_nan());
     }
-    (outside, finite)
+    (outside - infinite, x.len() as u64 - infinite - nan)
 }
 
 /// The fraction of `[lo, hi]` that the values' own range `[min, max]` covers.

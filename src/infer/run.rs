@@ -82,13 +82,13 @@ impl Runner {
         Ok(Self { plan, captured, outputs: n_outputs, variant: variant.to_string() })
     }
 
-    /// Runs one sample: the captured tensors' values as f32, in [`Runner::captured`]'s
-    /// order.
+    /// Runs one sample: the captured tensors, in [`Runner::captured`]'s order.
     ///
     /// # Errors
     /// When tract fails on the sample.
-    pub fn run(&self, sample: &[InputTensor]) -> Result<Vec<Vec<f32>>, InferError> {
-        Ok(self.run_all(sample)?.split_off(self.outputs))
+    pub fn run(&self, sample: &[InputTensor]) -> Result<Captured, InferError> {
+        let mut values = self.run_all(sample)?;
+        Ok(Captured(values.drain(self.outputs.min(values.len())..).collect()))
     }
 
     /// The model's first output for one sample (a classifier's logits).
@@ -96,11 +96,13 @@ impl Runner {
     /// # Errors
     /// When tract fails on the sample.
     pub fn output(&self, sample: &[InputTensor]) -> Result<Vec<f32>, InferError> {
-        Ok(self.run_all(sample)?.into_iter().next().unwrap_or_default())
+        let out = self.run_all(sample)?;
+        Ok(out.first().and_then(|t| t.as_plain_ram()?.as_slice::<f32>().ok()).map(<[f32]>::to_vec).unwrap_or_default())
     }
 
-    /// The model's outputs, then the captured tensors.
-    fn run_all(&self, sample: &[InputTensor]) -> Result<Vec<Vec<f32>>, InferError> {
+    /// The model's outputs, then the captured tensors, each as f32 (tract's own buffers:
+    /// f32 tensors are not copied).
+    fn run_all(&self, sample: &[InputTensor]) -> Result<TVec<TValue>, InferError> {
         let err = |e: TractError| tract_error(&self.variant, &e);
         let inputs: TVec<TValue> = sample
             .iter()
@@ -112,11 +114,37 @@ impl Runner {
             .collect::<TractResult<_>>()
             .map_err(err)?;
         let out = self.plan.run(inputs).map_err(err)?;
-        out.iter()
+        out.into_iter()
             .map(|v| {
-                let v = v.cast_to::<f32>().map_err(err)?;
-                Ok(v.to_plain_array_view::<f32>().map_err(err)?.iter().copied().collect())
+                if v.datum_type() == f32::datum_type() {
+                    Ok(v)
+                } else {
+                    Ok(TValue::from(v.cast_to::<f32>().map_err(err)?.into_owned()))
+                }
             })
             .collect()
+    }
+}
+
+/// The tensors one run captured, as f32, held in tract's buffers.
+pub struct Captured(TVec<TValue>);
+
+impl Captured {
+    /// The values of the `i`-th captured tensor.
+    #[must_use]
+    pub fn get(&self, i: usize) -> Option<&[f32]> {
+        self.0.get(i)?.as_plain_ram()?.as_slice::<f32>().ok()
+    }
+
+    /// How many tensors were captured.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when nothing was captured.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }

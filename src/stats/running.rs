@@ -110,17 +110,13 @@ impl GridHistogram {
     }
 
     /// Counts `xs`, whose finite values span `[lo, hi]` (non-finite ones are skipped).
+    #[cfg(test)]
     fn add_within(&mut self, xs: &[f32], lo: f64, hi: f64) {
         self.fit(lo, hi);
-        let scale = width(-self.level);
-        let first = self.first;
-        for &v in xs {
-            if v.is_finite() {
-                #[allow(clippy::cast_possible_truncation)]
-                let j = (f64::from(v) * scale).floor() as i64 - first;
-                if let Some(c) = usize::try_from(j).ok().and_then(|j| self.counts.get_mut(j)) {
-                    *c += 1;
-                }
+        let (scale, first) = (width(-self.level), self.first);
+        for &v in xs.iter().filter(|v| v.is_finite()) {
+            if let Some(c) = slot(&mut self.counts, f64::from(v) * scale, first) {
+                *c += 1;
             }
         }
     }
@@ -149,6 +145,22 @@ impl GridHistogram {
         }
         (self.last() + 1) as f64 * w
     }
+}
+
+/// `floor(t)` as an integer (saturating far out), without a libm call.
+#[inline]
+#[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+fn floor_i64(t: f64) -> i64 {
+    let i = t as i64;
+    i.saturating_sub(i64::from((i as f64) > t))
+}
+
+/// The count of the bin holding `t` (a value over the bin width) when `counts` starts at
+/// bin `first`; `None` outside.
+#[inline]
+fn slot(counts: &mut [u64], t: f64, first: i64) -> Option<&mut u64> {
+    let j = floor_i64(t).checked_sub(first)?;
+    counts.get_mut(usize::try_from(j).ok()?)
 }
 
 /// `floor(log2(v))` of a positive finite `v`.
@@ -207,31 +219,62 @@ pub struct RunningStats {
 }
 
 impl RunningStats {
-    /// Adds one chunk.
+    /// Adds one chunk, in one pass when its values fall in the bins held so far (moments
+    /// from sums shifted by the chunk's first finite value, so that a large mean does not
+    /// cancel its variance); values beyond them are binned in a second pass once the
+    /// histogram has coarsened to hold them.
     #[allow(clippy::cast_precision_loss)]
     pub fn add(&mut self, xs: &[f32]) {
-        let (mut sum, mut n, mut lo, mut hi) = (0.0f64, 0u64, f64::INFINITY, f64::NEG_INFINITY);
+        self.count += xs.len() as u64;
+        let Some(shift) = xs.iter().find(|v| v.is_finite()).map(|&v| f64::from(v)) else {
+            let nan = xs.iter().filter(|v| v.is_nan()).count() as u64;
+            self.nan += nan;
+            self.inf += xs.len() as u64 - nan;
+            return;
+        };
+        let (scale, first) = (width(-self.hist.level), self.hist.first);
+        let counts = &mut self.hist.counts;
+        let (mut s1, mut s2, mut n, mut lo, mut hi) = (0.0f64, 0.0f64, 0u64, f64::INFINITY, f64::NEG_INFINITY);
+        let (mut nan, mut inf, mut missed) = (0u64, 0u64, 0u64);
         for &v in xs {
-            if v.is_finite() {
-                let v = f64::from(v);
-                sum += v;
-                n += 1;
-                lo = lo.min(v);
-                hi = hi.max(v);
-            } else if v.is_nan() {
-                self.nan += 1;
-            } else {
-                self.inf += 1;
+            if !v.is_finite() {
+                if v.is_nan() {
+                    nan += 1;
+                } else {
+                    inf += 1;
+                }
+                continue;
+            }
+            let f = f64::from(v);
+            let d = f - shift;
+            s1 += d;
+            s2 += d * d;
+            n += 1;
+            lo = lo.min(f);
+            hi = hi.max(f);
+            match slot(counts, f * scale, first) {
+                Some(c) => *c += 1,
+                None => missed += 1,
             }
         }
-        self.count += xs.len() as u64;
-        if n == 0 {
-            return;
+        self.nan += nan;
+        self.inf += inf;
+        let nf = n as f64;
+        self.moments.merge(n, shift + s1 / nf, (s2 - s1 * s1 / nf).max(0.0), lo, hi);
+        if missed > 0 {
+            // the values the old bins did not hold, at the level that holds them all (the
+            // others were counted at a finer level of the same grid: coarsening kept them)
+            let held = (!self.hist.counts.is_empty()).then(|| (self.hist.first, self.hist.last()));
+            self.hist.fit(lo, hi);
+            let (new_scale, new_first) = (width(-self.hist.level), self.hist.first);
+            for &v in xs.iter().filter(|v| v.is_finite()) {
+                let f = f64::from(v);
+                let was_held = held.is_some_and(|(a, b)| (a..=b).contains(&floor_i64(f * scale)));
+                if !was_held && let Some(c) = slot(&mut self.hist.counts, f * new_scale, new_first) {
+                    *c += 1;
+                }
+            }
         }
-        let mean = sum / n as f64;
-        let m2: f64 = xs.iter().filter(|v| v.is_finite()).map(|&v| (f64::from(v) - mean).powi(2)).sum();
-        self.moments.merge(n, mean, m2, lo, hi);
-        self.hist.add_within(xs, lo, hi);
     }
 
     /// The summary so far; quartiles from the histogram (`quantiles_exact: false`),
