@@ -180,3 +180,51 @@ fn the_inspector_edits_a_weight_scale() {
     drop(harness);
     assert!(actions.is_empty());
 }
+
+#[test]
+fn the_run_panel_asks_for_runs_and_shows_accuracy_side_by_side() {
+    use quantlens::infer::Accuracy;
+    use quantlens::ui::run::{RunView, run_ui};
+    use quantlens::view::run::{EvalRow, EvalView, RunCommand};
+    let accuracy = |top1: f64| Accuracy {
+        n: 100,
+        top1,
+        top1_ci95: quantlens::infer::wilson((top1 * 100.0) as usize, 100),
+        top5: Some(1.0),
+        agreement_with_float: Some(0.97),
+    };
+    let eval = EvalView {
+        samples: 100,
+        full: false,
+        rows: vec![
+            EvalRow { variant: "float".into(), accuracy: accuracy(0.99), edited: false },
+            EvalRow { variant: "int8".into(), accuracy: accuracy(0.95), edited: true },
+        ],
+        cached: true,
+    };
+    let mut view = RunView {
+        inputs: "digits.npz".into(),
+        data: Some("digits.npz".into()),
+        samples: 100,
+        evaluation: Some(&eval),
+        ..RunView::default()
+    };
+    let mut actions = Vec::new();
+    let mut harness = Harness::new_ui(|ui| actions.extend(run_ui(ui, &view)));
+    harness.get_by_label("Evaluate").click();
+    harness.run();
+    harness.get_by_label("int8 (edited)");
+    harness.get_by_label("95.0%");
+    harness.get_by_label_contains("100 samples (cached)");
+    drop(harness);
+    assert_eq!(actions, vec![UiAction::Run(RunCommand::Evaluate { full: false })]);
+    // running: a progress bar and Cancel; the buttons wait
+    view.running = Some((RunCommand::Activations, 3, 16));
+    let mut actions = Vec::new();
+    let mut harness = Harness::new_ui(|ui| actions.extend(run_ui(ui, &view)));
+    harness.get_by_label("Cancel").click();
+    harness.get_by_label("Activations").click();
+    harness.run();
+    drop(harness);
+    assert_eq!(actions, vec![UiAction::Run(RunCommand::Cancel)], "disabled while running");
+}

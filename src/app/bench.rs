@@ -114,6 +114,8 @@ pub fn bench_ui(path: PathBuf, frames: usize, cycles: usize) -> Result<serde_jso
         height: 1000,
         mode: crate::layout::ViewMode::ThreeD,
         select: None,
+        metric: None,
+        runs: Vec::new(),
     };
     // render after the main world, so its time is ours alone (run with LP_NUM_THREADS=0
     // so that Mesa's lavapipe rasterizes on the main thread too)

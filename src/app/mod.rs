@@ -11,6 +11,7 @@ pub mod memory;
 pub mod model;
 pub mod open;
 pub mod panels;
+pub mod run;
 pub mod screenshot;
 pub mod selection;
 pub mod stats;
@@ -75,6 +76,7 @@ impl PluginGroup for CorePlugins {
             .add(towers::TowersPlugin)
             .add(selection::SelectionPlugin)
             .add(memory::MemoryPlugin)
+            .add(run::RunPlugin)
     }
 }
 
@@ -141,9 +143,11 @@ fn keep_awake(
     status: Res<Status>,
     keys: Res<ButtonInput<KeyCode>>,
     mouse: Res<ButtonInput<MouseButton>>,
+    run: Res<run::RunState>,
     mut redraw: MessageWriter<RequestRedraw>,
 ) {
-    if status.progress().is_some() || keys.get_pressed().next().is_some() || mouse.get_pressed().next().is_some() {
+    let busy = status.progress().is_some() || run.running.is_some();
+    if busy || keys.get_pressed().next().is_some() || mouse.get_pressed().next().is_some() {
         redraw.write(RequestRedraw);
     }
 }
@@ -181,12 +185,18 @@ pub struct RenderOptions {
     pub height: u32,
     pub mode: ViewMode,
     pub select: Option<String>,
+    /// Colour by this metric instead of the default.
+    pub metric: Option<crate::layout::ColourMetric>,
+    /// Runs of the variants to finish before the picture.
+    pub runs: Vec<crate::view::run::RunCommand>,
 }
 
 /// Renders what the window would show into a PNG, without a display.
 pub fn headless_app(opts: &RenderOptions) -> App {
     let mut app = headless_app_without_job(opts);
-    app.insert_resource(ShotJob::new(opts.out.clone(), opts.select.clone()));
+    let mut job = ShotJob::new(opts.out.clone(), opts.select.clone());
+    job.runs.clone_from(&opts.runs);
+    app.insert_resource(job);
     app
 }
 
@@ -209,7 +219,11 @@ pub fn headless_app_with(opts: &RenderOptions, sequential: bool) -> App {
         .add_plugins(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(1.0 / 60.0)))
         .add_plugins(EguiPlugin::default())
         .insert_resource(ClearColor(background()))
-        .insert_resource(ViewSettings { mode: opts.mode, ..default() })
+        .insert_resource(ViewSettings {
+            mode: opts.mode,
+            metric: opts.metric.unwrap_or(ViewSettings::default().metric),
+            ..default()
+        })
         .add_plugins((CorePlugins, ViewPlugins));
     let (w, h) = (opts.width.max(64), opts.height.max(64));
     app.add_systems(

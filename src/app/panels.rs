@@ -14,7 +14,7 @@ use crate::layout::{ViewMode, legend};
 use crate::report::LayerReport;
 use crate::report::ParamKey;
 use crate::theme;
-use crate::ui::histogram::{HistogramState, histogram_ui};
+use crate::ui::histogram::{HistogramState, HistogramTab, histogram_ui};
 use crate::ui::inspector::{inspector_ui, problem_ui};
 use crate::ui::layer_list::{LayerListState, differences_ui, layer_list_ui};
 use crate::ui::menu::{TopBar, legend_ui, start_ui, top_bar_ui};
@@ -28,8 +28,12 @@ use super::model::{
     Status, ViewSettings,
 };
 use super::open::{OpenDialogRequest, RecentFolders};
+use super::run::{RunRequest, RunSettings, RunState};
 use super::stats::HistogramView;
 use super::towers::BlockIndex;
+use crate::infer::InputSpec;
+use crate::ui::run::{RunView, activations_ui, run_ui};
+use crate::view::run::{activation_histogram, row_activations};
 
 /// The panels.
 pub struct PanelsPlugin;
@@ -111,8 +115,8 @@ fn panels_ui(
     blocks: Query<(&GlobalTransform, &GraphNode)>,
     window: Option<Single<&Window, With<PrimaryWindow>>>,
     mut out: MessageWriter<UiActionMessage>,
-    auto_frame: Res<AutoFrame>,
-    mut frame: MessageWriter<FrameRequest>,
+    (auto_frame, mut frame): (Res<AutoFrame>, MessageWriter<FrameRequest>),
+    (run, run_settings): (Res<RunState>, Res<RunSettings>),
 ) -> Result {
     let ctx = contexts.ctx_mut()?.clone();
     let mut actions = Vec::new();
@@ -158,6 +162,10 @@ fn panels_ui(
         .resizable(true)
         .show(&mut root, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
+                egui::CollapsingHeader::new(egui::RichText::new("Run the variants").strong())
+                    .default_open(true)
+                    .show(ui, |ui| actions.extend(run_ui(ui, &run_view(&run, &run_settings))));
+                ui.separator();
                 let members: Vec<Member<'_>> = selection
                     .group
                     .and_then(|g| index.by_group.get(&g))
@@ -169,9 +177,45 @@ fn panels_ui(
                     .collect();
                 let report = selected_row.and_then(|r| state.reports.get(r)).and_then(Option::as_deref);
                 if let Some(model) = inspector(&open.data.variants, &members, report) {
+                    // the run's figures of the layer first: the inspector below is long
+                    let run_rows = report.map(|r| row_activations(&run.findings, r)).unwrap_or_default();
+                    activations_ui(ui, &run_rows);
                     actions.extend(inspector_ui(ui, &model));
+                    if run_rows.is_empty() {
+                        state.histogram.tab = HistogramTab::Weights;
+                    }
                     ui.separator();
-                    ui.heading("Histogram (dequantized)");
+                    ui.horizontal(|ui| {
+                        ui.heading("Histogram");
+                        ui.selectable_value(&mut state.histogram.tab, HistogramTab::Weights, "weights");
+                        ui.add_enabled_ui(!run_rows.is_empty(), |ui| {
+                            ui.selectable_value(&mut state.histogram.tab, HistogramTab::Activations, "activations")
+                                .on_disabled_hover_text("run Activations first");
+                        });
+                    });
+                    if state.histogram.tab == HistogramTab::Activations && !run_rows.is_empty() {
+                        let pick = state.histogram.activation.min(run_rows.len() - 1);
+                        if run_rows.len() > 1 {
+                            egui::ComboBox::from_id_salt("activation_tensor")
+                                .selected_text(format!("tensor: {}", run_rows[pick].tensor))
+                                .show_ui(ui, |ui| {
+                                    for (i, a) in run_rows.iter().enumerate() {
+                                        ui.selectable_value(&mut state.histogram.activation, i, &a.tensor);
+                                    }
+                                });
+                        }
+                        let shared = activation_histogram(run_rows[pick]);
+                        let (h, names) = shared.map_or((None, Vec::new()), |(h, n)| (Some(h), n));
+                        actions.extend(histogram_ui(
+                            ui,
+                            h.as_ref(),
+                            &names,
+                            &[],
+                            ParamKey::WEIGHT,
+                            &mut state.histogram,
+                        ));
+                        return;
+                    }
                     let names: Vec<String> =
                         report.map(|r| r.variants.iter().map(|v| v.variant.clone()).collect()).unwrap_or_default();
                     let mut params: Vec<(ParamKey, String)> = Vec::new();
@@ -245,6 +289,28 @@ fn panels_ui(
     }
     out.write_batch(actions.into_iter().map(UiActionMessage));
     Ok(())
+}
+
+/// How a spec reads in the panel.
+fn spec_label(spec: &InputSpec) -> String {
+    match spec {
+        InputSpec::Random { seed } => format!("random (seed {seed})"),
+        InputSpec::Npy(p) | InputSpec::Npz(p) | InputSpec::Images(p, _) => {
+            p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+        }
+    }
+}
+
+fn run_view<'a>(run: &'a RunState, settings: &RunSettings) -> RunView<'a> {
+    RunView {
+        inputs: spec_label(settings.data.as_ref().unwrap_or(&settings.inputs)),
+        data: settings.data.as_ref().map(spec_label),
+        samples: settings.samples,
+        running: run.running.as_ref().map(|r| (r.command, r.progress.done(), r.total)),
+        errors: &run.errors,
+        evaluation: run.evaluation.as_ref(),
+        findings: Some(&run.findings),
+    }
 }
 
 fn model_summary_ui(ui: &mut egui::Ui, open: &OpenModel) {
@@ -379,6 +445,7 @@ fn apply_actions(
     mut frame: MessageWriter<FrameRequest>,
     mut shot: MessageWriter<ScreenshotRequest>,
     mut edits: MessageWriter<super::edit::EditRequest>,
+    mut run: MessageWriter<RunRequest>,
 ) {
     for UiActionMessage(a) in actions.read() {
         match a {
@@ -415,6 +482,9 @@ fn apply_actions(
             }
             UiAction::Screenshot => {
                 shot.write(ScreenshotRequest(None));
+            }
+            UiAction::Run(c) => {
+                run.write(RunRequest(*c));
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Screenshots: F12 or the File menu saves the window (or, headless, the render image) as
 //! a PNG, written atomically. A [`ShotJob`] takes one picture once the model and its
-//! statistics are in, then exits: `quantlens render` and `quantlens PATH --screenshot`.
+//! statistics are in (and the runs it asks for are over), then exits: `quantlens render` and
+//! `quantlens PATH --screenshot`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::render::{Render, RenderApp};
 
 use super::model::{OpenModel, OpenRequest, ScreenshotRequest, SelectRequest, Status};
+use super::run::{RunRequest, RunState};
+use crate::view::run::RunCommand;
 
 /// Screenshots and the one-picture job.
 pub struct ScreenshotPlugin;
@@ -49,6 +52,11 @@ pub struct ShotJob {
     pub select: Option<String>,
     /// Frames to wait once ready (layout, egui and the renderer settle).
     pub settle_frames: u32,
+    /// Runs of the variants to finish first, in order.
+    pub runs: Vec<RunCommand>,
+    /// How many of `runs` were asked for, and [`RunState::finished`] before the first.
+    asked: usize,
+    finished_before: Option<u64>,
     state: JobState,
 }
 
@@ -63,7 +71,15 @@ impl ShotJob {
     /// A job writing `out`.
     #[must_use]
     pub fn new(out: PathBuf, select: Option<String>) -> Self {
-        Self { out, select, settle_frames: 8, state: JobState::Waiting }
+        Self {
+            out,
+            select,
+            settle_frames: 8,
+            runs: Vec::new(),
+            asked: 0,
+            finished_before: None,
+            state: JobState::Waiting,
+        }
     }
 }
 
@@ -90,6 +106,7 @@ fn run_shot_job(
     mut shot: MessageWriter<ScreenshotRequest>,
     mut exit: MessageWriter<AppExit>,
     pending: Res<PendingPipelines>,
+    (run_state, mut run): (Res<RunState>, MessageWriter<RunRequest>),
 ) {
     let Some(mut job) = job else { return };
     if !requests.is_empty() {
@@ -109,6 +126,20 @@ fn run_shot_job(
             }
             if status.stats_done < status.stats_total {
                 return;
+            }
+            // the runs, one after the other
+            let before = *job.finished_before.get_or_insert(run_state.finished);
+            let over = usize::try_from(run_state.finished - before).unwrap_or(usize::MAX);
+            if over < job.asked {
+                return;
+            }
+            if let Some(&next) = job.runs.get(job.asked) {
+                run.write(RunRequest(next));
+                job.asked += 1;
+                return;
+            }
+            if let Some(e) = run_state.errors.first() {
+                eprintln!("quantlens: warning: {e}");
             }
             if let (Some(name), Some(open)) = (&job.select, &open) {
                 let Some(r) = open.list.iter().find(|r| &r.label == name) else {

@@ -201,9 +201,13 @@ fn recolour_blocks(
     mut blocks: Query<(&GraphNode, &mut BlockSwatch, Option<&mut MeshMaterial3d<StandardMaterial>>)>,
     mut work: ResMut<RecolourWork>,
     mut last_metric: Local<Option<crate::layout::ColourMetric>>,
+    run: Res<super::run::RunState>,
+    mut last_run: Local<u64>,
 ) {
     let Some(open) = open else { return };
-    let everything = *last_metric != Some(settings.metric) || !added.is_empty();
+    let ran = *last_run != run.version && settings.metric.needs_run();
+    *last_run = run.version;
+    let everything = *last_metric != Some(settings.metric) || !added.is_empty() || ran;
     *last_metric = Some(settings.metric);
     let reports: HashMap<usize, &LayerStats> = if everything {
         all_rows.iter().map(|(r, s)| (r.0, s)).collect()
@@ -227,7 +231,13 @@ fn recolour_blocks(
         let op = v.model.graph.node(node.node).map(|n| n.op_type.as_str()).unwrap_or_default();
         let report = node.row.and_then(|r| reports.get(&r)).map(|s| s.0.as_ref());
         let own = report.and_then(|r| r.variants.iter().find(|lv| lv.variant == v.spec.name));
-        let s = block_swatch(settings.metric, op, own, report, node.variant == open.data.reference);
+        let is_reference = node.variant == open.data.reference;
+        let facts = if settings.metric.needs_run() {
+            crate::view::run::block_run(&run.findings, report, &v.spec.name, is_reference)
+        } else {
+            crate::view::run::BlockRun::default()
+        };
+        let s = block_swatch(settings.metric, op, own, report, is_reference, facts);
         work.evaluated += 1;
         if swatch.set_if_neq(BlockSwatch(s)) {
             work.changed += 1;

@@ -154,6 +154,13 @@ enum Command {
         /// Select (and frame) the layer of this name.
         #[arg(long)]
         select: Option<String>,
+        /// Colour the towers by this.
+        #[arg(long, value_enum)]
+        colour: Option<ColourArg>,
+        /// Run the variants first, as the Run panel does (repeatable, in order); labelled
+        /// data is looked up beside the model.
+        #[arg(long = "run", value_enum)]
+        runs: Vec<RunArg>,
     },
     #[cfg(feature = "gui")]
     /// Measures the window headless: open → first frame, CPU time per frame, RSS over reopens.
@@ -279,6 +286,28 @@ enum ViewArg {
     TwoD,
 }
 
+/// The towers' colouring (`render --colour`).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ColourArg {
+    OpType,
+    Sqnr,
+    Range,
+    RmseScale,
+    Nan,
+    ActivationSqnr,
+    Clipping,
+    Sensitivity,
+}
+
+/// A run of the variants (`render --run`).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RunArg {
+    Activations,
+    Evaluate,
+    Full,
+    Sensitivity,
+}
+
 /// Output of the commands that print a table or JSON.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum TableOrJson {
@@ -333,8 +362,9 @@ pub fn run() -> ExitCode {
         }
         Some(Command::BenchKernels { reps }) => bench::kernels(reps),
         #[cfg(feature = "gui")]
-        Some(Command::Render { path, out, width, height, view, select }) => {
-            window::render(path, out, width, height, view, select)
+        Some(Command::Render { path, out, width, height, view, select, colour, runs }) => {
+            let picture = window::Picture { width, height, view, select, colour, runs };
+            window::render(path, out, picture)
         }
         #[cfg(feature = "gui")]
         Some(Command::BenchUi { path, frames, cycles }) => window::bench_ui(path, frames, cycles),

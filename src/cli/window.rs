@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use super::EXIT_FAILED;
 #[cfg(feature = "gui")]
-use super::{ViewArg, refuse_missing};
+use super::{ColourArg, RunArg, ViewArg, refuse_missing};
 
 #[cfg(feature = "gui")]
 fn app_exit_code(exit: bevy::app::AppExit) -> ExitCode {
@@ -31,16 +31,50 @@ pub fn open(_path: Option<PathBuf>, _screenshot: Option<PathBuf>) -> ExitCode {
     ExitCode::from(EXIT_FAILED)
 }
 
+/// What `render` draws besides the model.
 #[cfg(feature = "gui")]
-pub fn render(path: PathBuf, out: PathBuf, width: u32, height: u32, view: ViewArg, select: Option<String>) -> ExitCode {
+pub struct Picture {
+    pub width: u32,
+    pub height: u32,
+    pub view: ViewArg,
+    pub select: Option<String>,
+    pub colour: Option<ColourArg>,
+    pub runs: Vec<RunArg>,
+}
+
+#[cfg(feature = "gui")]
+pub fn render(path: PathBuf, out: PathBuf, p: Picture) -> ExitCode {
+    use quantlens::layout::ColourMetric;
+    use quantlens::view::run::RunCommand;
     if let Err(code) = refuse_missing(&path) {
         return code;
     }
-    let mode = match view {
+    let mode = match p.view {
         ViewArg::ThreeD => quantlens::layout::ViewMode::ThreeD,
         ViewArg::TwoD => quantlens::layout::ViewMode::TwoD,
     };
-    let opts = quantlens::app::RenderOptions { path, out, width, height, mode, select };
+    let metric = p.colour.map(|c| match c {
+        ColourArg::OpType => ColourMetric::OpType,
+        ColourArg::Sqnr => ColourMetric::Sqnr,
+        ColourArg::Range => ColourMetric::Range,
+        ColourArg::RmseScale => ColourMetric::RmseOverScale,
+        ColourArg::Nan => ColourMetric::NanPresent,
+        ColourArg::ActivationSqnr => ColourMetric::ActivationSqnr,
+        ColourArg::Clipping => ColourMetric::Clipping,
+        ColourArg::Sensitivity => ColourMetric::Sensitivity,
+    });
+    let runs = p
+        .runs
+        .iter()
+        .map(|r| match r {
+            RunArg::Activations => RunCommand::Activations,
+            RunArg::Evaluate => RunCommand::Evaluate { full: false },
+            RunArg::Full => RunCommand::Evaluate { full: true },
+            RunArg::Sensitivity => RunCommand::Sensitivity,
+        })
+        .collect();
+    let (width, height, select) = (p.width, p.height, p.select);
+    let opts = quantlens::app::RenderOptions { path, out, width, height, mode, select, metric, runs };
     app_exit_code(quantlens::app::headless_app(&opts).run())
 }
 

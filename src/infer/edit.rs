@@ -72,7 +72,23 @@ impl std::str::FromStr for Edit {
     }
 }
 
-/// The tensors an edit rewrites in `g`, with their new values.
+/// The edit as `quantlens export --set` takes it (parsing it gives it back).
+impl std::fmt::Display for Edit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let field = match self.field {
+            Field::Float => return write!(f, "{}.float", self.layer),
+            Field::WeightScale => "weight_scale",
+            Field::WeightZeroPoint => "weight_zero_point",
+            Field::InputScale => "input_scale",
+            Field::OutputScale => "output_scale",
+        };
+        match self.change {
+            Change::Set(v) => write!(f, "{}.{field}={v}", self.layer),
+            Change::Times(v) => write!(f, "{}.{field}*={v}", self.layer),
+        }
+    }
+}
+
 /// The index of the layer named `name` in `v` (its label, or its node name less
 /// `QOperator`'s `_quant`).
 fn find_layer(v: &Variant, name: &str) -> Result<usize, String> {
@@ -338,6 +354,9 @@ mod tests {
             ["fc.input_scale=2", "fc.weight_scale=-1", "weight_scale*=2", "fc.bias_scale*=2", "fc.weight_scale*=x"]
         {
             assert!(bad.parse::<Edit>().is_err(), "{bad}");
+        }
+        for text in ["a.weight_scale*=0.5", "a.b.weight_zero_point=3", "c.float", "d.output_scale*=1.25"] {
+            assert_eq!(text.parse::<Edit>().unwrap().to_string(), text, "written as it is read");
         }
     }
 }

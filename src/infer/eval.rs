@@ -2,7 +2,7 @@
 //! when there are at least ten classes, and top-1 agreement with the reference (float).
 //! A quick evaluation takes a subset stratified by class.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -85,6 +85,21 @@ pub fn evaluate(
     labels: &[i64],
     progress: &Progress,
 ) -> (Evaluation, Vec<InferError>) {
+    evaluate_edited(variants, reference, &HashMap::new(), samples, labels, progress)
+}
+
+/// [`evaluate`] with some variants replaced by edited models held in memory (the encoded
+/// `.onnx` of [`super::apply_edits`], by variant index).
+#[must_use]
+#[allow(clippy::implicit_hasher)]
+pub fn evaluate_edited(
+    variants: &[Variant],
+    reference: usize,
+    edited: &HashMap<usize, Vec<u8>>,
+    samples: impl IntoIterator<Item = Result<Sample, InferError>>,
+    labels: &[i64],
+    progress: &Progress,
+) -> (Evaluation, Vec<InferError>) {
     let mut failures = Vec::new();
     let mut samples = samples.into_iter();
     let mut top5: Vec<Option<Vec<Vec<usize>>>> = vec![None; variants.len()];
@@ -97,8 +112,14 @@ pub fn evaluate(
         None => None,
     };
     if let Some(first) = first {
-        let built: Vec<Result<Runner, InferError>> =
-            variants.par_iter().map(|v| Runner::new(&v.spec.path, &v.spec.name, &first, &[])).collect();
+        let built: Vec<Result<Runner, InferError>> = variants
+            .par_iter()
+            .enumerate()
+            .map(|(vi, v)| match edited.get(&vi) {
+                Some(bytes) => Runner::from_bytes(bytes, &v.spec.name, &first, &[]),
+                None => Runner::new(&v.spec.path, &v.spec.name, &first, &[]),
+            })
+            .collect();
         let mut runners: Vec<(usize, Runner)> = Vec::new();
         for (vi, r) in built.into_iter().enumerate() {
             match r {

@@ -12,8 +12,8 @@ pub mod run;
 pub mod sensitivity;
 
 pub use activations::{ActivationRow, ActivationVariant, activation_report};
-pub use edit::{Edit, apply_edits};
-pub use eval::{Accuracy, Evaluation, evaluate, stratified, wilson};
+pub use edit::{Change, Edit, Field, apply_edits};
+pub use eval::{Accuracy, Evaluation, evaluate, evaluate_edited, stratified, wilson};
 pub use inputs::{ImageOptions, InputSpec, InputTensor, Sample, SampleStream, labelled_samples, open_samples, samples};
 pub use sensitivity::{SensitivityRow, sensitivity};
 

@@ -27,6 +27,9 @@ pub struct SensitivityRow {
     /// How much keeping it in float recovers over the fully quantized variant (accuracy
     /// points, or dB): the largest first.
     pub gain: Option<f64>,
+    /// What it recovers in output SQNR (dB), with labels too: it orders layers whose
+    /// accuracy gains tie (a small quick set often moves no prediction).
+    pub sqnr_gain_db: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
 }
@@ -111,6 +114,7 @@ pub fn sensitivity(
                     top1: None,
                     output_sqnr_db: None,
                     gain: None,
+                    sqnr_gain_db: None,
                     problem: None,
                 };
                 match run {
@@ -119,6 +123,7 @@ pub fn sensitivity(
                         // accuracy points with labels, else dB
                         let (now, before) = if top1.is_some() { (top1, base.0) } else { (sqnr, base.1) };
                         row.gain = now.zip(before).map(|(a, b)| a - b);
+                        row.sqnr_gain_db = sqnr.zip(base.1).map(|(a, b)| a - b);
                         (row.top1, row.output_sqnr_db) = (top1, sqnr);
                     }
                     Err(e) => row.problem = Some(e.to_string()),
@@ -126,7 +131,12 @@ pub fn sensitivity(
                 Some(row)
             })
             .collect();
-        mine.sort_by(|a, b| b.gain.unwrap_or(f64::NEG_INFINITY).total_cmp(&a.gain.unwrap_or(f64::NEG_INFINITY)));
+        let order =
+            |r: &SensitivityRow| (r.gain.unwrap_or(f64::NEG_INFINITY), r.sqnr_gain_db.unwrap_or(f64::NEG_INFINITY));
+        mine.sort_by(|a, b| {
+            let ((ga, sa), (gb, sb)) = (order(a), order(b));
+            gb.total_cmp(&ga).then(sb.total_cmp(&sa))
+        });
         rows.extend(mine);
     }
     (rows, failures)

@@ -2,6 +2,7 @@
 
 use crate::report::{LayerReport, LayerVariant};
 use crate::theme::{Swatch, magnitude_rgb, quality_rgb};
+use crate::view::run::BlockRun;
 
 /// The quantity blocks are coloured by.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -16,10 +17,26 @@ pub enum ColourMetric {
     RmseOverScale,
     /// NaN or infinity in the weight.
     NanPresent,
+    /// The lowest `xmodel_err` of the layer's activations (a run of the variants).
+    ActivationSqnr,
+    /// The largest share of an activation's float values its quantization clips.
+    Clipping,
+    /// What keeping the layer in float recovers, against the costliest layer (the
+    /// sensitivity sweep).
+    Sensitivity,
 }
 
 impl ColourMetric {
-    pub const ALL: [Self; 5] = [Self::OpType, Self::Sqnr, Self::Range, Self::RmseOverScale, Self::NanPresent];
+    pub const ALL: [Self; 8] = [
+        Self::OpType,
+        Self::Sqnr,
+        Self::Range,
+        Self::RmseOverScale,
+        Self::NanPresent,
+        Self::ActivationSqnr,
+        Self::Clipping,
+        Self::Sensitivity,
+    ];
 
     /// Its name in menus and the legend.
     #[must_use]
@@ -30,7 +47,16 @@ impl ColourMetric {
             Self::Range => "weight range",
             Self::RmseOverScale => "rmse/scale",
             Self::NanPresent => "NaN/Inf present",
+            Self::ActivationSqnr => "activation SQNR (run)",
+            Self::Clipping => "activation clipping (run)",
+            Self::Sensitivity => "sensitivity (run)",
         }
+    }
+
+    /// Whether the colour comes from a run of the variants (blocks recolour when one ends).
+    #[must_use]
+    pub fn needs_run(self) -> bool {
+        matches!(self, Self::ActivationSqnr | Self::Clipping | Self::Sensitivity)
     }
 
     /// Whether the colour depends on statistics (blocks recolour when they arrive).
@@ -56,12 +82,18 @@ fn rmse_t(v: f64) -> f64 {
     1.0 - ((v / HEALTHY_RMSE_OVER_SCALE).log2().abs() / 2.0)
 }
 
+/// Clipped share on a log ramp: 0.01 % and below green, 0.1 % half-way, 1 % and above red.
+fn clip_t(share: f64) -> f64 {
+    if share <= 0.0 { 1.0 } else { 1.0 - f64::midpoint(share.log10(), 4.0).clamp(0.0, 1.0) }
+}
+
 fn range_t(absmax: f64) -> f64 {
     (absmax.max(1e-30).log10() - RANGE_LOG10.0) / (RANGE_LOG10.1 - RANGE_LOG10.0)
 }
 
 /// The swatch of one block: its op type, its own entry of the row's report (if the block
-/// is a layer and stats are in), and the whole row (for the reference's worst SQNR).
+/// is a layer and stats are in), the whole row (for the reference's worst SQNR), and what
+/// a run of the variants found about it.
 #[must_use]
 pub fn block_swatch(
     metric: ColourMetric,
@@ -69,8 +101,14 @@ pub fn block_swatch(
     own: Option<&LayerVariant>,
     row: Option<&LayerReport>,
     is_reference: bool,
+    run: BlockRun,
 ) -> Swatch {
     match metric {
+        ColourMetric::ActivationSqnr => {
+            run.activation_sqnr.filter(|d| !d.is_nan()).map_or(Swatch::NEUTRAL, |d| Swatch::quality(sqnr_t(d)))
+        }
+        ColourMetric::Clipping => run.clip.map_or(Swatch::NEUTRAL, |c| Swatch::quality(clip_t(c))),
+        ColourMetric::Sensitivity => run.cost.map_or(Swatch::NEUTRAL, |c| Swatch::quality(1.0 - c)),
         ColourMetric::OpType => Swatch::op(op),
         ColourMetric::Sqnr => {
             // every tensor of the layer, worst first; exact tensors are lossless
@@ -151,6 +189,26 @@ pub fn legend(metric: ColourMetric, ops_present: &[String]) -> Vec<LegendEntry> 
         ColourMetric::NanPresent => {
             vec![e(Swatch::GOOD.rgb(), "finite"), e(Swatch::BAD.rgb(), "NaN / Inf present"), none]
         }
+        ColourMetric::ActivationSqnr => {
+            let not_run = e(Swatch::NEUTRAL.rgb(), "not run yet (Run: Activations)");
+            vec![
+                e(quality_rgb(0.0), &format!("≤ {SQNR_RED_DB:.0} dB")),
+                e(quality_rgb(0.5), &format!("{:.0} dB", f64::midpoint(SQNR_RED_DB, SQNR_GREEN_DB))),
+                e(quality_rgb(1.0), &format!("≥ {SQNR_GREEN_DB:.0} dB")),
+                not_run,
+            ]
+        }
+        ColourMetric::Clipping => vec![
+            e(quality_rgb(1.0), "≤ 0.01 % clipped"),
+            e(quality_rgb(0.5), "0.1 %"),
+            e(quality_rgb(0.0), "≥ 1 % clipped"),
+            e(Swatch::NEUTRAL.rgb(), "not run yet (Run: Activations)"),
+        ],
+        ColourMetric::Sensitivity => vec![
+            e(quality_rgb(1.0), "costs nothing in float's place"),
+            e(quality_rgb(0.0), "the costliest layer"),
+            e(Swatch::NEUTRAL.rgb(), "not run yet (Run: Sensitivity)"),
+        ],
     }
 }
 
@@ -166,6 +224,7 @@ mod tests {
         assert_eq!(Swatch::quality(rmse_t(HEALTHY_RMSE_OVER_SCALE * 4.0)), Swatch::quality(0.0));
         assert_eq!(Swatch::quality(rmse_t(HEALTHY_RMSE_OVER_SCALE / 4.0)), Swatch::quality(0.0));
         assert!((range_t(0.1) - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!((clip_t(0.0), clip_t(1e-4), clip_t(1e-3), clip_t(0.01), clip_t(0.5)), (1.0, 1.0, 0.5, 0.0, 0.0));
     }
 
     #[test]

@@ -14,11 +14,24 @@ pub struct HistogramState {
     pub overlay: bool,
     pub log_counts: bool,
     pub bins: usize,
+    pub tab: HistogramTab,
+    /// Which of the selected layer's activations.
+    pub activation: usize,
+}
+
+/// What the histogram panel shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HistogramTab {
+    /// The selected layer's parameters (bins chosen with the slider).
+    #[default]
+    Weights,
+    /// A run's histograms of its activations (the run's bins).
+    Activations,
 }
 
 impl Default for HistogramState {
     fn default() -> Self {
-        Self { overlay: true, log_counts: false, bins: 64 }
+        Self { overlay: true, log_counts: false, bins: 64, tab: HistogramTab::Weights, activation: 0 }
     }
 }
 
@@ -47,7 +60,9 @@ pub fn histogram_ui(
         ui.checkbox(&mut state.overlay, "overlay");
         ui.checkbox(&mut state.log_counts, "log counts");
         let mut bins = state.bins;
-        if ui.add(egui::Slider::new(&mut bins, 8..=256).logarithmic(true).text("bins")).changed() {
+        if state.tab == HistogramTab::Weights
+            && ui.add(egui::Slider::new(&mut bins, 8..=256).logarithmic(true).text("bins")).changed()
+        {
             state.bins = bins;
             actions.push(UiAction::SetHistogramBins(bins));
         }

@@ -7,6 +7,7 @@ pub mod inspector;
 pub mod layer_list;
 pub mod menu;
 pub mod ranges;
+pub mod run;
 
 use std::path::PathBuf;
 
@@ -44,6 +45,8 @@ pub enum UiAction {
         node: crate::model::NodeId,
     },
     Screenshot,
+    /// Run the variants (or stop the run).
+    Run(crate::view::run::RunCommand),
 }
 
 /// An egui colour from a theme colour.

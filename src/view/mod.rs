@@ -3,6 +3,7 @@
 
 pub mod inspector;
 pub mod recent;
+pub mod run;
 pub mod table;
 
 pub use inspector::{

@@ -1,0 +1,358 @@
+//! Running the variants from the window: activations, accuracy and the sensitivity sweep,
+//! each on a task (the window never waits; a progress bar counts samples and Cancel stops
+//! after the current one). Accuracy runs with the window's edits (the weights' `Quant`
+//! components that differ from the file, as `quantlens export` would write them) and is
+//! cached per (variant, edits): asking again is instant. Finished runs become
+//! [`RunState::findings`], which the towers and panels read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bevy::prelude::*;
+use bevy::tasks::futures::check_ready;
+use bevy::tasks::{AsyncComputeTaskPool, Task};
+
+use super::AppSystems;
+use super::model::{OpenModel, Quant, WeightEntity};
+use crate::infer::{
+    self, Accuracy, ActivationRow, Change, Edit, Field, InputSpec, Progress, SensitivityRow, labelled_samples,
+    open_samples,
+};
+use crate::model::Variant;
+use crate::report::ParamKey;
+use crate::view::run::{EvalRow, EvalView, RunCommand, RunFindings};
+
+/// Runs of the variants on tasks.
+pub struct RunPlugin;
+
+impl Plugin for RunPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_message::<RunRequest>()
+            .init_resource::<RunSettings>()
+            .init_resource::<RunState>()
+            .add_systems(Update, (follow_model, start_runs, poll_run).chain().in_set(AppSystems::Compute));
+    }
+}
+
+/// Asks for a run (or for the one in progress to stop).
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunRequest(pub RunCommand);
+
+/// What runs take as input.
+#[derive(Resource, Debug, Clone)]
+pub struct RunSettings {
+    /// Unlabelled inputs (activations, and sensitivity without labels).
+    pub inputs: InputSpec,
+    /// Labelled data (accuracy); found in the model's folder when not given.
+    pub data: Option<InputSpec>,
+    /// Samples of a quick run.
+    pub samples: usize,
+    pub dims: HashMap<String, usize>,
+    /// `data` was given by the user (not looked up in the folder).
+    pub data_given: bool,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        Self { inputs: InputSpec::Random { seed: 0 }, data: None, samples: 16, dims: HashMap::new(), data_given: false }
+    }
+}
+
+/// The run in progress and what finished runs found.
+#[derive(Resource, Default)]
+pub struct RunState {
+    pub findings: Arc<RunFindings>,
+    /// Changes whenever `findings` does (the towers recolour).
+    pub version: u64,
+    pub evaluation: Option<EvalView>,
+    pub running: Option<Running>,
+    /// Why the last run failed or left a variant out.
+    pub errors: Vec<String>,
+    /// Runs asked for that are over (finished, failed, cancelled or answered from the
+    /// cache): what a scripted picture waits on.
+    pub finished: u64,
+    /// Accuracy per (variant, its edits).
+    cache: HashMap<(String, String, bool), Accuracy>,
+    model: Option<Entity>,
+}
+
+/// A run on its task.
+pub struct Running {
+    pub command: RunCommand,
+    pub progress: Arc<Progress>,
+    /// Samples it will run (0 when not known).
+    pub total: usize,
+    task: Task<(Outcome, Vec<String>)>,
+}
+
+/// What a finished task hands back.
+enum Outcome {
+    Activations(Vec<ActivationRow>),
+    Evaluation { view: EvalView, keys: Vec<(String, String)> },
+    Sensitivity { rows: Vec<SensitivityRow>, accuracy: bool },
+    Failed,
+}
+
+/// Forgets the previous model's runs when another opens (its task is dropped), and looks
+/// for labelled data in the new model's folder.
+fn follow_model(open: Option<Res<OpenModel>>, mut state: ResMut<RunState>, mut settings: ResMut<RunSettings>) {
+    let root = open.as_ref().map(|o| o.root);
+    if state.model == root {
+        return;
+    }
+    *state = RunState { model: root, version: state.version + 1, finished: state.finished, ..RunState::default() };
+    if !settings.data_given {
+        settings.data = open.and_then(|o| labelled_data_beside(&o.data.path));
+    }
+}
+
+/// A `.npz` holding `y` in the model's folder (the bundled digits ship theirs), or a
+/// folder of class sub-folders named `images`.
+#[must_use]
+pub fn labelled_data_beside(path: &std::path::Path) -> Option<InputSpec> {
+    let dir = if path.is_dir() { path } else { path.parent()? };
+    let mut entries: Vec<std::path::PathBuf> =
+        std::fs::read_dir(dir).ok()?.filter_map(|e| Some(e.ok()?.path())).collect();
+    entries.sort();
+    let npz = entries.iter().find(|p| {
+        p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npz"))
+            && infer::npy::npz_names(p).is_ok_and(|names| names.iter().any(|n| n == "y"))
+    });
+    if let Some(p) = npz {
+        return Some(InputSpec::Npz(p.clone()));
+    }
+    let images = dir.join("images");
+    images.is_dir().then(|| InputSpec::Images(images, infer::ImageOptions::default()))
+}
+
+/// The window's edits of variant `vi`: every weight whose `Quant` differs from the file,
+/// as a factor on its scale.
+fn edits_of(variants: &[Variant], vi: usize, quants: &Query<(&WeightEntity, &Quant)>) -> Vec<Edit> {
+    let Some(v) = variants.get(vi) else { return Vec::new() };
+    let mut edits: Vec<Edit> = quants
+        .iter()
+        .filter(|(w, _)| w.variant == vi && w.key == ParamKey::WEIGHT)
+        .filter_map(|(w, q)| {
+            let layer = v.layers.get(w.layer)?;
+            let file = layer.weight.params()?;
+            let (now, was) = (q.0.scale.first()?, file.scale.first()?);
+            (q.0 != *file && *was != 0.0).then(|| Edit {
+                layer: v.model.graph.node(layer.node).map(|n| n.label(layer.node)).unwrap_or_default(),
+                field: Field::WeightScale,
+                change: Change::Times(f64::from(*now) / f64::from(*was)),
+            })
+        })
+        .collect();
+    edits.sort_by_key(ToString::to_string);
+    edits
+}
+
+fn key(edits: &[Edit]) -> String {
+    edits.iter().map(ToString::to_string).collect::<Vec<_>>().join(";")
+}
+
+fn start_runs(
+    mut requests: MessageReader<RunRequest>,
+    open: Option<Res<OpenModel>>,
+    settings: Res<RunSettings>,
+    mut state: ResMut<RunState>,
+    quants: Query<(&WeightEntity, &Quant)>,
+) {
+    for RunRequest(command) in requests.read().copied() {
+        if command == RunCommand::Cancel {
+            if let Some(r) = &state.running {
+                r.progress.cancel();
+                if r.command == RunCommand::Sensitivity {
+                    // (the sweep has no sample loop to stop: its result is dropped)
+                    state.running = None;
+                    state.finished += 1;
+                }
+            }
+            continue;
+        }
+        let Some(open) = &open else { continue };
+        if state.running.is_some() {
+            continue;
+        }
+        state.errors.clear();
+        let (variants, reference) = (open.data.variants.clone(), open.data.reference);
+        let progress = Arc::new(Progress::default());
+        let (settings, task_progress) = (settings.clone(), Arc::clone(&progress));
+        let pool = AsyncComputeTaskPool::get();
+        let (task, total) = match command {
+            RunCommand::Activations => {
+                let total = settings.samples;
+                let task = pool.spawn(async move {
+                    let mut errors = Vec::new();
+                    (activations(&variants, reference, &settings, &task_progress, &mut errors), errors)
+                });
+                (task, total)
+            }
+            RunCommand::Evaluate { full } => {
+                let edits: Vec<Vec<Edit>> = (0..variants.len()).map(|vi| edits_of(&variants, vi, &quants)).collect();
+                let keys: Vec<(String, String)> =
+                    variants.iter().zip(&edits).map(|(v, e)| (v.spec.name.clone(), key(e))).collect();
+                let cached: Option<Vec<EvalRow>> = keys
+                    .iter()
+                    .map(|(name, k)| {
+                        let accuracy = state.cache.get(&(name.clone(), k.clone(), full))?.clone();
+                        Some(EvalRow { variant: name.clone(), accuracy, edited: !k.is_empty() })
+                    })
+                    .collect();
+                if let Some(rows) = cached {
+                    let samples = rows.first().map_or(0, |r| r.accuracy.n);
+                    state.evaluation = Some(EvalView { samples, full, rows, cached: true });
+                    state.finished += 1;
+                    continue;
+                }
+                let total = if full { 0 } else { settings.samples };
+                let task = pool.spawn(async move {
+                    let mut errors = Vec::new();
+                    (
+                        evaluation(&variants, reference, &settings, full, &edits, keys, &task_progress, &mut errors),
+                        errors,
+                    )
+                });
+                (task, total)
+            }
+            RunCommand::Sensitivity => {
+                let task = pool.spawn(async move {
+                    let mut errors = Vec::new();
+                    (sensitivity(&variants, reference, &settings, &mut errors), errors)
+                });
+                (task, 0)
+            }
+            RunCommand::Cancel => continue,
+        };
+        state.running = Some(Running { command, progress, total, task });
+    }
+}
+
+fn activations(
+    variants: &[Variant],
+    reference: usize,
+    settings: &RunSettings,
+    progress: &Progress,
+    errors: &mut Vec<String>,
+) -> Outcome {
+    let Some(graph) = variants.get(reference).map(|v| &v.model.graph) else { return Outcome::Failed };
+    // real data when there is some
+    let spec = settings.data.as_ref().unwrap_or(&settings.inputs);
+    let stream = match open_samples(graph, spec, settings.samples, &settings.dims) {
+        Ok(s) => s,
+        Err(e) => {
+            errors.push(e.to_string());
+            return Outcome::Failed;
+        }
+    };
+    let (rows, failures) = infer::activation_report(variants, reference, stream, 64, progress);
+    errors.extend(failures.iter().map(ToString::to_string));
+    Outcome::Activations(rows)
+}
+
+fn evaluation(
+    variants: &[Variant],
+    reference: usize,
+    settings: &RunSettings,
+    full: bool,
+    edits: &[Vec<Edit>],
+    keys: Vec<(String, String)>,
+    progress: &Progress,
+    errors: &mut Vec<String>,
+) -> Outcome {
+    let Some(graph) = variants.get(reference).map(|v| &v.model.graph) else { return Outcome::Failed };
+    let Some(data) = &settings.data else {
+        errors.push(
+            "accuracy needs labelled data: a .npz with `y` beside the model, or a folder `images/CLASS/…`".into(),
+        );
+        return Outcome::Failed;
+    };
+    let mut edited = HashMap::new();
+    for (vi, e) in edits.iter().enumerate().filter(|(_, e)| !e.is_empty()) {
+        match infer::apply_edits(variants, reference, vi, e) {
+            Ok(bytes) => {
+                edited.insert(vi, bytes);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    let (stream, labels) = match labelled_samples(graph, data, &settings.dims) {
+        Ok(s) => s,
+        Err(e) => {
+            errors.push(e.to_string());
+            return Outcome::Failed;
+        }
+    };
+    let (stream, labels) = if full || settings.samples >= labels.len() {
+        (stream, labels)
+    } else {
+        let mut pick = infer::stratified(&labels, settings.samples);
+        pick.sort_unstable();
+        let picked = pick.iter().filter_map(|&i| labels.get(i).copied()).collect();
+        (stream.select(pick), picked)
+    };
+    let (eval, failures) = infer::evaluate_edited(variants, reference, &edited, stream, &labels, progress);
+    errors.extend(failures.iter().map(ToString::to_string));
+    let rows = keys
+        .iter()
+        .filter_map(|(name, k)| {
+            let accuracy = eval.variants.get(name)?.clone();
+            Some(EvalRow { variant: name.clone(), accuracy, edited: !k.is_empty() })
+        })
+        .collect();
+    // a cancelled run is shown but not cached
+    let keys = if progress.cancelled() { Vec::new() } else { keys };
+    Outcome::Evaluation { view: EvalView { samples: eval.samples, full, rows, cached: false }, keys }
+}
+
+fn sensitivity(variants: &[Variant], reference: usize, settings: &RunSettings, errors: &mut Vec<String>) -> Outcome {
+    let Some(graph) = variants.get(reference).map(|v| &v.model.graph) else { return Outcome::Failed };
+    let loaded = match &settings.data {
+        Some(data) => labelled_samples(graph, data, &settings.dims).and_then(|(stream, labels)| {
+            let mut pick = infer::stratified(&labels, settings.samples);
+            pick.sort_unstable();
+            let picked: Vec<i64> = pick.iter().filter_map(|&i| labels.get(i).copied()).collect();
+            Ok((stream.select(pick).collect::<Result<Vec<_>, _>>()?, Some(picked)))
+        }),
+        None => infer::samples(graph, &settings.inputs, settings.samples, &settings.dims).map(|s| (s, None)),
+    };
+    let (samples, labels) = match loaded {
+        Ok(s) => s,
+        Err(e) => {
+            errors.push(e.to_string());
+            return Outcome::Failed;
+        }
+    };
+    let (rows, failures) = infer::sensitivity(variants, reference, &samples, labels.as_deref());
+    errors.extend(failures.iter().map(ToString::to_string));
+    Outcome::Sensitivity { rows, accuracy: labels.is_some() }
+}
+
+fn poll_run(mut state: ResMut<RunState>) {
+    let Some(running) = state.running.as_mut() else { return };
+    let Some((outcome, errors)) = check_ready(&mut running.task) else { return };
+    let full = matches!(running.command, RunCommand::Evaluate { full: true });
+    state.running = None;
+    state.errors = errors;
+    state.finished += 1;
+    let mut findings = (*state.findings).clone();
+    match outcome {
+        Outcome::Activations(rows) => findings.activations = rows,
+        Outcome::Sensitivity { rows, accuracy } => {
+            findings.sensitivity = rows;
+            findings.sensitivity_accuracy = accuracy;
+        }
+        Outcome::Evaluation { view, keys } => {
+            for (name, k) in keys {
+                if let Some(row) = view.rows.iter().find(|r| r.variant == name) {
+                    state.cache.insert((name, k, full), row.accuracy.clone());
+                }
+            }
+            state.evaluation = Some(view);
+            return;
+        }
+        Outcome::Failed => return,
+    }
+    state.findings = Arc::new(findings);
+    state.version += 1;
+}

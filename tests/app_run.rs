@@ -1,0 +1,130 @@
+//! Running the variants from the window's ECS (`MinimalPlugins` + `CorePlugins`, no
+//! renderer): accuracy on the digits matches `quantlens eval` on the same quick set, asking
+//! again is answered from the cache, an edit of a weight scale runs the edited variant;
+//! activations and the sensitivity sweep colour the towers.
+#![cfg(feature = "gui")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use bevy::prelude::*;
+use common::{cli, data};
+use quantlens::app::CorePlugins;
+use quantlens::app::edit::EditRequest;
+use quantlens::app::model::{OpenModel, OpenRequest, Status, ViewSettings};
+use quantlens::app::run::{RunRequest, RunSettings, RunState};
+use quantlens::app::towers::BlockSwatch;
+use quantlens::layout::ColourMetric;
+use quantlens::model::LayerWeight;
+use quantlens::theme::Swatch;
+use quantlens::view::run::RunCommand;
+
+fn opened(rel: &str) -> App {
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, CorePlugins));
+    app.world_mut().write_message(OpenRequest(data(rel)));
+    for _ in 0..20_000 {
+        app.update();
+        let s = app.world().resource::<Status>();
+        if s.loading.is_none() && s.stats_done >= s.stats_total && app.world().get_resource::<OpenModel>().is_some() {
+            app.update();
+            return app;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    panic!("loading did not finish");
+}
+
+/// Asks for `command` and updates until the run is over (bounded).
+fn run(app: &mut App, command: RunCommand) {
+    app.world_mut().write_message(RunRequest(command));
+    for _ in 0..30_000 {
+        app.update();
+        if app.world().resource::<RunState>().running.is_none() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    panic!("the run did not finish");
+}
+
+#[test]
+fn evaluation_matches_the_cli_and_is_cached_per_edits() {
+    let mut app = opened("digits");
+    // the folder's labelled .npz was found
+    let settings = app.world().resource::<RunSettings>().clone();
+    assert_eq!(settings.data, Some(quantlens::infer::InputSpec::Npz(data("digits/digits.npz"))));
+    run(&mut app, RunCommand::Evaluate { full: false });
+    let state = app.world().resource::<RunState>();
+    assert!(state.errors.is_empty(), "{:?}", state.errors);
+    let eval = state.evaluation.clone().unwrap();
+    assert_eq!((eval.samples, eval.cached, eval.rows.len()), (settings.samples, false, 3));
+    // the same quick set as the command line's
+    let dir = data("digits");
+    let n = settings.samples.to_string();
+    let (code, out, err) = cli(&[
+        "eval",
+        dir.to_str().unwrap(),
+        "--data",
+        data("digits/digits.npz").to_str().unwrap(),
+        "--samples",
+        &n,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for r in &eval.rows {
+        assert_eq!(r.accuracy.top1, json["variants"][&r.variant]["top1"].as_f64().unwrap(), "{}", r.variant);
+        assert!(!r.edited);
+    }
+    // asked again: answered from the cache, no task
+    app.world_mut().write_message(RunRequest(RunCommand::Evaluate { full: false }));
+    app.update();
+    let state = app.world().resource::<RunState>();
+    assert!(state.running.is_none());
+    assert!(state.evaluation.as_ref().unwrap().cached);
+    // an edit of int8's first layer: int8 runs edited (and is not taken from the cache)
+    let open = app.world().resource::<OpenModel>();
+    let int8 = open.data.variants.iter().position(|v| v.spec.name == "int8").unwrap();
+    let layer =
+        open.data.variants[int8].layers.iter().position(|l| matches!(l.weight, LayerWeight::Quantized(_))).unwrap();
+    app.world_mut().write_message(EditRequest { variant: int8, layer, factor: 8.0 });
+    app.update();
+    run(&mut app, RunCommand::Evaluate { full: false });
+    let eval = app.world().resource::<RunState>().evaluation.clone().unwrap();
+    assert!(!eval.cached);
+    let edited = eval.rows.iter().find(|r| r.variant == "int8").unwrap();
+    assert!(edited.edited);
+    let float = eval.rows.iter().find(|r| r.variant == "float").unwrap();
+    assert!(!float.edited);
+    // eight times the scale: the first layer's weights saturate, and the outputs no longer
+    // agree with float on every sample
+    assert!(edited.accuracy.agreement_with_float.unwrap() < 1.0, "{:?}", edited.accuracy);
+}
+
+#[test]
+fn activations_and_sensitivity_colour_the_towers() {
+    let mut app = opened("digits");
+    app.world_mut().resource_mut::<ViewSettings>().metric = ColourMetric::ActivationSqnr;
+    app.update();
+    let neutral = |app: &mut App| {
+        let mut q = app.world_mut().query::<&BlockSwatch>();
+        q.iter(app.world()).filter(|s| s.0 != Swatch::NEUTRAL).count()
+    };
+    assert_eq!(neutral(&mut app), 0, "nothing ran yet: every block neutral");
+    run(&mut app, RunCommand::Activations);
+    app.update();
+    let state = app.world().resource::<RunState>();
+    assert!(state.errors.is_empty(), "{:?}", state.errors);
+    assert!(state.findings.activations.len() >= 4, "{}", state.findings.activations.len());
+    assert!(neutral(&mut app) > 0, "activation SQNR coloured the blocks");
+    app.world_mut().resource_mut::<ViewSettings>().metric = ColourMetric::Sensitivity;
+    run(&mut app, RunCommand::Sensitivity);
+    app.update();
+    let state = app.world().resource::<RunState>();
+    assert!(state.errors.is_empty(), "{:?}", state.errors);
+    assert_eq!(state.findings.sensitivity.len(), 6, "3 layers × 2 quantized variants");
+    assert!(state.findings.sensitivity_accuracy);
+    assert!(neutral(&mut app) > 0, "sensitivity coloured the blocks");
+}
