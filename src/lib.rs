@@ -15,3 +15,4 @@ pub mod theme;
 #[cfg(feature = "gui")]
 pub mod ui;
 pub mod view;
+pub mod write;

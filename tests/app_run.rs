@@ -10,7 +10,7 @@ mod common;
 use bevy::prelude::*;
 use common::{cli, data};
 use quantlens::app::CorePlugins;
-use quantlens::app::edit::EditRequest;
+use quantlens::app::edit::{EditRequest, WeightEdit};
 use quantlens::app::model::{OpenModel, OpenRequest, Status, ViewSettings};
 use quantlens::app::run::{RunRequest, RunSettings, RunState};
 use quantlens::app::towers::BlockSwatch;
@@ -89,18 +89,40 @@ fn evaluation_matches_the_cli_and_is_cached_per_edits() {
     let int8 = open.data.variants.iter().position(|v| v.spec.name == "int8").unwrap();
     let layer =
         open.data.variants[int8].layers.iter().position(|l| matches!(l.weight, LayerWeight::Quantized(_))).unwrap();
-    app.world_mut().write_message(EditRequest { variant: int8, layer, factor: 8.0 });
+    app.world_mut().write_message(EditRequest::Weight { variant: int8, layer, edit: WeightEdit::ScaleFactor(8.0) });
     app.update();
     run(&mut app, RunCommand::Evaluate { full: false });
     let eval = app.world().resource::<RunState>().evaluation.clone().unwrap();
     assert!(!eval.cached);
     let edited = eval.rows.iter().find(|r| r.variant == "int8").unwrap();
     assert!(edited.edited);
+    // beside the unedited run of the same samples: the panel shows the change
+    let file_int8 = json["variants"]["int8"]["top1"].as_f64().unwrap();
+    assert_eq!(edited.unedited.as_ref().map(|a| a.top1), Some(file_int8));
     let float = eval.rows.iter().find(|r| r.variant == "float").unwrap();
     assert!(!float.edited);
     // eight times the scale: the first layer's weights saturate, and the outputs no longer
     // agree with float on every sample
     assert!(edited.accuracy.agreement_with_float.unwrap() < 1.0, "{:?}", edited.accuracy);
+    // undone: int8 is the file's again, answered from the cache
+    app.world_mut().write_message(EditRequest::Undo);
+    app.update();
+    assert!(app.world().resource::<quantlens::app::edit::EditHistory>().is_empty());
+    app.world_mut().write_message(RunRequest(RunCommand::Evaluate { full: false }));
+    app.update();
+    let eval = app.world().resource::<RunState>().evaluation.clone().unwrap();
+    assert!(eval.cached && eval.rows.iter().all(|r| !r.edited));
+    // kept in float: int8's first layer runs with the float weights
+    app.world_mut().write_message(EditRequest::Weight { variant: int8, layer, edit: WeightEdit::Float(true) });
+    app.update();
+    run(&mut app, RunCommand::Evaluate { full: false });
+    let eval = app.world().resource::<RunState>().evaluation.clone().unwrap();
+    let state = app.world().resource::<RunState>();
+    assert!(state.errors.is_empty(), "{:?}", state.errors);
+    assert!(!eval.cached && eval.rows.iter().find(|r| r.variant == "int8").unwrap().edited);
+    app.world_mut().write_message(EditRequest::ResetAll);
+    app.update();
+    assert!(app.world().resource::<quantlens::app::edit::EditHistory>().is_empty());
 }
 
 #[test]
@@ -127,4 +149,39 @@ fn activations_and_sensitivity_colour_the_towers() {
     assert_eq!(state.findings.sensitivity.len(), 6, "3 layers × 2 quantized variants");
     assert!(state.findings.sensitivity_accuracy);
     assert!(neutral(&mut app) > 0, "sensitivity coloured the blocks");
+}
+
+#[test]
+fn file_export_writes_the_edited_variant() {
+    let mut app = opened("digits");
+    let open = app.world().resource::<OpenModel>();
+    let int8 = open.data.variants.iter().position(|v| v.spec.name == "int8").unwrap();
+    let v = &open.data.variants[int8];
+    let layer = v.layers.iter().position(|l| matches!(l.weight, LayerWeight::Quantized(_))).unwrap();
+    let file_scales = v.layers[layer].weight.params().unwrap().scale.clone();
+    app.world_mut().write_message(EditRequest::Weight { variant: int8, layer, edit: WeightEdit::ScaleFactor(0.5) });
+    app.update();
+    let dir = std::env::temp_dir().join(format!("quantlens-window-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    app.world_mut().write_message(quantlens::app::export::ExportRequest { folder: Some(dir.clone()) });
+    let out = dir.join("digits_int8_edited.onnx");
+    for _ in 0..5_000 {
+        app.update();
+        if app.world().resource::<Status>().info.as_deref().is_some_and(|i| i.starts_with("exported")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(out.exists(), "{:?}", app.world().resource::<Status>());
+    let spec = quantlens::model::VariantSpec {
+        name: "edited".into(),
+        kind: quantlens::model::VariantKind::Int8,
+        path: out.clone(),
+    };
+    let edited = quantlens::model::variants::load_variants(std::slice::from_ref(&spec)).pop().unwrap().unwrap();
+    let scales = edited.layers[layer].weight.params().unwrap().scale.clone();
+    for (a, b) in scales.iter().zip(&file_scales) {
+        assert!((a - b * 0.5).abs() <= f32::EPSILON * b, "{a} vs half of {b}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

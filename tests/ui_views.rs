@@ -177,8 +177,21 @@ fn the_inspector_edits_a_weight_scale() {
     harness.run();
     assert_eq!(harness.query_all_by_label("edit: weight scale ×").count(), 2, "int8 and uint8");
     assert!(harness.query_all_by_label("reset").next().is_none(), "nothing to reset");
+    assert_eq!(harness.query_all_by_label("zero point").count(), 2);
+    harness.get_all_by_label("keep in float").next().unwrap().click();
+    harness.run();
     drop(harness);
-    assert!(actions.is_empty());
+    let first_quantized =
+        model.members.iter().position(|m| m.quant.as_ref().is_some_and(|q| q.edit.is_some())).unwrap();
+    let layer = model.members[first_quantized].quant.as_ref().unwrap().edit.unwrap().layer;
+    assert_eq!(
+        actions,
+        vec![UiAction::EditWeight {
+            variant: first_quantized,
+            layer,
+            edit: quantlens::view::inspector::WeightEdit::Float(true)
+        }]
+    );
 }
 
 #[test]
@@ -197,8 +210,8 @@ fn the_run_panel_asks_for_runs_and_shows_accuracy_side_by_side() {
         samples: 100,
         full: false,
         rows: vec![
-            EvalRow { variant: "float".into(), accuracy: accuracy(0.99), edited: false },
-            EvalRow { variant: "int8".into(), accuracy: accuracy(0.95), edited: true },
+            EvalRow { variant: "float".into(), accuracy: accuracy(0.99), edited: false, unedited: None },
+            EvalRow { variant: "int8".into(), accuracy: accuracy(0.95), edited: true, unedited: Some(accuracy(0.97)) },
         ],
         cached: true,
     };
@@ -214,7 +227,7 @@ fn the_run_panel_asks_for_runs_and_shows_accuracy_side_by_side() {
     harness.get_by_label("Evaluate").click();
     harness.run();
     harness.get_by_label("int8 (edited)");
-    harness.get_by_label("95.0%");
+    harness.get_by_label("95.0% (-2.0)");
     harness.get_by_label_contains("100 samples (cached)");
     drop(harness);
     assert_eq!(actions, vec![UiAction::Run(RunCommand::Evaluate { full: false })]);

@@ -1,49 +1,141 @@
 //! Edits of quantization parameters in the window: an [`EditRequest`] sets a weight's
-//! `Quant`; change detection then computes its row's statistics again (`stats.rs`) and the
-//! towers recolour. The model's files are never touched (`quantlens export` writes one).
+//! `Quant` (its scale as a factor on the file's, or its zero point) or marks its layer
+//! [`InFloat`]; change detection then computes its row's statistics again (`stats.rs`),
+//! the towers recolour, and accuracy runs take the edits (`run.rs`). Every edit can be
+//! undone, one at a time ([`EditHistory`]), or all at once. The model's files are never
+//! touched (File → Export and `quantlens export` write edited copies).
 
 use bevy::prelude::*;
 
 use super::AppSystems;
 use super::model::{OpenModel, Quant, WeightEntity};
 use crate::report::ParamKey;
+pub use crate::view::inspector::WeightEdit;
 
 /// Applies edits before statistics are computed.
 pub struct EditPlugin;
 
 impl Plugin for EditPlugin {
     fn build(&self, app: &mut App) {
-        app.add_message::<EditRequest>().add_systems(Update, apply_edit_requests.in_set(AppSystems::Edit));
+        app.add_message::<EditRequest>()
+            .init_resource::<EditHistory>()
+            .add_systems(Update, apply_edit_requests.in_set(AppSystems::Edit));
     }
 }
 
-/// Scale the main weight of layer `layer` of variant `variant` by `factor` against the
-/// file's scale (1 restores it).
+/// An edit of layer `layer` (index into the variant's layers) of variant `variant`; or
+/// an undo of the last edit, or of all.
 #[derive(Message, Debug, Clone, Copy, PartialEq)]
-pub struct EditRequest {
-    pub variant: usize,
-    pub layer: usize,
-    pub factor: f64,
+pub enum EditRequest {
+    Weight { variant: usize, layer: usize, edit: WeightEdit },
+    Undo,
+    ResetAll,
+}
+
+/// Marks the main weight of a layer kept in float.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFloat;
+
+/// The edits made, oldest first: each with what it replaced, so that it can be undone.
+#[derive(Resource, Debug, Default)]
+pub struct EditHistory {
+    undo: Vec<(Entity, Quant, bool)>,
+    model: Option<Entity>,
+}
+
+impl EditHistory {
+    /// Edits that can be undone.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.undo.len()
+    }
+
+    /// True when nothing was edited.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.undo.is_empty()
+    }
 }
 
 fn apply_edit_requests(
+    mut commands: Commands,
     mut requests: MessageReader<EditRequest>,
     open: Option<Res<OpenModel>>,
-    mut weights: Query<(&WeightEntity, &mut Quant)>,
+    mut history: ResMut<EditHistory>,
+    mut weights: Query<(Entity, &WeightEntity, &mut Quant, Has<InFloat>)>,
 ) {
     let Some(open) = open else { return };
+    if history.model != Some(open.root) {
+        *history = EditHistory { model: Some(open.root), ..EditHistory::default() };
+    }
     for r in requests.read() {
-        let file =
-            open.data.variants.get(r.variant).and_then(|v| v.layers.get(r.layer)).and_then(|l| l.weight.params());
+        let (variant, layer, edit) = match *r {
+            EditRequest::Weight { variant, layer, edit } => (variant, layer, edit),
+            EditRequest::Undo => {
+                if let Some((e, quant, float)) = history.undo.pop() {
+                    restore(&mut commands, &mut weights, e, quant, float);
+                }
+                continue;
+            }
+            EditRequest::ResetAll => {
+                // the oldest state of each weight is the file's
+                while let Some((e, quant, float)) = history.undo.pop() {
+                    restore(&mut commands, &mut weights, e, quant, float);
+                }
+                continue;
+            }
+        };
+        let file = open.data.variants.get(variant).and_then(|v| v.layers.get(layer)).and_then(|l| l.weight.params());
         let Some(file) = file else { continue };
-        let target =
-            weights.iter_mut().find(|(w, _)| w.variant == r.variant && w.layer == r.layer && w.key == ParamKey::WEIGHT);
-        if let Some((_, mut quant)) = target {
-            let mut edited = file.clone();
-            #[allow(clippy::cast_possible_truncation)]
-            edited.scale.iter_mut().for_each(|s| *s = (f64::from(*s) * r.factor) as f32);
-            // (an unchanged value does not start a computation)
-            quant.set_if_neq(Quant(edited));
+        let target = weights
+            .iter_mut()
+            .find(|(_, w, _, _)| w.variant == variant && w.layer == layer && w.key == ParamKey::WEIGHT);
+        let Some((e, _, mut quant, float)) = target else { continue };
+        let before = (quant.clone(), float);
+        let mut edited = quant.0.clone();
+        let mut now_float = float;
+        match edit {
+            WeightEdit::ScaleFactor(factor) =>
+            {
+                #[allow(clippy::cast_possible_truncation)]
+                for (s, f) in edited.scale.iter_mut().zip(&file.scale) {
+                    *s = (f64::from(*f) * factor) as f32;
+                }
+            }
+            WeightEdit::ZeroPoint(z) => edited.zero_point.iter_mut().for_each(|p| *p = z),
+            WeightEdit::Float(on) => now_float = on,
+        }
+        if edited == quant.0 && now_float == float {
+            continue;
+        }
+        history.undo.push((e, before.0, before.1));
+        // (an unchanged value does not start a computation)
+        quant.set_if_neq(Quant(edited));
+        if now_float != float {
+            if now_float {
+                commands.entity(e).insert(InFloat);
+            } else {
+                commands.entity(e).remove::<InFloat>();
+            }
+        }
+    }
+}
+
+fn restore(
+    commands: &mut Commands,
+    weights: &mut Query<(Entity, &WeightEntity, &mut Quant, Has<InFloat>)>,
+    e: Entity,
+    quant: Quant,
+    float: bool,
+) {
+    if let Ok((_, _, mut q, was_float)) = weights.get_mut(e) {
+        q.set_if_neq(quant);
+        if float != was_float {
+            if float {
+                commands.entity(e).insert(InFloat);
+            } else {
+                commands.entity(e).remove::<InFloat>();
+            }
         }
     }
 }

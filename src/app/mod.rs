@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod camera;
 pub mod edit;
+pub mod export;
 pub mod import;
 pub mod memory;
 pub mod model;
@@ -77,6 +78,7 @@ impl PluginGroup for CorePlugins {
             .add(selection::SelectionPlugin)
             .add(memory::MemoryPlugin)
             .add(run::RunPlugin)
+            .add(export::ExportPlugin)
     }
 }
 

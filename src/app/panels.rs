@@ -23,6 +23,8 @@ use crate::ui::{UiAction, colour};
 use crate::view::{Member, inspector};
 
 use super::camera::{AutoFrame, TowerCamera};
+use super::edit::{EditHistory, EditRequest, InFloat};
+use super::model::WeightEntity;
 use super::model::{
     FrameRequest, GraphNode, LayerRow, LayerStats, OpenModel, OpenRequest, ScreenshotRequest, SelectRequest, Selection,
     Status, ViewSettings,
@@ -116,7 +118,12 @@ fn panels_ui(
     window: Option<Single<&Window, With<PrimaryWindow>>>,
     mut out: MessageWriter<UiActionMessage>,
     (auto_frame, mut frame): (Res<AutoFrame>, MessageWriter<FrameRequest>),
-    (run, run_settings): (Res<RunState>, Res<RunSettings>),
+    (run, run_settings, history, floats): (
+        Res<RunState>,
+        Res<RunSettings>,
+        Res<EditHistory>,
+        Query<&WeightEntity, With<InFloat>>,
+    ),
 ) -> Result {
     let ctx = contexts.ctx_mut()?.clone();
     let mut actions = Vec::new();
@@ -134,6 +141,7 @@ fn panels_ui(
         progress: progress.clone(),
         status: status.info.clone(),
         error: status.error.clone(),
+        edited: !history.is_empty(),
     };
     let top = egui::Panel::top("top").show(&mut root, |ui| actions.extend(top_bar_ui(ui, &bar))).response.rect;
     let Some(open) = open else {
@@ -162,9 +170,14 @@ fn panels_ui(
         .resizable(true)
         .show(&mut root, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
-                egui::CollapsingHeader::new(egui::RichText::new("Run the variants").strong())
-                    .default_open(true)
-                    .show(ui, |ui| actions.extend(run_ui(ui, &run_view(&run, &run_settings))));
+                egui::CollapsingHeader::new(egui::RichText::new("Run the variants").strong()).default_open(true).show(
+                    ui,
+                    |ui| {
+                        let mut view = run_view(&run, &run_settings);
+                        view.edits = history.len();
+                        actions.extend(run_ui(ui, &view));
+                    },
+                );
                 ui.separator();
                 let members: Vec<Member<'_>> = selection
                     .group
@@ -176,7 +189,14 @@ fn panels_ui(
                     .map(|b| Member { variant: b.variant, node: b.node, layer: b.layer, folded: &b.folded })
                     .collect();
                 let report = selected_row.and_then(|r| state.reports.get(r)).and_then(Option::as_deref);
-                if let Some(model) = inspector(&open.data.variants, &members, report) {
+                if let Some(mut model) = inspector(&open.data.variants, &members, report) {
+                    for m in &mut model.members {
+                        if let Some(e) = m.quant.as_mut().and_then(|q| q.edit.as_mut()) {
+                            e.in_float = floats
+                                .iter()
+                                .any(|w| w.variant == e.variant && w.layer == e.layer && w.key == ParamKey::WEIGHT);
+                        }
+                    }
                     // the run's figures of the layer first: the inspector below is long
                     let run_rows = report.map(|r| row_activations(&run.findings, r)).unwrap_or_default();
                     activations_ui(ui, &run_rows);
@@ -310,6 +330,7 @@ fn run_view<'a>(run: &'a RunState, settings: &RunSettings) -> RunView<'a> {
         errors: &run.errors,
         evaluation: run.evaluation.as_ref(),
         findings: Some(&run.findings),
+        edits: 0,
     }
 }
 
@@ -444,8 +465,8 @@ fn apply_actions(
     mut select: MessageWriter<SelectRequest>,
     mut frame: MessageWriter<FrameRequest>,
     mut shot: MessageWriter<ScreenshotRequest>,
-    mut edits: MessageWriter<super::edit::EditRequest>,
-    mut run: MessageWriter<RunRequest>,
+    mut edits: MessageWriter<EditRequest>,
+    (mut run, mut export): (MessageWriter<RunRequest>, MessageWriter<super::export::ExportRequest>),
 ) {
     for UiActionMessage(a) in actions.read() {
         match a {
@@ -469,8 +490,17 @@ fn apply_actions(
             UiAction::SetFoldQuant(f) => settings.fold_quant = *f,
             UiAction::SetHistogramBins(b) => settings.histogram_bins = *b,
             UiAction::SetHistogramParam(k) => settings.histogram_param = *k,
-            UiAction::SetWeightScaleFactor { variant, layer, factor } => {
-                edits.write(super::edit::EditRequest { variant: *variant, layer: *layer, factor: *factor });
+            UiAction::EditWeight { variant, layer, edit } => {
+                edits.write(EditRequest::Weight { variant: *variant, layer: *layer, edit: *edit });
+            }
+            UiAction::UndoEdit => {
+                edits.write(EditRequest::Undo);
+            }
+            UiAction::ResetEdits => {
+                edits.write(EditRequest::ResetAll);
+            }
+            UiAction::ExportEdits => {
+                export.write(super::export::ExportRequest { folder: None });
             }
             UiAction::SelectNode { variant, node } => {
                 let Some(m) = &model else { continue };

@@ -13,6 +13,7 @@ use bevy::tasks::futures::check_ready;
 use bevy::tasks::{AsyncComputeTaskPool, Task};
 
 use super::AppSystems;
+use super::edit::InFloat;
 use super::model::{OpenModel, Quant, WeightEntity};
 use crate::infer::{
     self, Accuracy, ActivationRow, Change, Edit, Field, InputSpec, Progress, SensitivityRow, labelled_samples,
@@ -76,6 +77,16 @@ pub struct RunState {
     model: Option<Entity>,
 }
 
+impl RunState {
+    /// Sets each edited row's accuracy without edits, where a run on the same samples
+    /// gave it.
+    fn compare_with_file(&self, rows: &mut [EvalRow], full: bool) {
+        for r in rows.iter_mut().filter(|r| r.edited) {
+            r.unedited = self.cache.get(&(r.variant.clone(), String::new(), full)).cloned();
+        }
+    }
+}
+
 /// A run on its task.
 pub struct Running {
     pub command: RunCommand,
@@ -125,24 +136,35 @@ pub fn labelled_data_beside(path: &std::path::Path) -> Option<InputSpec> {
     images.is_dir().then(|| InputSpec::Images(images, infer::ImageOptions::default()))
 }
 
-/// The window's edits of variant `vi`: every weight whose `Quant` differs from the file,
-/// as a factor on its scale.
-fn edits_of(variants: &[Variant], vi: usize, quants: &Query<(&WeightEntity, &Quant)>) -> Vec<Edit> {
+/// The window's edits of variant `vi`, as `quantlens export` takes them: a layer kept in
+/// float, else a factor on its weight scale and a new zero point where its `Quant` differs
+/// from the file's.
+pub fn edits_of(variants: &[Variant], vi: usize, quants: &Query<(&WeightEntity, &Quant, Has<InFloat>)>) -> Vec<Edit> {
     let Some(v) = variants.get(vi) else { return Vec::new() };
-    let mut edits: Vec<Edit> = quants
-        .iter()
-        .filter(|(w, _)| w.variant == vi && w.key == ParamKey::WEIGHT)
-        .filter_map(|(w, q)| {
-            let layer = v.layers.get(w.layer)?;
-            let file = layer.weight.params()?;
-            let (now, was) = (q.0.scale.first()?, file.scale.first()?);
-            (q.0 != *file && *was != 0.0).then(|| Edit {
-                layer: v.model.graph.node(layer.node).map(|n| n.label(layer.node)).unwrap_or_default(),
-                field: Field::WeightScale,
-                change: Change::Times(f64::from(*now) / f64::from(*was)),
-            })
-        })
-        .collect();
+    let mut edits: Vec<Edit> = Vec::new();
+    for (w, q, float) in quants.iter().filter(|(w, _, _)| w.variant == vi && w.key == ParamKey::WEIGHT) {
+        let (Some(layer), Some(file)) = (v.layers.get(w.layer), v.layers.get(w.layer).and_then(|l| l.weight.params()))
+        else {
+            continue;
+        };
+        let name = v.model.graph.node(layer.node).map(|n| n.label(layer.node)).unwrap_or_default();
+        let edit = |field, change| Edit { layer: name.clone(), field, change };
+        if float {
+            edits.push(edit(Field::Float, Change::Set(1.0)));
+            continue;
+        }
+        if let (Some(now), Some(was)) = (q.0.scale.first(), file.scale.first())
+            && q.0.scale != file.scale
+            && *was != 0.0
+        {
+            edits.push(edit(Field::WeightScale, Change::Times(f64::from(*now) / f64::from(*was))));
+        }
+        if let Some(&z) = q.0.zero_point.first()
+            && q.0.zero_point != file.zero_point
+        {
+            edits.push(edit(Field::WeightZeroPoint, Change::Set(f64::from(z))));
+        }
+    }
     edits.sort_by_key(ToString::to_string);
     edits
 }
@@ -156,7 +178,7 @@ fn start_runs(
     open: Option<Res<OpenModel>>,
     settings: Res<RunSettings>,
     mut state: ResMut<RunState>,
-    quants: Query<(&WeightEntity, &Quant)>,
+    quants: Query<(&WeightEntity, &Quant, Has<InFloat>)>,
 ) {
     for RunRequest(command) in requests.read().copied() {
         if command == RunCommand::Cancel {
@@ -196,10 +218,11 @@ fn start_runs(
                     .iter()
                     .map(|(name, k)| {
                         let accuracy = state.cache.get(&(name.clone(), k.clone(), full))?.clone();
-                        Some(EvalRow { variant: name.clone(), accuracy, edited: !k.is_empty() })
+                        Some(EvalRow { variant: name.clone(), accuracy, edited: !k.is_empty(), unedited: None })
                     })
                     .collect();
-                if let Some(rows) = cached {
+                if let Some(mut rows) = cached {
+                    state.compare_with_file(&mut rows, full);
                     let samples = rows.first().map_or(0, |r| r.accuracy.n);
                     state.evaluation = Some(EvalView { samples, full, rows, cached: true });
                     state.finished += 1;
@@ -297,7 +320,7 @@ fn evaluation(
         .iter()
         .filter_map(|(name, k)| {
             let accuracy = eval.variants.get(name)?.clone();
-            Some(EvalRow { variant: name.clone(), accuracy, edited: !k.is_empty() })
+            Some(EvalRow { variant: name.clone(), accuracy, edited: !k.is_empty(), unedited: None })
         })
         .collect();
     // a cancelled run is shown but not cached
@@ -342,12 +365,13 @@ fn poll_run(mut state: ResMut<RunState>) {
             findings.sensitivity = rows;
             findings.sensitivity_accuracy = accuracy;
         }
-        Outcome::Evaluation { view, keys } => {
+        Outcome::Evaluation { mut view, keys } => {
             for (name, k) in keys {
                 if let Some(row) = view.rows.iter().find(|r| r.variant == name) {
                     state.cache.insert((name, k, full), row.accuracy.clone());
                 }
             }
+            state.compare_with_file(&mut view.rows, full);
             state.evaluation = Some(view);
             return;
         }

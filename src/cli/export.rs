@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use quantlens::infer::{Edit, apply_edits};
 
-use super::write::write_atomically;
 use super::{EXIT_FAILED, Input, load};
+use quantlens::write::write_atomically;
 
 /// Applies `edits` to the variant `--variant NAME` picks and writes it to `out`; nothing
 /// is written when an edit names no layer.

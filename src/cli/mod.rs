@@ -7,7 +7,6 @@ mod eval;
 mod export;
 mod report;
 mod window;
-mod write;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -16,8 +16,8 @@ use quantlens::report::{
     to_model_explorer, to_table,
 };
 
-use super::write::write_atomically;
 use super::{EXIT_DATA_ERRORS, EXIT_FAILED, Format, Input, load};
+use quantlens::write::write_atomically;
 
 /// What `--inputs` asks to run.
 pub struct RunInputs {

@@ -3,6 +3,7 @@
 use egui_plot::{Legend, Plot, Points};
 
 use crate::theme;
+use crate::view::inspector::WeightEdit;
 use crate::view::{InspectorModel, MemberView, TensorView, fmt_num};
 
 use super::{UiAction, colour};
@@ -49,20 +50,30 @@ fn member_ui(ui: &mut egui::Ui, m: &MemberView, i: usize, actions: &mut Vec<UiAc
         ui.label(egui::RichText::new(format!("weight quantization ({})", q.form)).strong());
         ui.label(&q.summary);
         if let Some(edit) = q.edit {
-            // the statistics are computed again with the edited scale (the file is untouched)
+            // the statistics are computed again with the edited parameters, accuracy runs
+            // take them (the file is untouched)
+            let (variant, layer) = (edit.variant, edit.layer);
+            let mut push = |e: WeightEdit| actions.push(UiAction::EditWeight { variant, layer, edit: e });
             ui.horizontal(|ui| {
                 let mut factor = edit.factor;
                 ui.label("edit: weight scale ×");
                 let drag = egui::DragValue::new(&mut factor).range(0.01..=100.0).speed(0.01).max_decimals(3);
                 if ui.add(drag).changed() && factor != edit.factor {
-                    actions.push(UiAction::SetWeightScaleFactor { variant: edit.variant, layer: edit.layer, factor });
+                    push(WeightEdit::ScaleFactor(factor));
                 }
                 if (edit.factor - 1.0).abs() > 1e-9 && ui.button("reset").clicked() {
-                    actions.push(UiAction::SetWeightScaleFactor {
-                        variant: edit.variant,
-                        layer: edit.layer,
-                        factor: 1.0,
-                    });
+                    push(WeightEdit::ScaleFactor(1.0));
+                }
+            });
+            ui.horizontal(|ui| {
+                let mut zp = edit.zero_point;
+                ui.label("zero point");
+                if ui.add(egui::DragValue::new(&mut zp).range(-128..=255)).changed() && zp != edit.zero_point {
+                    push(WeightEdit::ZeroPoint(zp));
+                }
+                let mut float = edit.in_float;
+                if ui.checkbox(&mut float, "keep in float").on_hover_text("for accuracy runs").changed() {
+                    push(WeightEdit::Float(float));
                 }
             });
         }

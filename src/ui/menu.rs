@@ -19,6 +19,8 @@ pub struct TopBar<'a> {
     pub progress: Option<(String, f32)>,
     pub status: Option<String>,
     pub error: Option<String>,
+    /// Some variant is edited (File → Export).
+    pub edited: bool,
 }
 
 /// Draws the top bar.
@@ -39,6 +41,13 @@ pub fn top_bar_ui(ui: &mut egui::Ui, bar: &TopBar<'_>) -> Vec<UiAction> {
                     }
                 }
             });
+            if ui
+                .add_enabled(bar.edited, egui::Button::new("Export edited variants…"))
+                .on_disabled_hover_text("edit a layer in the inspector first")
+                .clicked()
+            {
+                actions.push(UiAction::ExportEdits);
+            }
             if ui.button("Save screenshot (F12)").clicked() {
                 actions.push(UiAction::Screenshot);
             }

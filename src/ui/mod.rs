@@ -31,12 +31,18 @@ pub enum UiAction {
     /// Show Q/DQ nodes folded into their layer (true) or as blocks.
     SetFoldQuant(bool),
     SetHistogramBins(usize),
-    /// Edit a weight's scale: `factor` times the file's (1 restores it).
-    SetWeightScaleFactor {
+    /// Edit the main weight of a layer (or keep the layer in float).
+    EditWeight {
         variant: usize,
         layer: usize,
-        factor: f64,
+        edit: crate::view::inspector::WeightEdit,
     },
+    /// Undo the last edit.
+    UndoEdit,
+    /// Undo every edit.
+    ResetEdits,
+    /// Write the edited variants into a folder the user picks.
+    ExportEdits,
     /// Show the histogram of this parameter of the selected layer.
     SetHistogramParam(crate::report::ParamKey),
     /// Select the block of node `node` of variant `variant` (`usize::MAX`: the reference).

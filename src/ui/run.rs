@@ -22,6 +22,8 @@ pub struct RunView<'a> {
     pub errors: &'a [String],
     pub evaluation: Option<&'a EvalView>,
     pub findings: Option<&'a RunFindings>,
+    /// Edits made in the inspector (undoable).
+    pub edits: usize,
 }
 
 fn pct(v: f64) -> String {
@@ -35,6 +37,21 @@ pub fn run_ui(ui: &mut egui::Ui, view: &RunView<'_>) -> Vec<UiAction> {
     ui.label(dim(format!("inputs: {} · {} samples", view.inputs, view.samples)));
     ui.label(dim(format!("labelled data: {}", view.data.as_deref().unwrap_or("none (accuracy needs it)"))));
     let busy = view.running.is_some();
+    if view.edits > 0 {
+        ui.horizontal(|ui| {
+            ui.label(format!(
+                "{} edit{} (accuracy runs take them)",
+                view.edits,
+                if view.edits == 1 { "" } else { "s" }
+            ));
+            if ui.button("Undo").clicked() {
+                actions.push(UiAction::UndoEdit);
+            }
+            if ui.button("Reset all").clicked() {
+                actions.push(UiAction::ResetEdits);
+            }
+        });
+    }
     ui.horizontal_wrapped(|ui| {
         for (label, command, tip) in [
             ("Activations", RunCommand::Activations, "every activation against float, with clipping"),
@@ -100,7 +117,18 @@ fn evaluation_ui(ui: &mut egui::Ui, eval: &EvalView) {
         for r in &eval.rows {
             let a = &r.accuracy;
             ui.label(if r.edited { format!("{} (edited)", r.variant) } else { r.variant.clone() });
-            ui.label(pct(a.top1));
+            // an edited variant: the change its edits made, when the unedited run is known
+            let delta = r.unedited.as_ref().map(|u| {
+                let d = 100.0 * (a.top1 - u.top1);
+                let agree = a.agreement_with_float.zip(u.agreement_with_float).map(|(x, y)| 100.0 * (x - y));
+                let agree = agree.map(|g| format!(", agreement {g:+.1}")).unwrap_or_default();
+                (format!(" ({d:+.1})"), format!("unedited {}; change {d:+.1} points{agree}", pct(u.top1)))
+            });
+            let (suffix, tip) = delta.unwrap_or_default();
+            let cell = ui.label(format!("{}{suffix}", pct(a.top1)));
+            if !tip.is_empty() {
+                cell.on_hover_text(tip);
+            }
             ui.label(format!("{}–{}", pct(a.top1_ci95[0]), pct(a.top1_ci95[1])));
             ui.label(a.top5.map_or_else(|| "–".into(), pct));
             ui.label(a.agreement_with_float.map_or_else(|| "–".into(), pct));

@@ -35,12 +35,26 @@ pub struct QuantView {
     pub edit: Option<ScaleEdit>,
 }
 
-/// An editable weight scale: `(variant, layer)` and the current factor on the file's.
+/// An editable weight: `(variant, layer)`, the current factor on the file's scale, its
+/// zero point (the first channel's) and whether the layer is kept in float.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScaleEdit {
     pub variant: usize,
     pub layer: usize,
     pub factor: f64,
+    pub zero_point: i32,
+    pub in_float: bool,
+}
+
+/// What an edit does to the main weight of a layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WeightEdit {
+    /// Every channel's scale: this factor times the file's (1 restores it).
+    ScaleFactor(f64),
+    /// Every channel's zero point.
+    ZeroPoint(i32),
+    /// Keep the layer in float (its parameters the float variant's, its input unquantized).
+    Float(bool),
 }
 
 /// One parameter tensor of the layer (weight, bias, other constant).
@@ -241,6 +255,11 @@ pub fn inspector(variants: &[Variant], members: &[Member<'_>], report: Option<&L
                     variant: m.variant,
                     layer,
                     factor: factor(p),
+                    #[allow(clippy::cast_possible_truncation)]
+                    zero_point: entry
+                        .and_then(|e| e.quant.as_ref())
+                        .map_or_else(|| p.zero_point.first().copied().unwrap_or(0), |q| q.zero_point.min as i32),
+                    in_float: false,
                 }),
                 form: format!("{:?}", q.form),
                 summary: q.params.as_ref().map_or_else(|| "unusable (see problems)".into(), quant_summary),

@@ -40,6 +40,9 @@ pub struct EvalRow {
     pub accuracy: crate::infer::Accuracy,
     /// The variant ran with the window's edits.
     pub edited: bool,
+    /// An edited variant's accuracy without the edits (from an earlier run on the same
+    /// samples), for the change the edits made.
+    pub unedited: Option<crate::infer::Accuracy>,
 }
 
 /// The latest evaluation: every variant side by side.

@@ -2,10 +2,13 @@
 
 use std::path::Path;
 
-use quantlens::model::Variant;
+use crate::model::Variant;
 
 /// Writes through a temporary file in the same folder and renames it into place; refuses
 /// to overwrite any input model.
+///
+/// # Errors
+/// When `path` is one of the inputs, or the file cannot be written.
 pub fn write_atomically(path: &Path, bytes: &[u8], inputs: &[Variant]) -> Result<(), String> {
     let same = |a: &Path| match (a.canonicalize(), path.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
