@@ -238,3 +238,36 @@ fn keeping_layers_in_float_and_the_sensitivity_sweep() {
     };
     assert!(sqnr(&kept) > sqnr(&quant) + 1.0, "{} vs {}", sqnr(&kept), sqnr(&quant));
 }
+
+#[test]
+fn every_layer_kept_in_float_gives_the_float_outputs() {
+    // the digits network: every tensor between its layers is a layer's input or output
+    // (Flatten carries its own), so with every layer in float nothing is quantized
+    let variants = load("digits");
+    let (stream, _) = quantlens::infer::labelled_samples(
+        &variants[0].model.graph,
+        &InputSpec::Npz(data("digits/digits.npz")),
+        &HashMap::new(),
+    )
+    .unwrap();
+    let s: Vec<_> = stream.take_at_most(20).collect::<Result<_, _>>().unwrap();
+    let run = |r: quantlens::infer::run::Runner| -> Vec<f32> { s.iter().flat_map(|x| r.output(x).unwrap()).collect() };
+    let float = run(quantlens::infer::run::Runner::new(&variants[0].spec.path, "f", &s[0], &[]).unwrap());
+    for vi in 1..variants.len() {
+        let v = &variants[vi];
+        let all: Vec<quantlens::infer::Edit> = v
+            .layers
+            .iter()
+            .map(|l| format!("{}.float", v.model.graph.nodes[l.node].label(l.node)).parse().unwrap())
+            .collect();
+        assert_eq!(all.len(), 3);
+        let bytes = quantlens::infer::apply_edits(&variants, 0, vi, &all).unwrap();
+        let kept = run(quantlens::infer::run::Runner::from_bytes(&bytes, "k", &s[0], &[]).unwrap());
+        let quant = run(quantlens::infer::run::Runner::new(&v.spec.path, "q", &s[0], &[]).unwrap());
+        let scale = float.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let worst = float.iter().zip(&kept).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst <= 1e-4 * scale, "{}: {worst} off (logits up to {scale})", v.spec.name);
+        let quant_off = float.iter().zip(&quant).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(quant_off > 100.0 * worst, "the quantized variant is off by {quant_off}");
+    }
+}

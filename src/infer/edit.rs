@@ -15,8 +15,8 @@ pub enum Field {
     WeightZeroPoint,
     InputScale,
     OutputScale,
-    /// Keep the layer in float: its parameters are the float variant's, its inputs skip
-    /// their quantize-dequantize (its output's stays: it carries a fused `ReLU`).
+    /// Keep the layer in float: its parameters are the float variant's, its inputs and its
+    /// output skip their quantize-dequantize (a `ReLU` the quantizer fused into one stays).
     Float,
 }
 
@@ -222,7 +222,7 @@ pub fn edit_proto(
 
 /// Rewires layer `layer` of variant `vi` in `graph` (its protobuf) to run in float: float
 /// parameters from the reference variant's matched layer, its input activations read
-/// before their `QuantizeLinear`.
+/// before their `QuantizeLinear`, its output not quantized.
 fn keep_in_float(
     variants: &[Variant],
     reference: usize,
@@ -271,11 +271,9 @@ fn keep_in_float(
         }
         new_inputs.push((slot, name));
     }
-    // the inputs are read before their QuantizeLinear; the output's quantization stays:
-    // quantizers fold the following ReLU/Clip into it (its range starts at 0), so taking it
-    // away would take the activation away too
-    // an input whose quantization starts at 0 carries the previous layer's fused ReLU: the
-    // float input is that ReLU of the tensor before its QuantizeLinear
+    // the inputs are read before their QuantizeLinear. An input whose quantization starts
+    // at 0 carries the previous layer's fused ReLU: the float input is that ReLU of the
+    // tensor before its QuantizeLinear
     for a in layer_activations(g, l.node).into_iter().filter(|a| a.role == ActRole::Input) {
         let relu = a.dtype.int_range().is_some_and(|(qmin, _)| i64::from(a.zero_point) == qmin);
         if relu {
@@ -298,6 +296,24 @@ fn keep_in_float(
     for (slot, name) in new_inputs {
         if let Some(input) = node.input.get_mut(slot) {
             *input = name;
+        }
+    }
+    // the output leaves in float: each DequantizeLinear of its quantization becomes the
+    // identity of the tensor before the QuantizeLinear, or its ReLU where the range starts
+    // at 0 (quantizers fold the following ReLU into it), so every consumer, a graph output
+    // too, reads the layer's float output
+    for a in layer_activations(g, l.node).into_iter().filter(|a| a.role == ActRole::Output) {
+        let Some(q) = a.q_node else { continue };
+        let (Some(pre), Some(&qout)) = (g.input(q, 0), g.node(q).and_then(|n| n.outputs.first())) else { continue };
+        let pre = g.tensor(pre).map(|t| t.name.clone()).unwrap_or_default();
+        let relu = a.dtype.int_range().is_some_and(|(qmin, _)| i64::from(a.zero_point) == qmin);
+        let dqs = g.tensor(qout).map(|t| t.consumers.clone()).unwrap_or_default();
+        for dq in dqs.into_iter().filter(|&c| g.node(c).is_some_and(|n| n.op_type == "DequantizeLinear")) {
+            let node = graph.node.get_mut(dq).ok_or("a DequantizeLinear is not in the main graph")?;
+            node.op_type = if relu { "Relu" } else { "Identity" }.into();
+            node.input = vec![pre.clone()];
+            node.attribute.clear();
+            node.domain.clear();
         }
     }
     Ok(())
