@@ -956,6 +956,8 @@ def write_readme():
         "- `digits/`, `digits_golden.json`: written by `scripts/make_digits.py`: scikit-learn's 8x8 digits "
         "(test split, `x`/`y` in digits.npz), a numpy-trained CNN in float, int8 and uint8 (onnxruntime "
         "quantize_static), onnxruntime's accuracies.",
+        "- `infer/resnet8_inputs_compressed.npz`, `digits/images/`, `tokens/`, `tokens_golden.json`: written by `scripts/make_input_fixtures.py`: the resnet8 inputs deflated (np.savez_compressed), 60 digits rows as class-folder PNGs, a three-input int64 token classifier (float, onnxruntime int8/uint8) with its `tokens.npz` and onnxruntime's qdq_loss_debug figures.",
+        "- `torch/`: real files written by PyTorch 2.11.0 (`torch.ao.quantization`, CPU), copied unchanged from the steering folder's `torch-fixtures/resnet8/` (made by its `make_torch_variants.py`, which needs torch: kept as data, not regenerated here): float state_dict and TorchScript; FX int8 (x86, per-channel) as TorchScript, state_dict and whole module; eager int8 as state_dict and whole module; FX qnnpack (per-tensor) TorchScript; `inputs.npy` and PyTorch's own `reference.json` (per file and module: dtype, qscheme, scales, zero points, axis, first integers, SQNR against float, output scale/zero point).",
         "- `static_golden.json`: numpy goldens from the committed files: each quantized bias's dequantized "
         "values and SQNR against its float bias, each statically quantized activation's scale, zero point "
         "and representable range, each weight quantized as the graph runs (constw) requantized.",

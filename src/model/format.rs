@@ -1,6 +1,6 @@
 //! Model file formats and what every format's reader produces: a [`Model`] (our graph,
 //! format-free), read or mapped per [`Access`]. Each format's reader sits in its own
-//! folder (`onnx/`); [`Format::of_path`] picks it, and folder discovery lists the files
+//! folder (`onnx/`, `torch/`); [`Format::of_path`] picks it, and folder discovery lists the files
 //! of every known format.
 
 use std::path::{Path, PathBuf};
@@ -13,17 +13,20 @@ use super::tensor::FileBytes;
 pub enum Format {
     /// ONNX protobuf (`.onnx`).
     Onnx,
+    /// A PyTorch archive (`.pt`, `.pth`): `torch.save` or `torch.jit.save`.
+    Torch,
 }
 
 impl Format {
     /// Every format, in discovery order.
-    pub const ALL: [Self; 1] = [Self::Onnx];
+    pub const ALL: [Self; 2] = [Self::Onnx, Self::Torch];
 
-    /// The file extension (lowercase, without the dot).
+    /// The file extensions (lowercase, without the dot).
     #[must_use]
-    pub fn extension(self) -> &'static str {
+    pub fn extensions(self) -> &'static [&'static str] {
         match self {
-            Self::Onnx => "onnx",
+            Self::Onnx => &["onnx"],
+            Self::Torch => &["pt", "pth"],
         }
     }
 
@@ -31,13 +34,13 @@ impl Format {
     #[must_use]
     pub fn of_path(path: &Path) -> Option<Self> {
         let ext = path.extension()?;
-        Self::ALL.into_iter().find(|f| ext.eq_ignore_ascii_case(f.extension()))
+        Self::ALL.into_iter().find(|f| f.extensions().iter().any(|e| ext.eq_ignore_ascii_case(e)))
     }
 
-    /// `.onnx` (and the others, as they come), for messages.
+    /// `.onnx, .pt, .pth`, for messages.
     #[must_use]
     pub fn list() -> String {
-        Self::ALL.iter().map(|f| format!(".{}", f.extension())).collect::<Vec<_>>().join(", ")
+        Self::ALL.iter().flat_map(|f| f.extensions()).map(|e| format!(".{e}")).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -56,6 +59,8 @@ pub enum ImportError {
     EmptyGraph(PathBuf),
     #[error("not a model file quantlens reads (it reads {exts}): {0}", exts = Format::list())]
     UnknownFormat(PathBuf),
+    #[error("not a PyTorch file quantlens reads ({reason}): {path}")]
+    NotTorch { path: PathBuf, reason: String },
 }
 
 /// A loaded model file.
@@ -118,6 +123,7 @@ pub fn load_model_with(path: &Path, access: Access) -> Result<Model, ImportError
     .map_err(io)?;
     match format {
         Format::Onnx => super::onnx::import::model_from_buffer(bytes, path),
+        Format::Torch => super::torch::model_from_buffer(bytes, path),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod onnx;
 pub mod quant;
 pub mod shapes;
 pub mod tensor;
+pub mod torch;
 pub mod variants;
 pub mod weights;
 

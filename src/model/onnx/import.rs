@@ -44,6 +44,18 @@ pub(crate) fn model_from_buffer(bytes: FileBytes, path: &Path) -> Result<Model, 
     }
 }
 
+/// Builds a [`Model`] from a protobuf another reader made (the PyTorch reader writes its
+/// modules as ONNX nodes), its main-graph initializers without payload where `ranges`
+/// gives them a byte range of `buf` (a storage inside the file: nothing is copied).
+pub(crate) fn model_from_parts(
+    proto: pb::ModelProto,
+    path: &Path,
+    buf: Arc<FileBytes>,
+    ranges: Vec<Option<std::ops::Range<usize>>>,
+) -> Result<Model, ImportError> {
+    build_model(proto, path, Some(RawPayloads { buf, ranges }))
+}
+
 /// The file buffer and, per main-graph initializer, the range of its stripped payload.
 struct RawPayloads {
     buf: Arc<FileBytes>,
