@@ -88,7 +88,7 @@ fn folder_without_onnx_and_missing_paths() {
     std::fs::create_dir_all(&dir).unwrap();
     let (code, _, stderr) = cli(&["report", dir.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("no .onnx file in folder"), "{stderr}");
+    assert!(stderr.contains("no model file (.onnx, .pt, .pth) in folder"), "{stderr}");
     let (code, _, stderr) = cli(&["report", "/nonexistent/quantlens/x.onnx"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("/nonexistent/quantlens/x.onnx"), "{stderr}");

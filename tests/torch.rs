@@ -258,3 +258,20 @@ fn a_folder_of_onnx_and_pytorch_files_opens_as_one_model() {
     assert_eq!(stem["variants"].as_array().unwrap().len(), 3, "one row: float, int8 and PyTorch's int8");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn scoped_export_names_meet_module_paths() {
+    // the ONNX float model as torch.onnx.export names nodes: `/stem_conv/Conv`, …
+    let mut onnx = load_file("resnet8/resnet8_float.onnx");
+    for l in &onnx.layers {
+        let n = &mut onnx.model.graph.nodes[l.node];
+        n.name = format!("/{}/{}", n.name, n.op_type);
+    }
+    let torch = load_file("torch/resnet8_int8_state_dict.pt");
+    let rows = quantlens::model::match_layers(&[onnx, torch], 0);
+    let by_name = rows
+        .iter()
+        .filter(|r| matches!(r.members.get(1).copied().flatten(), Some((_, quantlens::model::MatchHow::NodeName))))
+        .count();
+    assert_eq!(by_name, 10, "every module found by its path");
+}

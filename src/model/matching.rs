@@ -43,7 +43,8 @@ pub fn op_family(op: &str) -> &str {
 }
 
 struct Key<'a> {
-    name: &'a str,
+    /// The node name, as a module path where it is a scoped export name.
+    name: String,
     family: &'a str,
     weight_name: String,
     elems: u64,
@@ -60,13 +61,36 @@ fn keys<'a>(g: &'a Graph, layers: &[Layer]) -> Vec<Key<'a>> {
                 weight_name = strip_quant_suffix(&weight_name).to_string();
             }
             Key {
-                name: node.map_or("", |n| n.name.as_str()),
+                name: node.map_or_else(String::new, |n| module_path(&n.name).unwrap_or_else(|| n.name.clone())),
                 family: node.map_or("", |n| op_family(&n.op_type)),
                 weight_name,
                 elems: t.and_then(|t| t.data.as_ref()).map_or(0, super::tensor::TensorData::len),
             }
         })
         .collect()
+}
+
+/// The module path in a node name `torch.onnx.export` scoped (`/features/features.1/conv/
+/// conv.0/conv.0.0/Conv` → `features.1.conv.0.0`: an attribute starts a component, an
+/// index extends the previous one; the last component is the op), so that a PyTorch
+/// file's modules meet the exported model's nodes. `None` for other names.
+#[must_use]
+pub fn module_path(name: &str) -> Option<String> {
+    let scopes = name.strip_prefix('/')?;
+    let (scopes, _op) = scopes.rsplit_once('/')?;
+    let mut parts = scopes.split('/').filter(|c| !c.is_empty());
+    let first = parts.next()?;
+    let (mut path, mut prev) = (first.to_string(), first);
+    for c in parts {
+        if let Some(index) = c.strip_prefix(prev).filter(|rest| rest.starts_with('.')) {
+            path.push_str(index);
+        } else {
+            path.push('.');
+            path.push_str(c);
+        }
+        prev = c;
+    }
+    Some(path)
 }
 
 /// `W_quantized` → `W` (onnxruntime and common exporters).
@@ -134,18 +158,18 @@ fn pair(reference: &[Key], other: &[Key]) -> Vec<Option<(usize, MatchHow)>> {
     // 1. node name (unique on both sides; onnxruntime's QOperator adds `_quant`)
     let mut rnames: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, k) in reference.iter().enumerate().filter(|(_, k)| !k.name.is_empty()) {
-        rnames.entry(k.name).or_default().push(i);
+        rnames.entry(k.name.as_str()).or_default().push(i);
     }
     let mut onames: HashMap<&str, usize> = HashMap::new();
     for k in other.iter().filter(|k| !k.name.is_empty()) {
-        *onames.entry(k.name).or_default() += 1;
+        *onames.entry(k.name.as_str()).or_default() += 1;
     }
     for (oi, o) in other.iter().enumerate() {
-        if o.name.is_empty() || onames.get(o.name) != Some(&1) {
+        if o.name.is_empty() || onames.get(o.name.as_str()) != Some(&1) {
             continue;
         }
-        let base = o.name.strip_suffix("_quant").unwrap_or(o.name);
-        let hit = [o.name, base].into_iter().find_map(|n| match rnames.get(n).map(Vec::as_slice) {
+        let base = o.name.strip_suffix("_quant").unwrap_or(&o.name);
+        let hit = [o.name.as_str(), base].into_iter().find_map(|n| match rnames.get(n).map(Vec::as_slice) {
             Some([ri]) => Some(*ri),
             _ => None,
         });
@@ -190,4 +214,22 @@ fn pair(reference: &[Key], other: &[Key]) -> Vec<Option<(usize, MatchHow)>> {
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::module_path;
+
+    #[test]
+    fn scoped_export_names_become_module_paths() {
+        assert_eq!(
+            module_path("/features/features.1/conv/conv.0/conv.0.0/Conv").as_deref(),
+            Some("features.1.conv.0.0")
+        );
+        assert_eq!(module_path("/layer1/layer1.0/conv1/Conv").as_deref(), Some("layer1.0.conv1"));
+        assert_eq!(module_path("/fc/Gemm").as_deref(), Some("fc"));
+        assert_eq!(module_path("/classifier/classifier.1/MatMul").as_deref(), Some("classifier.1"));
+        assert_eq!(module_path("stem_conv"), None);
+        assert_eq!(module_path("/Conv"), None, "no module scope");
+    }
 }

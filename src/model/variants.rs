@@ -61,7 +61,7 @@ pub struct VariantSpec {
 pub enum DiscoverError {
     #[error("cannot read folder: {source}: {path}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("no {exts} file in folder: {0}", exts = Format::list())]
+    #[error("no model file ({exts}) in folder: {0}", exts = Format::list())]
     NoModel(PathBuf),
     #[error("not a {exts} file or a folder: {0}", exts = Format::list())]
     NotModel(PathBuf),
