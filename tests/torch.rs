@@ -197,6 +197,8 @@ fn hostile_files_are_refused_with_a_reason() {
             "allow-list",
         ),
         ("not a zip", b"PK\x03\x04 nothing".to_vec(), "not a torch zip"),
+        // a 1-D weight is a norm layer's scale, not a layer
+        ("only a norm weight", archive(&tensor_pickle("FloatStorage", b"K\x04", b"K\x01"), &[&four]), "no module"),
         ("no pickle", archive(b"", &[]).into_iter().collect(), "no data.pkl"),
     ];
     for (what, bytes, reason) in cases {

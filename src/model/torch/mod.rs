@@ -275,7 +275,9 @@ fn write_graph(
     let mut x = "input".to_string();
     for m in modules {
         let p = &m.path;
-        if let Some(weight) = &m.weight {
+        // a 1-D weight is a norm layer's scale (BatchNorm, LayerNorm): folded away or kept
+        // in float by exporters, not a layer quantlens compares
+        if let Some(weight) = m.weight.as_ref().filter(|w| w.shape.len() >= 2) {
             let weight_name = w.weight(p, weight).map_err(|e| format!("{p}.weight: {e}"))?;
             let mut inputs = vec![x.clone(), weight_name];
             if let Some(b) = &m.bias {
