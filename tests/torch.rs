@@ -214,6 +214,16 @@ fn hostile_files_are_refused_with_a_reason() {
         let e = load_bytes(&bytes, "x.pt").unwrap_err();
         assert!(e.contains(reason) && e.contains("x.pt"), "{what}: {e}");
     }
+    // one bad module among good ones: the file opens without it, and says why
+    let two = tensor_pickle("FloatStorage", b"K\x02K\x02", b"K\x02K\x01");
+    let bad_entry = b"X\x0a\x00\x00\x00bad.weightctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x001X\x03\x00\x00\x00cpuK\x04tQK\x00(K\x08K\x08t(K\x08K\x01t\x89}tR";
+    let mut both = two[..two.len() - 2].to_vec();
+    both.extend_from_slice(bad_entry);
+    both.extend_from_slice(b"u.");
+    let v = load_bytes(&archive(&both, &[&four, &four]), "partly.pt").unwrap();
+    assert_eq!(v.layers.len(), 1, "the good module");
+    let issue = v.model.graph.issues.iter().find(|i| i.subject == "bad").unwrap();
+    assert!(issue.message.contains("reaches"), "{issue}");
     // deep nesting and a memo bomb inside a real archive: refused or read, never a hang
     let mut deep = b"\x80\x02".to_vec();
     deep.extend(std::iter::repeat_n(b"]".as_slice(), 100_000).flatten());
@@ -258,6 +268,13 @@ fn a_folder_of_onnx_and_pytorch_files_opens_as_one_model() {
     assert!(names.contains(&"torch_int8"), "a second int8 file is named by its stem: {names:?}");
     let stem = json["layers"].as_array().unwrap().iter().find(|l| l["layer"] == "stem_conv").unwrap();
     assert_eq!(stem["variants"].as_array().unwrap().len(), 3, "one row: float, int8 and PyTorch's int8");
+    // files named explicitly
+    let float = format!("float={}", dir.join("resnet8_float.onnx").display());
+    let torch = format!("pt={}", dir.join("torch_int8.pt").display());
+    let (code, out, err) = common::cli(&["report", "--variant", &float, "--variant", &torch, "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["variants"][1]["name"], "pt");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

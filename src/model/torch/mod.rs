@@ -50,7 +50,12 @@ struct Module {
     bias: Option<TorchTensor>,
     scale: Option<f64>,
     zero_point: Option<i64>,
+    /// Why its weight could not be read (the module is left out, with an issue).
+    refused: Option<String>,
 }
+
+/// A finding about one module: (subject, message).
+type Finding = (String, String);
 
 /// Which module and role a path names: `M.weight`, `M.bias`, `M.scale`, `M.zero_point`,
 /// and a quantized Linear's packed weight and bias (`M._packed_params._packed_params.0`
@@ -91,9 +96,11 @@ fn code_qparams(archive: &Archive<'_>, module: &str, class: &str) -> Option<(f64
     Some((c.get(1)?.as_str().parse().ok()?, c.get(2)?.as_str().parse().ok()?))
 }
 
-/// The modules of the found values, in the order they first appear.
-fn modules(archive: &Archive<'_>, found: Vec<(String, Found)>) -> Result<Vec<Module>, String> {
+/// The modules of the found values, in the order they first appear, and the tensors
+/// refused outside any module.
+fn modules(archive: &Archive<'_>, found: Vec<(String, Found)>) -> Result<(Vec<Module>, Vec<Finding>), String> {
     let mut out: Vec<Module> = Vec::new();
+    let mut findings: Vec<Finding> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut classes: HashMap<String, (String, String)> = HashMap::new();
     for (path, value) in found {
@@ -101,7 +108,12 @@ fn modules(archive: &Archive<'_>, found: Vec<(String, Found)>) -> Result<Vec<Mod
             classes.insert(path, (m, c));
             continue;
         }
-        let Some((m, role)) = role_of(&path) else { continue };
+        let Some((m, role)) = role_of(&path) else {
+            if let Found::Refused(reason) = value {
+                findings.push((path, reason));
+            }
+            continue;
+        };
         let i = *index.entry(m.to_string()).or_insert_with(|| {
             out.push(Module { path: m.to_string(), ..Module::default() });
             out.len() - 1
@@ -114,10 +126,11 @@ fn modules(archive: &Archive<'_>, found: Vec<(String, Found)>) -> Result<Vec<Mod
                     let b = tensors::read_contiguous(archive, t, 1)?;
                     Ok(decode_f64(&b, t.dtype).and_then(|v| v.first().copied()))
                 }
-                Found::Tensor(_) | Found::Class(..) => Ok(None),
+                Found::Tensor(_) | Found::Class(..) | Found::Refused(_) => Ok(None),
             }
         };
         match (role, value) {
+            (_, Found::Refused(reason)) => module.refused = Some(format!("{path}: {reason}")),
             ("weight", Found::Tensor(t)) => module.weight = Some(t),
             ("bias", Found::Tensor(t)) => module.bias = Some(t),
             ("scale", v) => module.scale = number(&v).map_err(|e| format!("{path}: {e}"))?,
@@ -132,7 +145,7 @@ fn modules(archive: &Archive<'_>, found: Vec<(String, Found)>) -> Result<Vec<Mod
             (m.scale, m.zero_point) = (Some(s), Some(z));
         }
     }
-    Ok(out)
+    Ok((out, findings))
 }
 
 fn onnx_type(d: DType) -> i32 {
@@ -264,26 +277,41 @@ impl Writer<'_> {
 }
 
 /// The modules as an ONNX graph: one chain in registration order.
+/// A module that cannot be written is left out with a finding; none at all is an error
+/// that names the first reasons.
 fn write_graph(
     archive: &Archive<'_>,
     modules: &[Module],
     name: &str,
-) -> Result<(pb::ModelProto, Vec<Option<Range<usize>>>), String> {
+    mut findings: Vec<Finding>,
+) -> Result<(pb::ModelProto, Vec<Option<Range<usize>>>, Vec<Finding>), String> {
     let mut w =
         Writer { archive, graph: pb::GraphProto { name: name.to_string(), ..Default::default() }, ranges: Vec::new() };
     w.graph.input.push(pb::ValueInfoProto { name: "input".into(), ..Default::default() });
     let mut x = "input".to_string();
     for m in modules {
         let p = &m.path;
+        if let Some(reason) = &m.refused {
+            findings.push((p.clone(), format!("left out: {reason}")));
+            continue;
+        }
         // a 1-D weight is a norm layer's scale (BatchNorm, LayerNorm): folded away or kept
         // in float by exporters, not a layer quantlens compares
         if let Some(weight) = m.weight.as_ref().filter(|w| w.shape.len() >= 2) {
-            let weight_name = w.weight(p, weight).map_err(|e| format!("{p}.weight: {e}"))?;
+            let weight_name = match w.weight(p, weight) {
+                Ok(n) => n,
+                Err(e) => {
+                    findings.push((p.clone(), format!("left out: {p}.weight: {e}")));
+                    continue;
+                }
+            };
             let mut inputs = vec![x.clone(), weight_name];
             if let Some(b) = &m.bias {
                 let b_name = format!("{p}.bias");
-                w.tensor(&b_name, b).map_err(|e| format!("{b_name}: {e}"))?;
-                inputs.push(b_name);
+                match w.tensor(&b_name, b) {
+                    Ok(()) => inputs.push(b_name),
+                    Err(e) => findings.push((p.clone(), format!("bias left out: {e}"))),
+                }
             }
             let (op, attrs) = if weight.shape.len() >= 3 {
                 ("Conv", Vec::new())
@@ -296,14 +324,17 @@ fn write_graph(
             x = out;
         }
         if let (Some(s), Some(z)) = (m.scale, m.zero_point) {
-            if !(s.is_finite() && s > 0.0) {
-                return Err(format!("{p}.scale {s} is not finite and positive"));
+            if s.is_finite() && s > 0.0 {
+                x = w.activation(p, &x, s, z);
+            } else {
+                findings.push((p.clone(), format!("output scale {s} is not finite and positive: left out")));
             }
-            x = w.activation(p, &x, s, z);
         }
     }
     if w.graph.node.is_empty() {
-        return Err("no module with a weight or a quantization found".into());
+        let reasons: Vec<String> = findings.iter().take(3).map(|(s, m)| format!("{s}: {m}")).collect();
+        let why = if reasons.is_empty() { String::new() } else { format!(": {}", reasons.join("; ")) };
+        return Err(format!("no module with a weight or a quantization could be read{why}"));
     }
     w.graph.output.push(pb::ValueInfoProto { name: x, ..Default::default() });
     let proto = pb::ModelProto {
@@ -313,7 +344,7 @@ fn write_graph(
         graph: Some(w.graph),
         ..Default::default()
     };
-    Ok((proto, w.ranges))
+    Ok((proto, w.ranges, findings))
 }
 
 /// Reads a torch archive held in `bytes` (the file at `path`).
@@ -324,15 +355,21 @@ fn write_graph(
 pub(crate) fn model_from_buffer(bytes: FileBytes, path: &Path) -> Result<Model, ImportError> {
     let fail = |reason: String| ImportError::NotTorch { path: path.to_path_buf(), reason };
     let bytes = Arc::new(bytes);
-    let (proto, ranges) = {
+    let (proto, ranges, findings) = {
         let archive = Archive::open(&bytes).map_err(fail)?;
         let pickle = archive.entry("data.pkl", MAX_PICKLE_BYTES).map_err(fail)?;
         let parsed = pickle::parse(pickle.bytes(), usize::try_from(MAX_PICKLE_BYTES).unwrap_or(usize::MAX))
             .map_err(|e| fail(e.to_string()))?;
         let found = tensors::collect(&parsed, &archive).map_err(fail)?;
-        let modules = modules(&archive, found).map_err(fail)?;
+        let (modules, findings) = modules(&archive, found).map_err(fail)?;
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        write_graph(&archive, &modules, &name).map_err(fail)?
+        write_graph(&archive, &modules, &name, findings).map_err(fail)?
     };
-    super::onnx::import::model_from_parts(proto, path, bytes, ranges)
+    let mut model = super::onnx::import::model_from_parts(proto, path, bytes, ranges)?;
+    model.graph.issues.extend(findings.into_iter().map(|(subject, message)| super::graph::Issue {
+        severity: super::graph::Severity::Error,
+        subject,
+        message,
+    }));
+    Ok(model)
 }

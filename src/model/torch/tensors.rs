@@ -18,18 +18,8 @@ const MAX_DEPTH: usize = 256;
 /// How a quantized tensor maps integers to reals.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TorchQuant {
-    PerTensor {
-        scale: f64,
-        zero_point: i64,
-    },
-    /// `float_qparams`: zero points are floats (`per_channel_affine_float_qparams`,
-    /// embeddings), rounded here.
-    PerChannel {
-        scales: Vec<f64>,
-        zero_points: Vec<i64>,
-        axis: usize,
-        float_qparams: bool,
-    },
+    PerTensor { scale: f64, zero_point: i64 },
+    PerChannel { scales: Vec<f64>, zero_points: Vec<i64>, axis: usize },
 }
 
 /// A tensor as the pickle describes it: a view of a storage entry.
@@ -70,6 +60,8 @@ pub enum Found {
     /// A TorchScript object of this class (`__torch__.…` module and name): its code may
     /// hold what its attributes do not (a quantized Linear's output scale).
     Class(String, String),
+    /// A tensor that cannot be read, and why (the rest of the file still is).
+    Refused(String),
 }
 
 /// The dtype of a storage class (`torch.FloatStorage`, `torch.QInt8Storage`, …).
@@ -162,7 +154,7 @@ impl Walker<'_, '_> {
     }
 
     /// `(torch.per_tensor_affine, scale, zero_point)` or
-    /// `(torch.per_channel_affine[_float_qparams], scales, zero_points, axis)`.
+    /// `(torch.per_channel_affine, scales, zero_points, axis)` (`_float_qparams` is refused).
     fn qparams(&self, q: &Value) -> Result<TorchQuant, String> {
         let q = self.p.seq(q).ok_or("quantizer parameters are not a tuple")?;
         let Some(Value::Global(_, scheme)) = q.first() else { return Err("no quantization scheme".into()) };
@@ -171,17 +163,23 @@ impl Walker<'_, '_> {
                 scale: float(scale).ok_or("scale is not a number")?,
                 zero_point: int(zp).ok_or("zero point is not an integer")?,
             }),
-            ("per_channel_affine" | "per_channel_affine_float_qparams", [_, scales, zps, axis, ..]) => {
+            ("per_channel_affine", [_, scales, zps, axis, ..]) => {
                 let scales = self.values(scales)?;
                 let zps = self.values(zps)?;
+                if let Some(z) = zps.iter().find(|z| z.fract() != 0.0) {
+                    return Err(format!("zero point {z} is not an integer"));
+                }
                 #[allow(clippy::cast_possible_truncation)]
-                let zero_points = zps.iter().map(|z| z.round() as i64).collect();
+                let zero_points = zps.iter().map(|z| *z as i64).collect();
                 Ok(TorchQuant::PerChannel {
                     scales,
                     zero_points,
                     axis: int(axis).and_then(|a| usize::try_from(a).ok()).ok_or("bad axis")?,
-                    float_qparams: scheme.ends_with("float_qparams"),
                 })
+            }
+            // (its zero points are real numbers: quantlens's parameters hold integers)
+            ("per_channel_affine_float_qparams", _) => {
+                Err("per_channel_affine_float_qparams (float zero points, quantized embeddings) is not read yet".into())
             }
             (s, _) => Err(format!("quantization scheme {s} is not read")),
         }
@@ -228,9 +226,16 @@ impl Walker<'_, '_> {
             Value::Obj(_) => {}
             _ => return Ok(()),
         }
-        if let Some(t) = self.tensor_value(v).map_err(|e| format!("{path}: {e}"))? {
-            self.out.push((path.to_string(), Found::Tensor(t)));
-            return Ok(());
+        match self.tensor_value(v) {
+            Ok(Some(t)) => {
+                self.out.push((path.to_string(), Found::Tensor(t)));
+                return Ok(());
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.out.push((path.to_string(), Found::Refused(e)));
+                return Ok(());
+            }
         }
         let Some(obj) = self.p.obj(v) else { return Ok(()) };
         if let Value::Obj(i) = v {
@@ -273,7 +278,7 @@ impl Walker<'_, '_> {
                     // under `_modules`, `_parameters`, `_buffers`, named without them
                     match self.p.obj(state) {
                         Some(Obj::Dict(entries)) => self.entries(entries, path, depth)?,
-                        Some(Obj::Tuple(items)) if self.quantized_state(items, path)? => {}
+                        Some(Obj::Tuple(items)) if self.quantized_state(items, path) => {}
                         _ => self.walk(state, path, depth + 1)?,
                     }
                 }
@@ -288,23 +293,28 @@ impl Walker<'_, '_> {
     /// scale, zero_point, training)`): its quantized weight, the bias after it, then the
     /// first float (output scale) and integer (output zero point). False when the tuple
     /// holds no quantized tensor.
-    fn quantized_state(&mut self, items: &[Value], path: &str) -> Result<bool, String> {
+    fn quantized_state(&mut self, items: &[Value], path: &str) -> bool {
         let mut weight = None;
         for (k, x) in items.iter().enumerate() {
-            if let Some(t) = self.tensor_value(x).map_err(|e| format!("{path}: {e}"))?
-                && t.quant.is_some()
-            {
-                weight = Some((k, t));
-                break;
+            match self.tensor_value(x) {
+                Ok(Some(t)) if t.quant.is_some() => {
+                    weight = Some((k, t));
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.out.push((join(path, "weight"), Found::Refused(e)));
+                    return true;
+                }
             }
         }
-        let Some((at, w)) = weight else { return Ok(false) };
+        let Some((at, w)) = weight else { return false };
         self.out.push((join(path, "weight"), Found::Tensor(w)));
         let rest = items.get(at + 1..).unwrap_or_default();
-        if let Some(Some(b)) =
-            rest.first().map(|b| self.tensor_value(b)).transpose().map_err(|e| format!("{path}: {e}"))?
-        {
-            self.out.push((join(path, "bias"), Found::Tensor(b)));
+        match rest.first().map(|b| self.tensor_value(b)) {
+            Some(Ok(Some(b))) => self.out.push((join(path, "bias"), Found::Tensor(b))),
+            Some(Err(e)) => self.out.push((join(path, "bias"), Found::Refused(e))),
+            _ => {}
         }
         if let Some(s) = rest.iter().find_map(|v| if let Value::Float(f) = v { Some(*f) } else { None }) {
             self.out.push((join(path, "scale"), Found::Number(s)));
@@ -314,7 +324,7 @@ impl Walker<'_, '_> {
                 self.out.push((join(path, "zero_point"), Found::Number(z as f64)));
             }
         }
-        Ok(true)
+        true
     }
 
     fn entries(&mut self, entries: &[(Value, Value)], path: &str, depth: usize) -> Result<(), String> {
@@ -334,11 +344,11 @@ impl Walker<'_, '_> {
     }
 }
 
-/// Every tensor and number of the pickle, by attribute path, in pickle order.
+/// Every tensor and number of the pickle, by attribute path, in pickle order; a tensor
+/// that cannot be read (malformed, a call off the allow-list) is [`Found::Refused`].
 ///
 /// # Errors
-/// When a tensor is malformed, uses a call off the allow-list, or the walk exceeds its
-/// budget.
+/// When the walk exceeds its budget or depth.
 pub fn collect(p: &Pickle, archive: &Archive<'_>) -> Result<Vec<(String, Found)>, String> {
     let mut w = Walker { p, archive, visits: 0, seen: vec![false; p.objects.len()], out: Vec::new() };
     if let Some(root) = &p.root {
