@@ -149,6 +149,13 @@ fn activations_and_sensitivity_colour_the_towers() {
     assert_eq!(state.findings.sensitivity.len(), 6, "3 layers × 2 quantized variants");
     assert!(state.findings.sensitivity_accuracy);
     assert!(neutral(&mut app) > 0, "sensitivity coloured the blocks");
+    // the layer list sorts by it: the costliest layer first, at 100 %
+    let open = app.world().resource::<OpenModel>();
+    let q = quantlens::view::LayerQuery { sort: quantlens::view::SortBy::Sensitivity, ..Default::default() };
+    let order = quantlens::view::query_rows(&open.list, &q).unwrap();
+    let first = &open.list[order[0]];
+    assert_eq!(first.cost, Some(1.0), "{first:?}");
+    assert!(order.windows(2).all(|w| open.list[w[0]].cost >= open.list[w[1]].cost || open.list[w[1]].cost.is_none()));
 }
 
 #[test]

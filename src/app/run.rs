@@ -28,10 +28,13 @@ pub struct RunPlugin;
 
 impl Plugin for RunPlugin {
     fn build(&self, app: &mut App) {
-        app.add_message::<RunRequest>()
-            .init_resource::<RunSettings>()
-            .init_resource::<RunState>()
-            .add_systems(Update, (follow_model, start_runs, poll_run).chain().in_set(AppSystems::Compute));
+        app.add_message::<RunRequest>().init_resource::<RunSettings>().init_resource::<RunState>().add_systems(
+            Update,
+            (follow_model, start_runs, poll_run, cost_in_list)
+                .chain()
+                .in_set(AppSystems::Compute)
+                .after(super::stats::refresh_list),
+        );
     }
 }
 
@@ -349,6 +352,21 @@ fn sensitivity(variants: &[Variant], reference: usize, settings: &RunSettings, e
     let (rows, failures) = infer::sensitivity(variants, reference, &samples, labels.as_deref());
     errors.extend(failures.iter().map(ToString::to_string));
     Outcome::Sensitivity { rows, accuracy: labels.is_some() }
+}
+
+/// Puts the sweep's costs on the layer list's rows when either changes (the list is
+/// rebuilt as statistics arrive).
+fn cost_in_list(state: Res<RunState>, open: Option<ResMut<OpenModel>>, mut last: Local<(u64, u64)>) {
+    let Some(mut open) = open else { return };
+    if *last == (state.version, open.list_version) {
+        return;
+    }
+    let costs = crate::view::run::row_costs(&state.findings, &open.data.variants, &open.data.rows);
+    for r in &mut open.list {
+        r.cost = costs.get(r.row).copied().flatten();
+    }
+    open.list_version += 1;
+    *last = (state.version, open.list_version);
 }
 
 fn poll_run(mut state: ResMut<RunState>) {

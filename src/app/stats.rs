@@ -127,7 +127,8 @@ fn poll_stats_tasks(
 }
 
 /// Refreshes the layer list's metric columns when stats arrive.
-fn refresh_list(
+/// Rebuilds the layer list's rows when statistics arrive.
+pub(crate) fn refresh_list(
     changed: Query<(), Changed<LayerStats>>,
     all: Query<(&LayerRow, &LayerStats)>,
     open: Option<ResMut<OpenModel>>,

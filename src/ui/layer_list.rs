@@ -80,7 +80,8 @@ pub fn layer_list_ui(
         for &i in shown.get(range).unwrap_or_default() {
             let Some(r) = rows.get(i) else { continue };
             let missing = if r.differs() { "  ·  not in every variant" } else { "" };
-            let text = format!("{}  ·  {}  ·  {}{missing}", r.label, r.op, r.sqnr_text());
+            let cost = r.cost.map(|c| format!("  ·  costs {:.0}%", 100.0 * c)).unwrap_or_default();
+            let text = format!("{}  ·  {}  ·  {}{cost}{missing}", r.label, r.op, r.sqnr_text());
             let mut rich = egui::RichText::new(text);
             if let Some(s) = r.worst_sqnr {
                 rich = rich.color(colour(theme::Swatch::quality((s - 10.0) / 30.0).rgb()));

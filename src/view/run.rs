@@ -116,6 +116,37 @@ pub fn block_run(findings: &RunFindings, row: Option<&LayerReport>, variant: &st
     BlockRun { activation_sqnr, clip, cost }
 }
 
+/// Per match row, its cost in the sensitivity sweep (the largest over its variants'
+/// layers, against the costliest layer; `None` when none was swept): the layer list's
+/// `cost`.
+#[must_use]
+pub fn row_costs(
+    findings: &RunFindings,
+    variants: &[crate::model::Variant],
+    rows: &[crate::model::MatchRow],
+) -> Vec<Option<f64>> {
+    let gain_of = |s: &SensitivityRow| s.gain.filter(|g| *g > 0.0);
+    let by_accuracy = findings.sensitivity.iter().any(|s| gain_of(s).is_some());
+    let gain = |s: &SensitivityRow| if by_accuracy { s.gain } else { s.sqnr_gain_db };
+    let most = findings.sensitivity.iter().filter_map(gain).fold(0.0f64, f64::max);
+    rows.iter()
+        .map(|row| {
+            row.members
+                .iter()
+                .enumerate()
+                .filter_map(|(vi, m)| {
+                    let (li, _) = (*m)?;
+                    let v = variants.get(vi)?;
+                    let layer = v.layers.get(li)?;
+                    let name = v.model.graph.node(layer.node)?.label(layer.node);
+                    findings.sensitivity.iter().find(|s| s.variant == v.spec.name && s.layer == name).and_then(gain)
+                })
+                .map(|g| if most > 0.0 { (g / most).clamp(0.0, 1.0) } else { 0.0 })
+                .max_by(f64::total_cmp)
+        })
+        .collect()
+}
+
 /// An activation's histograms (float first, then each variant, on their shared bins) in
 /// the histogram panel's form, with the series' names.
 #[must_use]

@@ -27,6 +27,9 @@ pub struct ListRow {
     pub exact: bool,
     /// The main weight is one scalar (hidden unless constants are shown).
     pub constant: bool,
+    /// What keeping the layer in float recovers against the costliest layer (0–1), from
+    /// the window's last sensitivity sweep.
+    pub cost: Option<f64>,
 }
 
 impl ListRow {
@@ -63,11 +66,21 @@ pub enum SortBy {
     RmseOverScale,
     /// Largest weight first.
     Params,
+    /// Costliest in the sensitivity sweep first.
+    Sensitivity,
 }
 
 impl SortBy {
-    pub const ALL: [Self; 7] =
-        [Self::Graph, Self::Name, Self::Sqnr, Self::Mse, Self::MaxAbs, Self::RmseOverScale, Self::Params];
+    pub const ALL: [Self; 8] = [
+        Self::Graph,
+        Self::Name,
+        Self::Sqnr,
+        Self::Mse,
+        Self::MaxAbs,
+        Self::RmseOverScale,
+        Self::Params,
+        Self::Sensitivity,
+    ];
 
     /// Its name in the sort menu.
     #[must_use]
@@ -80,6 +93,7 @@ impl SortBy {
             Self::MaxAbs => "worst max |err|",
             Self::RmseOverScale => "rmse/scale off 0.289",
             Self::Params => "parameters",
+            Self::Sensitivity => "sensitivity (run)",
         }
     }
 }
@@ -150,6 +164,7 @@ pub fn list_rows(
                 exact: compared().next().is_some() && inexact().next().is_none(),
                 constant: report.map_or_else(|| row_is_constant(variants, reference, row), |r| r.constant),
                 params,
+                cost: None,
             }
         })
         .collect()
@@ -225,6 +240,8 @@ pub fn query_rows(rows: &[ListRow], q: &LayerQuery) -> Result<Vec<usize>, String
             constant(a).cmp(&constant(b)).then_with(|| d(a).total_cmp(&d(b)))
         }),
         SortBy::Params => out.sort_by_key(|i| std::cmp::Reverse(get(i).map_or(0, |r| r.params))),
+        SortBy::Sensitivity => out
+            .sort_by(|a, b| key(get(a).and_then(|r| r.cost), true).total_cmp(&key(get(b).and_then(|r| r.cost), true))),
     }
     Ok(out)
 }
@@ -247,6 +264,7 @@ mod tests {
             params: row as u64,
             exact: false,
             constant: false,
+            cost: None,
         }
     }
 
