@@ -192,3 +192,33 @@ fn file_export_writes_the_edited_variant() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn activation_scale_edits_reach_the_run_and_undo() {
+    let mut app = opened("digits");
+    let int8 = app.world().resource::<OpenModel>().data.variants.iter().position(|v| v.spec.name == "int8").unwrap();
+    // every quantized activation of every variant is an entity
+    let mut q = app.world_mut().query::<&quantlens::app::model::ActivationEntity>();
+    let tensors: Vec<String> = q.iter(app.world()).filter(|a| a.variant == int8).map(|a| a.tensor.clone()).collect();
+    assert!(tensors.contains(&"relu1_out".to_string()), "{tensors:?}");
+    run(&mut app, RunCommand::Evaluate { full: false });
+    let before = app.world().resource::<RunState>().evaluation.clone().unwrap();
+    // a tenth of the scale: conv1's output saturates at a tenth of its range
+    app.world_mut().write_message(EditRequest::Activation { variant: int8, tensor: "relu1_out".into(), factor: 0.1 });
+    app.update();
+    assert_eq!(app.world().resource::<quantlens::app::edit::EditHistory>().len(), 1);
+    run(&mut app, RunCommand::Evaluate { full: false });
+    let state = app.world().resource::<RunState>();
+    assert!(state.errors.is_empty(), "{:?}", state.errors);
+    let after = state.evaluation.clone().unwrap();
+    let (b, a) = (
+        before.rows.iter().find(|r| r.variant == "int8").unwrap(),
+        after.rows.iter().find(|r| r.variant == "int8").unwrap(),
+    );
+    assert!(a.edited && !b.edited);
+    assert!(a.accuracy.agreement_with_float < b.accuracy.agreement_with_float, "{a:?} vs {b:?}");
+    app.world_mut().write_message(EditRequest::Undo);
+    app.update();
+    let mut q = app.world_mut().query::<(&quantlens::app::model::ActivationEntity, &quantlens::app::model::ActScale)>();
+    assert!(q.iter(app.world()).all(|(_, s)| s.0 == 1.0), "undone");
+}

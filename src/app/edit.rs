@@ -8,7 +8,7 @@
 use bevy::prelude::*;
 
 use super::AppSystems;
-use super::model::{OpenModel, Quant, WeightEntity};
+use super::model::{ActScale, ActivationEntity, OpenModel, Quant, WeightEntity};
 use crate::report::ParamKey;
 pub use crate::view::inspector::WeightEdit;
 
@@ -25,11 +25,29 @@ impl Plugin for EditPlugin {
 
 /// An edit of layer `layer` (index into the variant's layers) of variant `variant`; or
 /// an undo of the last edit, or of all.
-#[derive(Message, Debug, Clone, Copy, PartialEq)]
+#[derive(Message, Debug, Clone, PartialEq)]
 pub enum EditRequest {
-    Weight { variant: usize, layer: usize, edit: WeightEdit },
+    Weight {
+        variant: usize,
+        layer: usize,
+        edit: WeightEdit,
+    },
+    /// The scale of the activation named `tensor` in variant `variant`: `factor` times the
+    /// file's (its `QuantizeLinear` and `DequantizeLinear`s, for runs).
+    Activation {
+        variant: usize,
+        tensor: String,
+        factor: f64,
+    },
     Undo,
     ResetAll,
+}
+
+/// What one edit replaced.
+#[derive(Debug, Clone)]
+enum Before {
+    Weight(Entity, Quant, bool),
+    Activation(Entity, ActScale),
 }
 
 /// Marks the main weight of a layer kept in float.
@@ -39,7 +57,7 @@ pub struct InFloat;
 /// The edits made, oldest first: each with what it replaced, so that it can be undone.
 #[derive(Resource, Debug, Default)]
 pub struct EditHistory {
-    undo: Vec<(Entity, Quant, bool)>,
+    undo: Vec<Before>,
     model: Option<Entity>,
 }
 
@@ -63,24 +81,35 @@ fn apply_edit_requests(
     open: Option<Res<OpenModel>>,
     mut history: ResMut<EditHistory>,
     mut weights: Query<(Entity, &WeightEntity, &mut Quant, Has<InFloat>)>,
+    mut activations: Query<(Entity, &ActivationEntity, &mut ActScale)>,
 ) {
     let Some(open) = open else { return };
     if history.model != Some(open.root) {
         *history = EditHistory { model: Some(open.root), ..EditHistory::default() };
     }
     for r in requests.read() {
-        let (variant, layer, edit) = match *r {
-            EditRequest::Weight { variant, layer, edit } => (variant, layer, edit),
+        let (variant, layer, edit) = match r {
+            EditRequest::Weight { variant, layer, edit } => (*variant, *layer, *edit),
+            EditRequest::Activation { variant, tensor, factor } => {
+                let target = activations.iter_mut().find(|(_, a, _)| a.variant == *variant && &a.tensor == tensor);
+                if let Some((e, _, mut scale)) = target
+                    && scale.0 != *factor
+                {
+                    history.undo.push(Before::Activation(e, *scale));
+                    scale.0 = *factor;
+                }
+                continue;
+            }
             EditRequest::Undo => {
-                if let Some((e, quant, float)) = history.undo.pop() {
-                    restore(&mut commands, &mut weights, e, quant, float);
+                if let Some(before) = history.undo.pop() {
+                    restore(&mut commands, &mut weights, &mut activations, before);
                 }
                 continue;
             }
             EditRequest::ResetAll => {
-                // the oldest state of each weight is the file's
-                while let Some((e, quant, float)) = history.undo.pop() {
-                    restore(&mut commands, &mut weights, e, quant, float);
+                // the oldest state of each is the file's
+                while let Some(before) = history.undo.pop() {
+                    restore(&mut commands, &mut weights, &mut activations, before);
                 }
                 continue;
             }
@@ -108,7 +137,7 @@ fn apply_edit_requests(
         if edited == quant.0 && now_float == float {
             continue;
         }
-        history.undo.push((e, before.0, before.1));
+        history.undo.push(Before::Weight(e, before.0, before.1));
         // (an unchanged value does not start a computation)
         quant.set_if_neq(Quant(edited));
         if now_float != float {
@@ -124,10 +153,18 @@ fn apply_edit_requests(
 fn restore(
     commands: &mut Commands,
     weights: &mut Query<(Entity, &WeightEntity, &mut Quant, Has<InFloat>)>,
-    e: Entity,
-    quant: Quant,
-    float: bool,
+    activations: &mut Query<(Entity, &ActivationEntity, &mut ActScale)>,
+    before: Before,
 ) {
+    let (e, quant, float) = match before {
+        Before::Weight(e, quant, float) => (e, quant, float),
+        Before::Activation(e, scale) => {
+            if let Ok((_, _, mut s)) = activations.get_mut(e) {
+                *s = scale;
+            }
+            return;
+        }
+    };
     if let Ok((_, _, mut q, was_float)) = weights.get_mut(e) {
         q.set_if_neq(quant);
         if float != was_float {

@@ -9,7 +9,7 @@ use bevy::tasks::futures::check_ready;
 use bevy::tasks::{IoTaskPool, Task};
 
 use super::edit::InFloat;
-use super::model::{OpenModel, Quant, Status, WeightEntity};
+use super::model::{ActScale, ActivationEntity, OpenModel, Quant, Status, WeightEntity};
 use super::run::edits_of;
 use crate::infer::apply_edits;
 
@@ -37,13 +37,14 @@ fn start_export(
     mut requests: MessageReader<ExportRequest>,
     open: Option<Res<OpenModel>>,
     quants: Query<(&WeightEntity, &Quant, Has<InFloat>)>,
+    activations: Query<(&ActivationEntity, &ActScale)>,
     mut status: ResMut<Status>,
 ) {
     let Some(open) = open else { return };
     for r in requests.read() {
         let (variants, reference) = (open.data.variants.clone(), open.data.reference);
         let edits: Vec<(usize, Vec<crate::infer::Edit>)> = (0..variants.len())
-            .map(|vi| (vi, edits_of(&variants, vi, &quants)))
+            .map(|vi| (vi, edits_of(&variants, vi, &quants, &activations)))
             .filter(|(_, e)| !e.is_empty())
             .collect();
         if edits.is_empty() {

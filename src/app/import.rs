@@ -19,7 +19,8 @@ use crate::model::{Variant, match_layers};
 use crate::report::{ParamKey, reference_index};
 
 use super::model::{
-    LayerRow, ModelData, ModelRoot, OpenModel, OpenRequest, Quant, Status, VariantEntity, ViewSettings, WeightEntity,
+    ActScale, ActivationEntity, LayerRow, ModelData, ModelRoot, OpenModel, OpenRequest, Quant, Status, VariantEntity,
+    ViewSettings, WeightEntity,
 };
 
 /// Loads models in the background.
@@ -153,6 +154,13 @@ fn spawn_model(commands: &mut Commands, loaded: Loaded, status: &mut Status, lis
         let mut e = commands.spawn((weight, ChildOf(parent)));
         if let Some(q) = w.quant {
             e.insert(Quant(q));
+        }
+    }
+    // every quantized activation an entity under its variant, for edits of its scale
+    for (vi, v) in data.variants.iter().enumerate() {
+        let Some(&parent) = variant_entities.get(vi) else { continue };
+        for pair in crate::infer::activations::qdq_pairs(&v.model.graph) {
+            commands.spawn((ActivationEntity { variant: vi, tensor: pair.key }, ActScale(1.0), ChildOf(parent)));
         }
     }
     for ri in 0..data.rows.len() {

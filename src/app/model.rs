@@ -90,6 +90,18 @@ pub struct WeightEntity {
 #[derive(Component, Debug, Clone, PartialEq)]
 pub struct Quant(pub QuantParams);
 
+/// A statically quantized activation of a variant (its `QuantizeLinear → DequantizeLinear`
+/// pair, named by the float tensor), editable for runs.
+#[derive(Component, Debug, Clone, PartialEq, Eq)]
+pub struct ActivationEntity {
+    pub variant: usize,
+    pub tensor: String,
+}
+
+/// The factor an edit puts on an activation's scale (1: the file's).
+#[derive(Component, Debug, Clone, Copy, PartialEq)]
+pub struct ActScale(pub f64);
+
 /// How the towers are drawn.
 #[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ViewSettings {

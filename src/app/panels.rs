@@ -24,7 +24,7 @@ use crate::view::{Member, inspector};
 
 use super::camera::{AutoFrame, TowerCamera};
 use super::edit::{EditHistory, EditRequest, InFloat};
-use super::model::WeightEntity;
+use super::model::{ActScale, ActivationEntity, WeightEntity};
 use super::model::{
     FrameRequest, GraphNode, LayerRow, LayerStats, OpenModel, OpenRequest, ScreenshotRequest, SelectRequest, Selection,
     Status, ViewSettings,
@@ -118,11 +118,12 @@ fn panels_ui(
     window: Option<Single<&Window, With<PrimaryWindow>>>,
     mut out: MessageWriter<UiActionMessage>,
     (auto_frame, mut frame): (Res<AutoFrame>, MessageWriter<FrameRequest>),
-    (run, run_settings, history, floats): (
+    (run, run_settings, history, floats, act_scales): (
         Res<RunState>,
         Res<RunSettings>,
         Res<EditHistory>,
         Query<&WeightEntity, With<InFloat>>,
+        Query<(&ActivationEntity, &ActScale)>,
     ),
 ) -> Result {
     let ctx = contexts.ctx_mut()?.clone();
@@ -190,7 +191,14 @@ fn panels_ui(
                     .collect();
                 let report = selected_row.and_then(|r| state.reports.get(r)).and_then(Option::as_deref);
                 if let Some(mut model) = inspector(&open.data.variants, &members, report) {
-                    for m in &mut model.members {
+                    for (vi, m) in model.members.iter_mut().enumerate() {
+                        let variant = open.data.variants.iter().position(|v| v.spec.name == m.variant).unwrap_or(vi);
+                        for a in &mut m.activations {
+                            a.edit = act_scales
+                                .iter()
+                                .find(|(e, _)| e.variant == variant && e.tensor == a.tensor)
+                                .map(|(_, s)| (variant, s.0));
+                        }
                         if let Some(e) = m.quant.as_mut().and_then(|q| q.edit.as_mut()) {
                             e.in_float = floats
                                 .iter()
@@ -492,6 +500,9 @@ fn apply_actions(
             UiAction::SetHistogramParam(k) => settings.histogram_param = *k,
             UiAction::EditWeight { variant, layer, edit } => {
                 edits.write(EditRequest::Weight { variant: *variant, layer: *layer, edit: *edit });
+            }
+            UiAction::EditActivation { variant, tensor, factor } => {
+                edits.write(EditRequest::Activation { variant: *variant, tensor: tensor.clone(), factor: *factor });
             }
             UiAction::UndoEdit => {
                 edits.write(EditRequest::Undo);

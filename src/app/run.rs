@@ -14,7 +14,7 @@ use bevy::tasks::{AsyncComputeTaskPool, Task};
 
 use super::AppSystems;
 use super::edit::InFloat;
-use super::model::{OpenModel, Quant, WeightEntity};
+use super::model::{ActScale, ActivationEntity, OpenModel, Quant, WeightEntity};
 use crate::infer::{
     self, Accuracy, ActivationRow, Change, Edit, Field, InputSpec, Progress, SensitivityRow, labelled_samples,
     open_samples,
@@ -142,9 +142,26 @@ pub fn labelled_data_beside(path: &std::path::Path) -> Option<InputSpec> {
 /// The window's edits of variant `vi`, as `quantlens export` takes them: a layer kept in
 /// float, else a factor on its weight scale and a new zero point where its `Quant` differs
 /// from the file's.
-pub fn edits_of(variants: &[Variant], vi: usize, quants: &Query<(&WeightEntity, &Quant, Has<InFloat>)>) -> Vec<Edit> {
+pub fn edits_of(
+    variants: &[Variant],
+    vi: usize,
+    quants: &Query<(&WeightEntity, &Quant, Has<InFloat>)>,
+    activations: &Query<(&ActivationEntity, &ActScale)>,
+) -> Vec<Edit> {
     let Some(v) = variants.get(vi) else { return Vec::new() };
     let mut edits: Vec<Edit> = Vec::new();
+    // an activation's scale: through a layer it feeds or leaves (the pair is shared)
+    for (a, scale) in activations.iter().filter(|(a, s)| a.variant == vi && (s.0 - 1.0).abs() > 1e-12) {
+        let via = v.layers.iter().find_map(|l| {
+            let acts = crate::model::layer_activations(&v.model.graph, l.node);
+            let hit = acts.iter().find(|x| x.tensor == a.tensor)?;
+            let field = if hit.role == crate::model::ActRole::Output { Field::OutputScale } else { Field::InputScale };
+            Some((v.model.graph.node(l.node)?.label(l.node), field))
+        });
+        if let Some((layer, field)) = via {
+            edits.push(Edit { layer, field, change: Change::Times(scale.0) });
+        }
+    }
     for (w, q, float) in quants.iter().filter(|(w, _, _)| w.variant == vi && w.key == ParamKey::WEIGHT) {
         let (Some(layer), Some(file)) = (v.layers.get(w.layer), v.layers.get(w.layer).and_then(|l| l.weight.params()))
         else {
@@ -181,7 +198,7 @@ fn start_runs(
     open: Option<Res<OpenModel>>,
     settings: Res<RunSettings>,
     mut state: ResMut<RunState>,
-    quants: Query<(&WeightEntity, &Quant, Has<InFloat>)>,
+    (quants, act_scales): (Query<(&WeightEntity, &Quant, Has<InFloat>)>, Query<(&ActivationEntity, &ActScale)>),
 ) {
     for RunRequest(command) in requests.read().copied() {
         if command == RunCommand::Cancel {
@@ -214,7 +231,8 @@ fn start_runs(
                 (task, total)
             }
             RunCommand::Evaluate { full } => {
-                let edits: Vec<Vec<Edit>> = (0..variants.len()).map(|vi| edits_of(&variants, vi, &quants)).collect();
+                let edits: Vec<Vec<Edit>> =
+                    (0..variants.len()).map(|vi| edits_of(&variants, vi, &quants, &act_scales)).collect();
                 let keys: Vec<(String, String)> =
                     variants.iter().zip(&edits).map(|(v, e)| (v.spec.name.clone(), key(e))).collect();
                 let cached: Option<Vec<EvalRow>> = keys

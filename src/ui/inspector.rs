@@ -88,7 +88,7 @@ fn member_ui(ui: &mut egui::Ui, m: &MemberView, i: usize, actions: &mut Vec<UiAc
         }
     }
     params_ui(ui, m, i);
-    activations_ui(ui, m, i);
+    activations_ui(ui, m, i, actions);
     if !m.folded.is_empty() {
         ui.label(egui::RichText::new(format!("folded nodes ({})", m.folded.len())).strong());
         for f in &m.folded {
@@ -194,13 +194,14 @@ fn params_ui(ui: &mut egui::Ui, m: &MemberView, i: usize) {
 }
 
 /// The statically quantized activations: scale, zero point and representable range.
-fn activations_ui(ui: &mut egui::Ui, m: &MemberView, i: usize) {
+fn activations_ui(ui: &mut egui::Ui, m: &MemberView, i: usize, actions: &mut Vec<UiAction>) {
     if m.activations.is_empty() {
         return;
     }
     ui.label(egui::RichText::new("activation quantization").strong());
-    egui::Grid::new(("acts", i)).striped(true).num_columns(5).show(ui, |ui| {
-        for h in ["", "tensor", "scale / zp", "dtype", "range"] {
+    let editable = m.activations.iter().any(|a| a.edit.is_some());
+    egui::Grid::new(("acts", i)).striped(true).num_columns(6).show(ui, |ui| {
+        for h in ["", "tensor", "scale / zp", "dtype", "range", if editable { "scale ×" } else { "" }] {
             ui.label(egui::RichText::new(h).color(colour(theme::TEXT_DIM)));
         }
         ui.end_row();
@@ -210,6 +211,14 @@ fn activations_ui(ui: &mut egui::Ui, m: &MemberView, i: usize) {
             ui.label(format!("{} / {}", a.scale, a.zero_point));
             ui.label(&a.dtype);
             ui.label(&a.range);
+            if let Some((variant, was)) = a.edit {
+                // for accuracy runs: the activation's QuantizeLinear and DequantizeLinears
+                let mut factor = was;
+                let drag = egui::DragValue::new(&mut factor).range(0.01..=100.0).speed(0.01).max_decimals(3);
+                if ui.add(drag).on_hover_text("activation scale × (accuracy runs)").changed() && factor != was {
+                    actions.push(UiAction::EditActivation { variant, tensor: a.tensor.clone(), factor });
+                }
+            }
             ui.end_row();
         }
     });

@@ -37,6 +37,12 @@ pub enum UiAction {
         layer: usize,
         edit: crate::view::inspector::WeightEdit,
     },
+    /// Scale a quantized activation's scale by `factor` against the file's (for runs).
+    EditActivation {
+        variant: usize,
+        tensor: String,
+        factor: f64,
+    },
     /// Undo the last edit.
     UndoEdit,
     /// Undo every edit.

@@ -82,6 +82,8 @@ pub struct ActivationView {
     pub zero_point: i32,
     /// `[lo, hi]` the parameters can represent.
     pub range: String,
+    /// Editable in the window: the variant, and the factor on the file's scale.
+    pub edit: Option<(usize, f64)>,
 }
 
 /// The node of one variant.
@@ -342,5 +344,6 @@ fn activation_view(a: &ActivationReport) -> ActivationView {
         scale: fmt_num(f64::from(a.scale)),
         zero_point: a.zero_point,
         range: a.range.map_or_else(|| "?".into(), |[lo, hi]| format!("[{}, {}]", fmt_num(lo), fmt_num(hi))),
+        edit: None,
     }
 }
