@@ -34,23 +34,30 @@ import make_fixtures as mf  # noqa: E402
 DATA = mf.DATA
 
 
+def qdq_loss_debug(float_model: Path, quantized: dict[str, Path], reader) -> dict:
+    """onnxruntime's qdq_loss_debug figures of each quantized model against the float one
+    on the samples `reader()` gives: {variant: {tensor: {qdq_err, xmodel_err}}}."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        aug_float = Path(tmp) / "float_aug.onnx"
+        modify_model_output_intermediate_tensors(str(float_model), str(aug_float))
+        float_acts = collect_activations(str(aug_float), reader())
+        for variant, path in quantized.items():
+            aug = Path(tmp) / f"{variant}_aug.onnx"
+            modify_model_output_intermediate_tensors(str(path), str(aug))
+            acts = collect_activations(str(aug), reader())
+            errors = compute_activation_error(create_activation_matching(acts, float_acts))
+            out[variant] = {name: {k: float(v) for k, v in e.items()} for name, e in sorted(errors.items())}
+    return out
+
+
 def main() -> None:
     rng = np.random.default_rng(42)
     x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
     np.save(DATA / "infer" / "resnet8_inputs.npy", x)
     golden = {"inputs": "infer/resnet8_inputs.npy", "variants": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        aug_float = Path(tmp) / "float_aug.onnx"
-        modify_model_output_intermediate_tensors(str(DATA / "resnet8/resnet8_float.onnx"), str(aug_float))
-        float_acts = collect_activations(str(aug_float), mf.Rows(x))
-        for variant in ("int8", "uint8"):
-            aug = Path(tmp) / f"{variant}_aug.onnx"
-            modify_model_output_intermediate_tensors(str(DATA / f"resnet8/resnet8_{variant}.onnx"), str(aug))
-            acts = collect_activations(str(aug), mf.Rows(x))
-            errors = compute_activation_error(create_activation_matching(acts, float_acts))
-            golden["variants"][variant] = {
-                name: {k: float(v) for k, v in e.items()} for name, e in sorted(errors.items())
-            }
+    quantized = {v: DATA / f"resnet8/resnet8_{v}.onnx" for v in ("int8", "uint8")}
+    golden["variants"] = qdq_loss_debug(DATA / "resnet8/resnet8_float.onnx", quantized, lambda: mf.Rows(x))
     (DATA / "infer_golden.json").write_text(json.dumps(golden, indent=1) + "\n")
     for v, e in golden["variants"].items():
         print(v, len(e), "activations;", list(e.items())[:2])

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import struct
 import sys
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -30,15 +29,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-from onnxruntime.quantization.qdq_loss_debug import (
-    collect_activations,
-    compute_activation_error,
-    create_activation_matching,
-    modify_model_output_intermediate_tensors,
-)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_fixtures as mf  # noqa: E402
+from make_infer_fixtures import qdq_loss_debug  # noqa: E402
 
 DATA = mf.DATA
 VOCAB, TYPES, D, HIDDEN, CLASSES, SEQ = 50, 2, 32, 64, 3, 12
@@ -147,18 +141,8 @@ def tokens() -> None:
     np.savez(folder / "tokens.npz", **data, y=logits.argmax(1).astype(np.int64))
     first = {k: v[:4] for k, v in data.items()}
     golden = {"inputs": "tokens/tokens.npz", "samples": 4, "dims": {"batch": 1, "sequence": SEQ}, "variants": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        aug_float = Path(tmp) / "float_aug.onnx"
-        modify_model_output_intermediate_tensors(str(fp), str(aug_float))
-        float_acts = collect_activations(str(aug_float), TokenRows(first))
-        for variant in ("int8", "uint8"):
-            aug = Path(tmp) / f"{variant}_aug.onnx"
-            modify_model_output_intermediate_tensors(str(folder / f"tokens_{variant}.onnx"), str(aug))
-            acts = collect_activations(str(aug), TokenRows(first))
-            errors = compute_activation_error(create_activation_matching(acts, float_acts))
-            golden["variants"][variant] = {
-                name: {k: float(v) for k, v in e.items()} for name, e in sorted(errors.items())
-            }
+    quantized = {v: folder / f"tokens_{v}.onnx" for v in ("int8", "uint8")}
+    golden["variants"] = qdq_loss_debug(fp, quantized, lambda: TokenRows(first))
     (DATA / "tokens_golden.json").write_text(json.dumps(golden, indent=1) + "\n")
     for v, e in golden["variants"].items():
         print("tokens", v, len(e), "activations")

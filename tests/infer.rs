@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{cli, data, load};
+use common::{assert_db_close, cli, data, load};
 use quantlens::infer::{InputSpec, Progress, activation_report, samples};
 
 #[test]
@@ -26,13 +26,7 @@ fn activation_errors_match_onnxruntime_qdq_loss_debug() {
             let row = rows.iter().find(|r| &r.tensor == tensor).unwrap_or_else(|| panic!("no activation {tensor}"));
             let v = row.variants.iter().find(|v| &v.variant == variant).unwrap();
             for (ours, key) in [(v.qdq_err_db, "qdq_err"), (v.xmodel_err_db, "xmodel_err")] {
-                let (ours, theirs) = (ours.unwrap(), e[key].as_f64().unwrap());
-                if theirs > 100.0 {
-                    // reproduced (next to) exactly: the number is ε's, not the tensor's
-                    assert!(ours > 100.0, "{variant} {tensor} {key}: {ours} vs {theirs}");
-                } else {
-                    assert!((ours - theirs).abs() < 0.5, "{variant} {tensor} {key}: {ours} vs {theirs}");
-                }
+                assert_db_close(ours.unwrap(), e[key].as_f64().unwrap(), &format!("{variant} {tensor} {key}"));
             }
             checked += 1;
         }

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{cli, data, load};
+use common::{assert_db_close, cli, data, load};
 use quantlens::infer::npy::NpyData;
 use quantlens::infer::{ImageOptions, InputSpec, labelled_samples, samples};
 
@@ -112,11 +112,7 @@ fn three_int64_inputs_run_and_match_onnxruntime() {
             let v = row["variants"].as_array().unwrap().iter().find(|v| v["variant"] == variant.as_str()).unwrap();
             for (key, ours) in [("qdq_err", "qdq_err_db"), ("xmodel_err", "xmodel_err_db")] {
                 let (ours, theirs) = (v[ours].as_f64().unwrap(), e[key].as_f64().unwrap());
-                if theirs > 100.0 {
-                    assert!(ours > 100.0, "{variant} {tensor} {key}: {ours} vs {theirs}");
-                } else {
-                    assert!((ours - theirs).abs() < 0.5, "{variant} {tensor} {key}: {ours} vs {theirs}");
-                }
+                assert_db_close(ours, theirs, &format!("{variant} {tensor} {key}"));
             }
             checked += 1;
         }

@@ -282,20 +282,10 @@ pub fn activation_report(
                 .collect(),
         })
         .collect();
-    for sample in std::iter::once(Ok(first)).chain(samples) {
-        if progress.cancelled() {
-            break;
-        }
-        let sample = match sample {
-            Ok(s) => s,
-            Err(e) => {
-                failures.push(e);
-                break;
-            }
-        };
+    super::for_each_sample(first, samples, progress, &mut failures, |sample, failures| {
         // every variant on this sample, on threads of their own (tract runs one thread)
         let results: Vec<(usize, Result<Captured, InferError>)> =
-            plans.par_iter().map(|(&vi, p)| (vi, p.runner.run(&sample))).collect();
+            plans.par_iter().map(|(&vi, p)| (vi, p.runner.run(sample))).collect();
         let mut runs = Runs::new();
         for (vi, r) in results {
             match r {
@@ -309,11 +299,11 @@ pub fn activation_report(
             }
         }
         if !runs.contains_key(&reference) {
-            break;
+            return false;
         }
-        rows.par_iter_mut().for_each(|r| r.add(&plans, &runs, &sample, reference));
-        progress.advance();
-    }
+        rows.par_iter_mut().for_each(|r| r.add(&plans, &runs, sample, reference));
+        true
+    });
     let producer_label = |name: &str| -> String {
         let g = &refv.model.graph;
         g.tensor_by_name(name)

@@ -132,20 +132,10 @@ pub fn evaluate_edited(
                 Err(e) => failures.push(e),
             }
         }
-        for sample in std::iter::once(Ok(first)).chain(samples) {
-            if progress.cancelled() {
-                break;
-            }
-            let sample = match sample {
-                Ok(s) => s,
-                Err(e) => {
-                    failures.push(e);
-                    break;
-                }
-            };
+        super::for_each_sample(first, samples, progress, &mut failures, |sample, failures| {
             let ranks: Vec<(usize, Result<Vec<usize>, InferError>)> = runners
                 .par_iter()
-                .map(|(vi, r)| (*vi, r.output(&sample).map(|o| ranked(&o).into_iter().take(5).collect())))
+                .map(|(vi, r)| (*vi, r.output(sample).map(|o| ranked(&o).into_iter().take(5).collect())))
                 .collect();
             for (vi, r) in ranks {
                 match r {
@@ -163,8 +153,8 @@ pub fn evaluate_edited(
                     }
                 }
             }
-            progress.advance();
-        }
+            true
+        });
     }
     let best = |ranks: &[Vec<usize>]| -> Vec<Option<usize>> { ranks.iter().map(|r| r.first().copied()).collect() };
     let reference_top1 = top5.get(reference).cloned().flatten().map(|r| best(&r));

@@ -29,6 +29,35 @@ pub enum InferError {
     Tract { variant: String, reason: String },
 }
 
+/// Hands each sample to `f` in turn (`first`, already read, then the rest), until `f`
+/// returns false, `progress` is cancelled, or a sample cannot be read (kept in
+/// `failures`); counts the samples done in `progress`.
+pub(crate) fn for_each_sample(
+    first: Sample,
+    rest: impl Iterator<Item = Result<Sample, InferError>>,
+    progress: &Progress,
+    failures: &mut Vec<InferError>,
+    mut f: impl FnMut(&Sample, &mut Vec<InferError>) -> bool,
+) {
+    for sample in std::iter::once(Ok(first)).chain(rest) {
+        if progress.cancelled() {
+            break;
+        }
+        let sample = match sample {
+            Ok(s) => s,
+            Err(e) => {
+                failures.push(e);
+                break;
+            }
+        };
+        let go_on = f(&sample, failures);
+        progress.advance();
+        if !go_on {
+            break;
+        }
+    }
+}
+
 /// A long run's progress, shared with another thread (the window's progress bar): samples
 /// done so far, and a request to stop after the current sample.
 #[derive(Debug, Default)]

@@ -87,3 +87,14 @@ pub fn all_values(values: Values<'_>) -> Vec<f32> {
     }
     out
 }
+
+/// An SQNR of ours against onnxruntime's: within 0.5 dB, or both past 100 dB (a tensor
+/// reproduced next to exactly: the number is then ε's, not the tensor's).
+#[track_caller]
+pub fn assert_db_close(ours: f64, theirs: f64, what: &str) {
+    if theirs > 100.0 {
+        assert!(ours > 100.0, "{what}: {ours} vs {theirs}");
+    } else {
+        assert!((ours - theirs).abs() < 0.5, "{what}: {ours} vs {theirs}");
+    }
+}

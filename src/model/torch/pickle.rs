@@ -179,6 +179,20 @@ impl Machine<'_> {
         Ok(items.into_iter().filter_map(|s| if let Slot::Value(v) = s { Some(v) } else { None }).collect())
     }
 
+    /// The memo key of a `PUT`/`GET` opcode: a byte, a u32, a text line, or (`MEMOIZE`)
+    /// the next free one.
+    fn memo_key(&mut self, op: u8) -> Result<u64, PickleError> {
+        match op {
+            b'q' | b'h' => Ok(u64::from(self.byte()?)),
+            b'r' | b'j' => Ok(u64::from(u32::from_le_bytes(self.le::<4>()?))),
+            b'p' | b'g' => {
+                let l = self.line()?;
+                l.trim().parse().or_else(|_| err(format!("bad memo key {l:?}")))
+            }
+            _ => Ok(self.memo.len() as u64),
+        }
+    }
+
     fn memo_put(&mut self, k: u64) -> Result<(), PickleError> {
         let v = self.top()?.clone();
         self.memo.insert(k, v);
@@ -492,34 +506,12 @@ impl Machine<'_> {
                     let v = self.alloc(Obj::Persistent(Value::Str(pid)))?;
                     self.push(v);
                 }
-                b'q' => {
-                    let k = u64::from(self.byte()?);
+                b'q' | b'r' | b'p' | 0x94 => {
+                    let k = self.memo_key(op)?;
                     self.memo_put(k)?;
                 }
-                b'r' => {
-                    let k = u64::from(u32::from_le_bytes(self.le::<4>()?));
-                    self.memo_put(k)?;
-                }
-                b'p' => {
-                    let l = self.line()?;
-                    let k = l.trim().parse().or_else(|_| err(format!("bad PUT {l:?}")))?;
-                    self.memo_put(k)?;
-                }
-                0x94 => {
-                    let k = self.memo.len() as u64;
-                    self.memo_put(k)?;
-                }
-                b'h' => {
-                    let k = u64::from(self.byte()?);
-                    self.memo_get(k)?;
-                }
-                b'j' => {
-                    let k = u64::from(u32::from_le_bytes(self.le::<4>()?));
-                    self.memo_get(k)?;
-                }
-                b'g' => {
-                    let l = self.line()?;
-                    let k = l.trim().parse().or_else(|_| err(format!("bad GET {l:?}")))?;
+                b'h' | b'j' | b'g' => {
+                    let k = self.memo_key(op)?;
                     self.memo_get(k)?;
                 }
                 0x97 => return err("out-of-band buffers (NEXT_BUFFER) are not read"),
