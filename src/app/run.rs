@@ -75,20 +75,24 @@ pub struct RunState {
     /// Runs asked for that are over (finished, failed, cancelled or answered from the
     /// cache): what a scripted picture waits on.
     pub finished: u64,
-    /// Accuracy per (variant, its edits).
-    cache: HashMap<(String, String, bool), Accuracy>,
+    /// Accuracy per (variant, its edits, full or quick, samples of a quick run).
+    cache: HashMap<CacheKey, Accuracy>,
     model: Option<Entity>,
 }
 
 impl RunState {
     /// Sets each edited row's accuracy without edits, where a run on the same samples
     /// gave it.
-    fn compare_with_file(&self, rows: &mut [EvalRow], full: bool) {
+    fn compare_with_file(&self, rows: &mut [EvalRow], full: bool, samples: usize) {
         for r in rows.iter_mut().filter(|r| r.edited) {
-            r.unedited = self.cache.get(&(r.variant.clone(), String::new(), full)).cloned();
+            r.unedited = self.cache.get(&(r.variant.clone(), String::new(), full, samples)).cloned();
         }
     }
 }
+
+/// What an accuracy depends on: the variant, its edits, full or quick, and the samples
+/// of a quick run.
+type CacheKey = (String, String, bool, usize);
 
 /// A run on its task.
 pub struct Running {
@@ -102,8 +106,16 @@ pub struct Running {
 /// What a finished task hands back.
 enum Outcome {
     Activations(Vec<ActivationRow>),
-    Evaluation { view: EvalView, keys: Vec<(String, String)> },
-    Sensitivity { rows: Vec<SensitivityRow>, accuracy: bool },
+    /// `samples`: of the quick run asked for (the cache's key).
+    Evaluation {
+        view: EvalView,
+        keys: Vec<(String, String)>,
+        samples: usize,
+    },
+    Sensitivity {
+        rows: Vec<SensitivityRow>,
+        accuracy: bool,
+    },
     Failed,
 }
 
@@ -238,12 +250,12 @@ fn start_runs(
                 let cached: Option<Vec<EvalRow>> = keys
                     .iter()
                     .map(|(name, k)| {
-                        let accuracy = state.cache.get(&(name.clone(), k.clone(), full))?.clone();
+                        let accuracy = state.cache.get(&(name.clone(), k.clone(), full, settings.samples))?.clone();
                         Some(EvalRow { variant: name.clone(), accuracy, edited: !k.is_empty(), unedited: None })
                     })
                     .collect();
                 if let Some(mut rows) = cached {
-                    state.compare_with_file(&mut rows, full);
+                    state.compare_with_file(&mut rows, full, settings.samples);
                     let samples = rows.first().map_or(0, |r| r.accuracy.n);
                     state.evaluation = Some(EvalView { samples, full, rows, cached: true });
                     state.finished += 1;
@@ -346,7 +358,11 @@ fn evaluation(
         .collect();
     // a cancelled run is shown but not cached
     let keys = if progress.cancelled() { Vec::new() } else { keys };
-    Outcome::Evaluation { view: EvalView { samples: eval.samples, full, rows, cached: false }, keys }
+    Outcome::Evaluation {
+        view: EvalView { samples: eval.samples, full, rows, cached: false },
+        keys,
+        samples: settings.samples,
+    }
 }
 
 fn sensitivity(variants: &[Variant], reference: usize, settings: &RunSettings, errors: &mut Vec<String>) -> Outcome {
@@ -401,13 +417,13 @@ fn poll_run(mut state: ResMut<RunState>) {
             findings.sensitivity = rows;
             findings.sensitivity_accuracy = accuracy;
         }
-        Outcome::Evaluation { mut view, keys } => {
+        Outcome::Evaluation { mut view, keys, samples } => {
             for (name, k) in keys {
                 if let Some(row) = view.rows.iter().find(|r| r.variant == name) {
-                    state.cache.insert((name, k, full), row.accuracy.clone());
+                    state.cache.insert((name, k, full, samples), row.accuracy.clone());
                 }
             }
-            state.compare_with_file(&mut view.rows, full);
+            state.compare_with_file(&mut view.rows, full, samples);
             state.evaluation = Some(view);
             return;
         }
