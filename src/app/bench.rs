@@ -116,6 +116,7 @@ pub fn bench_ui(path: PathBuf, frames: usize, cycles: usize) -> Result<serde_jso
         select: None,
         metric: None,
         runs: Vec::new(),
+        settings: super::run::RunSettings::default(),
     };
     // render after the main world, so its time is ours alone (run with LP_NUM_THREADS=0
     // so that Mesa's lavapipe rasterizes on the main thread too)

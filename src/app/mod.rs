@@ -155,7 +155,7 @@ fn keep_awake(
 }
 
 /// The desktop window, optionally opening `path` and taking one screenshot.
-pub fn window_app(path: Option<PathBuf>, screenshot: Option<PathBuf>) -> App {
+pub fn window_app(path: Option<PathBuf>, screenshot: Option<PathBuf>, settings: run::RunSettings) -> App {
     let mut app = App::new();
     app.add_plugins(DefaultPlugins.set(WindowPlugin {
         primary_window: Some(Window { title: "quantlens".into(), resolution: (1400, 860).into(), ..default() }),
@@ -165,6 +165,7 @@ pub fn window_app(path: Option<PathBuf>, screenshot: Option<PathBuf>) -> App {
     .insert_resource(WinitSettings::desktop_app())
     .insert_resource(ClearColor(background()))
     .add_plugins((CorePlugins, ViewPlugins))
+    .insert_resource(settings)
     .add_systems(Startup, spawn_window_cameras)
     .add_systems(Update, keep_awake);
     if let Some(out) = screenshot {
@@ -191,6 +192,8 @@ pub struct RenderOptions {
     pub metric: Option<crate::layout::ColourMetric>,
     /// Runs of the variants to finish before the picture.
     pub runs: Vec<crate::view::run::RunCommand>,
+    /// What the runs run on.
+    pub settings: run::RunSettings,
 }
 
 /// Renders what the window would show into a PNG, without a display.
@@ -221,6 +224,7 @@ pub fn headless_app_with(opts: &RenderOptions, sequential: bool) -> App {
         .add_plugins(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(1.0 / 60.0)))
         .add_plugins(EguiPlugin::default())
         .insert_resource(ClearColor(background()))
+        .insert_resource(opts.settings.clone())
         .insert_resource(ViewSettings {
             mode: opts.mode,
             metric: opts.metric.unwrap_or(ViewSettings::default().metric),

@@ -474,7 +474,11 @@ fn apply_actions(
     mut frame: MessageWriter<FrameRequest>,
     mut shot: MessageWriter<ScreenshotRequest>,
     mut edits: MessageWriter<EditRequest>,
-    (mut run, mut export): (MessageWriter<RunRequest>, MessageWriter<super::export::ExportRequest>),
+    (mut run, mut export, mut run_settings): (
+        MessageWriter<RunRequest>,
+        MessageWriter<super::export::ExportRequest>,
+        ResMut<RunSettings>,
+    ),
 ) {
     for UiActionMessage(a) in actions.read() {
         match a {
@@ -527,6 +531,7 @@ fn apply_actions(
             UiAction::Run(c) => {
                 run.write(RunRequest(*c));
             }
+            UiAction::SetRunSamples(n) => run_settings.samples = (*n).max(1),
         }
     }
 }

@@ -35,6 +35,29 @@ pub struct Cli {
     #[arg(long, value_name = "PNG")]
     #[cfg_attr(not(feature = "gui"), arg(hide = true))]
     screenshot: Option<PathBuf>,
+    #[command(flatten)]
+    panel: PanelArgs,
+}
+
+/// What the window's Run panel runs the variants on (the window and `render`).
+#[allow(clippy::doc_markdown)] // clap help text: no Markdown backticks
+#[derive(clap::Args)]
+pub struct PanelArgs {
+    /// Run panel: unlabelled inputs (random[:SEED], a .npy, .npz, an image or a folder).
+    #[arg(long = "inputs", value_name = "SPEC")]
+    #[cfg_attr(not(feature = "gui"), arg(hide = true))]
+    inputs: Option<InputSpec>,
+    /// Run panel: labelled data (a .npz with y, or a folder of class sub-folders); by
+    /// default one found beside the model.
+    #[arg(long = "data", value_name = "SPEC")]
+    #[cfg_attr(not(feature = "gui"), arg(hide = true))]
+    data: Option<InputSpec>,
+    /// Run panel: samples of a quick run.
+    #[arg(long = "samples", value_name = "N")]
+    #[cfg_attr(not(feature = "gui"), arg(hide = true))]
+    samples: Option<usize>,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 // (doc comments are clap's help text: no Markdown backticks)
@@ -160,6 +183,8 @@ enum Command {
         /// data is looked up beside the model.
         #[arg(long = "run", value_enum)]
         runs: Vec<RunArg>,
+        #[command(flatten)]
+        panel: PanelArgs,
     },
     #[cfg(feature = "gui")]
     /// Measures the window headless: open → first frame, CPU time per frame, RSS over reopens.
@@ -223,6 +248,26 @@ struct RunArgs {
     /// Images: the model takes BGR channels (as OpenCV and Caffe models do) instead of RGB.
     #[arg(long)]
     bgr: bool,
+}
+
+impl PanelArgs {
+    /// The Run panel's settings these give (defaults where not given).
+    #[cfg(feature = "gui")]
+    fn settings(&self) -> quantlens::app::run::RunSettings {
+        let mut s = quantlens::app::run::RunSettings::default();
+        if let Some(i) = &self.inputs {
+            s.inputs = self.run.spec(i.clone());
+        }
+        if let Some(d) = &self.data {
+            s.data = Some(self.run.spec(d.clone()));
+            s.data_given = true;
+        }
+        if let Some(n) = self.samples {
+            s.samples = n.max(1);
+        }
+        s.dims = self.run.dims();
+        s
+    }
 }
 
 impl RunArgs {
@@ -361,13 +406,13 @@ pub fn run() -> ExitCode {
         }
         Some(Command::BenchKernels { reps }) => bench::kernels(reps),
         #[cfg(feature = "gui")]
-        Some(Command::Render { path, out, width, height, view, select, colour, runs }) => {
-            let picture = window::Picture { width, height, view, select, colour, runs };
+        Some(Command::Render { path, out, width, height, view, select, colour, runs, panel }) => {
+            let picture = window::Picture { width, height, view, select, colour, runs, panel };
             window::render(path, out, picture)
         }
         #[cfg(feature = "gui")]
         Some(Command::BenchUi { path, frames, cycles }) => window::bench_ui(path, frames, cycles),
-        None => window::open(cli.path, cli.screenshot),
+        None => window::open(cli.path, cli.screenshot, &cli.panel),
     }
 }
 

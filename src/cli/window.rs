@@ -16,17 +16,17 @@ fn app_exit_code(exit: bevy::app::AppExit) -> ExitCode {
 }
 
 #[cfg(feature = "gui")]
-pub fn open(path: Option<PathBuf>, screenshot: Option<PathBuf>) -> ExitCode {
+pub fn open(path: Option<PathBuf>, screenshot: Option<PathBuf>, panel: &super::PanelArgs) -> ExitCode {
     if let Some(p) = &path
         && let Err(code) = refuse_missing(p)
     {
         return code;
     }
-    app_exit_code(quantlens::app::window_app(path, screenshot).run())
+    app_exit_code(quantlens::app::window_app(path, screenshot, panel.settings()).run())
 }
 
 #[cfg(not(feature = "gui"))]
-pub fn open(_path: Option<PathBuf>, _screenshot: Option<PathBuf>) -> ExitCode {
+pub fn open(_path: Option<PathBuf>, _screenshot: Option<PathBuf>, _panel: &super::PanelArgs) -> ExitCode {
     eprintln!("quantlens: built without the `gui` feature; use `quantlens report PATH` (see --help)");
     ExitCode::from(EXIT_FAILED)
 }
@@ -40,6 +40,7 @@ pub struct Picture {
     pub select: Option<String>,
     pub colour: Option<ColourArg>,
     pub runs: Vec<RunArg>,
+    pub panel: super::PanelArgs,
 }
 
 #[cfg(feature = "gui")]
@@ -74,7 +75,8 @@ pub fn render(path: PathBuf, out: PathBuf, p: Picture) -> ExitCode {
         })
         .collect();
     let (width, height, select) = (p.width, p.height, p.select);
-    let opts = quantlens::app::RenderOptions { path, out, width, height, mode, select, metric, runs };
+    let settings = p.panel.settings();
+    let opts = quantlens::app::RenderOptions { path, out, width, height, mode, select, metric, runs, settings };
     app_exit_code(quantlens::app::headless_app(&opts).run())
 }
 

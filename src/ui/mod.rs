@@ -59,6 +59,8 @@ pub enum UiAction {
     Screenshot,
     /// Run the variants (or stop the run).
     Run(crate::view::run::RunCommand),
+    /// Samples of a quick run.
+    SetRunSamples(usize),
 }
 
 /// An egui colour from a theme colour.

@@ -34,7 +34,16 @@ fn pct(v: f64) -> String {
 pub fn run_ui(ui: &mut egui::Ui, view: &RunView<'_>) -> Vec<UiAction> {
     let mut actions = Vec::new();
     let dim = |t: String| RichText::new(t).color(colour(theme::TEXT_DIM));
-    ui.label(dim(format!("inputs: {} · {} samples", view.inputs, view.samples)));
+    ui.horizontal(|ui| {
+        ui.label(dim(format!("inputs: {} ·", view.inputs)));
+        let mut n = view.samples;
+        let drag = egui::DragValue::new(&mut n).range(1..=100_000).suffix(" samples");
+        if ui.add_enabled(view.running.is_none(), drag).on_hover_text("samples of a quick run").changed()
+            && n != view.samples
+        {
+            actions.push(UiAction::SetRunSamples(n));
+        }
+    });
     ui.label(dim(format!("labelled data: {}", view.data.as_deref().unwrap_or("none (accuracy needs it)"))));
     let busy = view.running.is_some();
     if view.edits > 0 {
