@@ -294,3 +294,28 @@ fn scoped_export_names_meet_module_paths() {
         .count();
     assert_eq!(by_name, 10, "every module found by its path");
 }
+
+#[test]
+fn a_quantized_embedding_reads_as_pytorch_dequantizes_it() {
+    // per_channel_affine_float_qparams: real zero points, written by PyTorch as
+    // per_channel_affine with a float zero-point tensor (scripts/make_torch_embedding.py)
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data("torch/embedding_reference.json")).unwrap()).unwrap();
+    let v = load_file("torch/embedding_int8.pt");
+    let l = layer(&v, "embed");
+    let LayerWeight::Float(t) = l.weight else { panic!("dequantized on read: a float weight") };
+    let values = v.model.graph.tensor(t).unwrap().data.as_ref().unwrap().to_f32_vec().unwrap();
+    let expected: Vec<f32> =
+        reference["dequantized"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    assert_eq!(values.len(), 64 * 16);
+    for (i, (a, b)) in values.iter().zip(&expected).enumerate() {
+        assert!((a - b).abs() <= 1e-6 * b.abs().max(1e-3), "{i}: {a} vs PyTorch's {b}");
+    }
+    let note = v.model.graph.issues.iter().find(|i| i.subject == "embed").unwrap();
+    assert_eq!(note.severity, quantlens::model::Severity::Warning);
+    assert!(note.message.contains("float_qparams"), "{note}");
+    // beside the float file: its SQNR, the head Linear exact
+    let report = build_report(&[load_file("torch/embedding_float.pt"), v], ReportOptions::default());
+    let embed = report.layers.iter().find(|l| l.layer == "embed").unwrap();
+    assert!(embed.variants[1].metrics.as_ref().unwrap().sqnr_db > 40.0);
+}

@@ -54,8 +54,8 @@ struct Module {
     refused: Option<String>,
 }
 
-/// A finding about one module: (subject, message).
-type Finding = (String, String);
+/// A finding about one module: (subject, message, an error rather than a warning).
+type Finding = (String, String, bool);
 
 /// Which module and role a path names: `M.weight`, `M.bias`, `M.scale`, `M.zero_point`,
 /// and a quantized Linear's packed weight and bias (`M._packed_params._packed_params.0`
@@ -67,6 +67,7 @@ fn role_of(path: &str) -> Option<(&str, &str)> {
         ("._packed_params._packed_params.0.0", "weight"),
         ("._packed_params._packed_params.0.1", "bias"),
         ("._packed_params._packed_params.weight", "weight"),
+        ("._packed_params._packed_weight", "weight"),
         ("._packed_params._packed_params.bias", "bias"),
         ("._packed_params.weight", "weight"),
         ("._packed_params.bias", "bias"),
@@ -110,7 +111,7 @@ fn modules(archive: &Archive<'_>, found: Vec<(String, Found)>) -> Result<(Vec<Mo
         }
         let Some((m, role)) = role_of(&path) else {
             if let Found::Refused(reason) = value {
-                findings.push((path, reason));
+                findings.push((path, reason, true));
             }
             continue;
         };
@@ -236,11 +237,20 @@ impl Writer<'_> {
             self.tensor(&name, w)?;
             return Ok(name);
         };
+        if let TorchQuant::PerChannelFloat { scales, zero_points, axis } = q {
+            // real zero points have no ONNX form: dequantized here, `(q − zp)·scale` in f32
+            // as PyTorch computes it, and written as the float weight
+            let name = format!("{m}.weight");
+            let values = dequantize_float_qparams(self.archive, w, scales, zero_points, *axis)?;
+            self.constant(&name, DType::Float32, &w.shape, values.iter().flat_map(|v| v.to_le_bytes()).collect());
+            return Ok(name);
+        }
         let qname = format!("{m}.weight_quantized");
         self.tensor(&qname, w)?;
         let zp_type = if w.dtype == DType::Uint8 { DType::Uint8 } else { DType::Int8 };
         let (scales, zps, axis) = match q {
             TorchQuant::PerTensor { scale, zero_point } => (vec![*scale], vec![*zero_point], None),
+            TorchQuant::PerChannelFloat { .. } => return Err("float zero points".into()),
             TorchQuant::PerChannel { scales, zero_points, axis, .. } => {
                 let channels = w.shape.get(*axis).copied().ok_or_else(|| format!("axis {axis} out of range"))?;
                 if scales.len() as u64 != channels || zero_points.len() as u64 != channels {
@@ -276,6 +286,38 @@ impl Writer<'_> {
     }
 }
 
+/// The values of a `per_channel_affine_float_qparams` tensor: `(q − zp[c])·scale[c]` in f32.
+#[allow(clippy::cast_possible_truncation)]
+fn dequantize_float_qparams(
+    archive: &Archive<'_>,
+    w: &TorchTensor,
+    scales: &[f64],
+    zero_points: &[f64],
+    axis: usize,
+) -> Result<Vec<f32>, String> {
+    let channels = w.shape.get(axis).copied().ok_or_else(|| format!("axis {axis} out of range"))?;
+    if scales.len() as u64 != channels || zero_points.len() as u64 != channels {
+        return Err(format!("{} scales for {channels} channels along axis {axis}", scales.len()));
+    }
+    if let Some(bad) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+        return Err(format!("scale {bad} is not finite and positive"));
+    }
+    let ints = decode_f64(&tensors::read_contiguous(archive, w, u64::MAX)?, w.dtype)
+        .ok_or_else(|| format!("{} integers are not read", w.dtype.name()))?;
+    let inner: u64 = w.shape.iter().skip(axis + 1).product();
+    let inner = usize::try_from(inner.max(1)).map_err(|_| "shape")?;
+    let channels = usize::try_from(channels).map_err(|_| "shape")?;
+    Ok(ints
+        .iter()
+        .enumerate()
+        .map(|(i, &q)| {
+            let c = (i / inner) % channels.max(1);
+            let (s, z) = (scales.get(c).copied().unwrap_or(f64::NAN), zero_points.get(c).copied().unwrap_or(0.0));
+            (q as f32 - z as f32) * s as f32
+        })
+        .collect())
+}
+
 /// The modules as an ONNX graph: one chain in registration order.
 /// A module that cannot be written is left out with a finding; none at all is an error
 /// that names the first reasons.
@@ -292,16 +334,20 @@ fn write_graph(
     for m in modules {
         let p = &m.path;
         if let Some(reason) = &m.refused {
-            findings.push((p.clone(), format!("left out: {reason}")));
+            findings.push((p.clone(), format!("left out: {reason}"), true));
             continue;
         }
         // a 1-D weight is a norm layer's scale (BatchNorm, LayerNorm): folded away or kept
         // in float by exporters, not a layer quantlens compares
         if let Some(weight) = m.weight.as_ref().filter(|w| w.shape.len() >= 2) {
+            if matches!(weight.quant, Some(TorchQuant::PerChannelFloat { .. })) {
+                let note = "per_channel_affine_float_qparams (real zero points): dequantized on read, shown as float";
+                findings.push((p.clone(), note.into(), false));
+            }
             let weight_name = match w.weight(p, weight) {
                 Ok(n) => n,
                 Err(e) => {
-                    findings.push((p.clone(), format!("left out: {p}.weight: {e}")));
+                    findings.push((p.clone(), format!("left out: {p}.weight: {e}"), true));
                     continue;
                 }
             };
@@ -310,7 +356,7 @@ fn write_graph(
                 let b_name = format!("{p}.bias");
                 match w.tensor(&b_name, b) {
                     Ok(()) => inputs.push(b_name),
-                    Err(e) => findings.push((p.clone(), format!("bias left out: {e}"))),
+                    Err(e) => findings.push((p.clone(), format!("bias left out: {e}"), true)),
                 }
             }
             let (op, attrs) = if weight.shape.len() >= 3 {
@@ -327,12 +373,12 @@ fn write_graph(
             if s.is_finite() && s > 0.0 {
                 x = w.activation(p, &x, s, z);
             } else {
-                findings.push((p.clone(), format!("output scale {s} is not finite and positive: left out")));
+                findings.push((p.clone(), format!("output scale {s} is not finite and positive: left out"), true));
             }
         }
     }
     if w.graph.node.is_empty() {
-        let reasons: Vec<String> = findings.iter().take(3).map(|(s, m)| format!("{s}: {m}")).collect();
+        let reasons: Vec<String> = findings.iter().take(3).map(|(s, m, _)| format!("{s}: {m}")).collect();
         let why = if reasons.is_empty() { String::new() } else { format!(": {}", reasons.join("; ")) };
         return Err(format!("no module with a weight or a quantization could be read{why}"));
     }
@@ -366,8 +412,8 @@ pub(crate) fn model_from_buffer(bytes: FileBytes, path: &Path) -> Result<Model, 
         write_graph(&archive, &modules, &name, findings).map_err(fail)?
     };
     let mut model = super::onnx::import::model_from_parts(proto, path, bytes, ranges)?;
-    model.graph.issues.extend(findings.into_iter().map(|(subject, message)| super::graph::Issue {
-        severity: super::graph::Severity::Error,
+    model.graph.issues.extend(findings.into_iter().map(|(subject, message, error)| super::graph::Issue {
+        severity: if error { super::graph::Severity::Error } else { super::graph::Severity::Warning },
         subject,
         message,
     }));

@@ -18,8 +18,21 @@ const MAX_DEPTH: usize = 256;
 /// How a quantized tensor maps integers to reals.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TorchQuant {
-    PerTensor { scale: f64, zero_point: i64 },
-    PerChannel { scales: Vec<f64>, zero_points: Vec<i64>, axis: usize },
+    PerTensor {
+        scale: f64,
+        zero_point: i64,
+    },
+    PerChannel {
+        scales: Vec<f64>,
+        zero_points: Vec<i64>,
+        axis: usize,
+    },
+    /// `per_channel_affine_float_qparams` (quantized embeddings): real zero points.
+    PerChannelFloat {
+        scales: Vec<f64>,
+        zero_points: Vec<f64>,
+        axis: usize,
+    },
 }
 
 /// A tensor as the pickle describes it: a view of a storage entry.
@@ -154,7 +167,7 @@ impl Walker<'_, '_> {
     }
 
     /// `(torch.per_tensor_affine, scale, zero_point)` or
-    /// `(torch.per_channel_affine, scales, zero_points, axis)` (`_float_qparams` is refused).
+    /// `(torch.per_channel_affine[_float_qparams], scales, zero_points, axis)`.
     fn qparams(&self, q: &Value) -> Result<TorchQuant, String> {
         let q = self.p.seq(q).ok_or("quantizer parameters are not a tuple")?;
         let Some(Value::Global(_, scheme)) = q.first() else { return Err("no quantization scheme".into()) };
@@ -163,23 +176,22 @@ impl Walker<'_, '_> {
                 scale: float(scale).ok_or("scale is not a number")?,
                 zero_point: int(zp).ok_or("zero point is not an integer")?,
             }),
-            ("per_channel_affine", [_, scales, zps, axis, ..]) => {
+            // PyTorch writes `per_channel_affine_float_qparams` (quantized embeddings) as
+            // `per_channel_affine` with zero points in a float tensor
+            ("per_channel_affine" | "per_channel_affine_float_qparams", [_, scales, zps, axis, ..]) => {
                 let scales = self.values(scales)?;
+                let axis = int(axis).and_then(|a| usize::try_from(a).ok()).ok_or("bad axis")?;
+                let zps_float = self.tensor_value(zps)?.is_some_and(|t| t.dtype.is_float());
                 let zps = self.values(zps)?;
+                if zps_float || scheme.ends_with("float_qparams") {
+                    return Ok(TorchQuant::PerChannelFloat { scales, zero_points: zps, axis });
+                }
                 if let Some(z) = zps.iter().find(|z| z.fract() != 0.0) {
                     return Err(format!("zero point {z} is not an integer"));
                 }
                 #[allow(clippy::cast_possible_truncation)]
                 let zero_points = zps.iter().map(|z| *z as i64).collect();
-                Ok(TorchQuant::PerChannel {
-                    scales,
-                    zero_points,
-                    axis: int(axis).and_then(|a| usize::try_from(a).ok()).ok_or("bad axis")?,
-                })
-            }
-            // (its zero points are real numbers: quantlens's parameters hold integers)
-            ("per_channel_affine_float_qparams", _) => {
-                Err("per_channel_affine_float_qparams (float zero points, quantized embeddings) is not read yet".into())
+                Ok(TorchQuant::PerChannel { scales, zero_points, axis })
             }
             (s, _) => Err(format!("quantization scheme {s} is not read")),
         }
