@@ -79,6 +79,13 @@ fn report_with_inputs_adds_activations_and_refuses_bad_specs() {
         assert_eq!(code, 0, "{err}");
         serde_json::from_str::<serde_json::Value>(&out).unwrap()["activations"].clone()
     };
+    // the table and the Markdown summary list them too, worst first
+    for (format, header) in [("table", "ACTIVATION"), ("md", "activations by SQNR against float")] {
+        let (code, out, err) =
+            cli(&["report", dir.to_str().unwrap(), "--format", format, "--inputs", npy.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(header), "{format}: {out}");
+    }
     assert_eq!(run("random:5"), run("random:5"));
     assert_ne!(run("random:5"), run("random:6"));
     let (code, _, err) = cli(&["report", dir.to_str().unwrap(), "--inputs", "pictures/"]);

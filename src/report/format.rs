@@ -263,7 +263,43 @@ pub fn to_table(report: &Report) -> String {
             }
         }
     }
+    if let Some(acts) = report.activations.as_deref().filter(|a| !a.is_empty()) {
+        let _ = writeln!(
+            out,
+            "\n{:<28} {:<28} {:<8} {:>12} {:>12} {:>9} {:>9}",
+            "ACTIVATION", "LAYER", "VARIANT", "SQNR dB", "OWN Q/DQ dB", "CLIPPED", "RANGE USED"
+        );
+        for (a, v) in worst_activations(acts) {
+            let db = |d: Option<f64>| d.map_or_else(|| "-".into(), |d| format!("{d:.2}"));
+            let pct = |f: Option<f64>| f.map_or_else(|| "-".into(), |f| format!("{:.3}%", 100.0 * f));
+            let _ = writeln!(
+                out,
+                "{:<28} {:<28} {:<8} {:>12} {:>12} {:>9} {:>9}",
+                truncate(&a.tensor, 28),
+                truncate(&a.layer, 28),
+                truncate(&v.variant, 8),
+                db(v.xmodel_err_db),
+                db(v.qdq_err_db),
+                pct(v.clip_fraction),
+                pct(v.range_used)
+            );
+        }
+    }
     out
+}
+
+/// Every activation of every variant, the lowest SQNR against float first (those without
+/// one last).
+#[must_use]
+pub fn worst_activations(
+    acts: &[crate::infer::ActivationRow],
+) -> Vec<(&crate::infer::ActivationRow, &crate::infer::ActivationVariant)> {
+    let mut all: Vec<_> = acts.iter().flat_map(|a| a.variants.iter().map(move |v| (a, v))).collect();
+    all.sort_by(|x, y| {
+        let key = |v: &crate::infer::ActivationVariant| v.xmodel_err_db.unwrap_or(f64::INFINITY);
+        key(x.1).total_cmp(&key(y.1))
+    });
+    all
 }
 
 fn table_line(name: &str, op: &str, variant: &str, init: &InitializerReport) -> String {

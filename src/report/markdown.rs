@@ -57,6 +57,31 @@ pub fn to_markdown(report: &Report) -> String {
                 let _ = writeln!(out, "{line}");
             }
         }
+        let acts: Vec<_> = report
+            .activations
+            .as_deref()
+            .map(super::format::worst_activations)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, av)| av.variant == v.name)
+            .collect();
+        if !acts.is_empty() {
+            let _ = writeln!(out, "\nWorst {} activations by SQNR against float:\n", acts.len().min(WORST_LISTED));
+            let _ = writeln!(out, "| activation | layer | SQNR dB | own Q/DQ dB | clipped |");
+            let _ = writeln!(out, "|---|---|---:|---:|---:|");
+            for (a, av) in acts.iter().take(WORST_LISTED) {
+                let db = |d: Option<f64>| d.map_or_else(|| "–".into(), |d| format!("{d:.2}"));
+                let clip = av.clip_fraction.map_or_else(|| "–".into(), |c| format!("{:.3} %", 100.0 * c));
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} | {clip} |",
+                    a.tensor,
+                    a.layer,
+                    db(av.xmodel_err_db),
+                    db(av.qdq_err_db)
+                );
+            }
+        }
         if let Some(d) = report.unmatched.get(&v.name).filter(|d| !d.is_empty()) {
             let list = |ns: &[crate::model::NodeRef]| {
                 ns.iter().map(|n| format!("`{}` ({})", n.node, n.op)).collect::<Vec<_>>().join(", ")
