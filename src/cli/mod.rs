@@ -454,10 +454,11 @@ fn load(input: &Input) -> Result<(Vec<Variant>, bool), ExitCode> {
             }
         }
     }
-    if failed || ok.is_empty() {
+    // a file that cannot be read is named; the rest of the folder still reports (exit 2)
+    if ok.is_empty() {
         return Err(ExitCode::from(EXIT_FAILED));
     }
-    let mut data_errors = false;
+    let mut data_errors = failed;
     for v in &ok {
         for issue in &v.model.graph.issues {
             data_errors |= issue.severity == Severity::Error;
