@@ -38,6 +38,11 @@ pub struct QuantParams {
     pub zero_point: Vec<i32>,
     /// Normalised (non-negative) channel axis; `None` for per-tensor.
     pub axis: Option<usize>,
+    /// Blocked quantization (`DequantizeLinear`'s `block_size`, opset 21): blocks of this
+    /// many elements along `axis` share a scale, and `scale`/`zero_point` hold one value
+    /// per block, in the order of a tensor shaped like the weight with `axis` divided
+    /// into blocks (the last block may be short).
+    pub block: Option<usize>,
     /// Element type of the quantized tensor.
     pub dtype: DType,
     /// Element type of the zero point as written (may differ: reported).
@@ -343,6 +348,7 @@ fn qlinear_bias(g: &Graph, n: NodeId, k: usize) -> Option<LayerWeight> {
                     zero_point: vec![0; scale.len()],
                     scale,
                     axis,
+                    block: None,
                     dtype: DType::Int32,
                     zero_point_dtype: None,
                     scale_tensor: None,
@@ -422,7 +428,16 @@ fn resolve_through(
                     return runtime_qdq(g, p, q, axis, plumbing, passed);
                 }
                 plumbing.insert(p);
-                return Some(quantized(g, q, QuantForm::Qdq, g.input(p, 1), g.input(p, 2), Some(axis)));
+                let block = node.attr_int("block_size").filter(|&b| b != 0);
+                let mut problems = Vec::new();
+                let (scale, zp) = (g.input(p, 1), g.input(p, 2));
+                let params = read_params(g, q, scale, zp, Some(axis), None, block, &mut problems);
+                return Some(LayerWeight::Quantized(QuantizedWeight {
+                    q_tensor: q,
+                    form: QuantForm::Qdq,
+                    params,
+                    problems,
+                }));
             }
             "Mul" => return cast_mul(g, p, plumbing),
             "Cast" => {
@@ -474,7 +489,7 @@ fn runtime_qdq(
     let declared = q_node.attr_int("output_dtype").filter(|&c| c != 0).and_then(|c| i32::try_from(c).ok());
     let qdtype = zp_dtype.or(declared.map(DType::from_onnx)).unwrap_or(DType::Uint8);
     let params =
-        read_params(g, w, scale, zp, Some(q_node.attr_int("axis").unwrap_or(axis)), Some(qdtype), &mut problems);
+        read_params(g, w, scale, zp, Some(q_node.attr_int("axis").unwrap_or(axis)), Some(qdtype), None, &mut problems);
     Some(LayerWeight::Quantized(QuantizedWeight { q_tensor: w, form: QuantForm::QdqRuntime, params, problems }))
 }
 
@@ -601,8 +616,44 @@ fn quantized(
     axis: Option<i64>,
 ) -> LayerWeight {
     let mut problems = Vec::new();
-    let params = read_params(g, q, scale, zp, axis, None, &mut problems);
+    let params = read_params(g, q, scale, zp, axis, None, None, &mut problems);
     LayerWeight::Quantized(QuantizedWeight { q_tensor: q, form, params, problems })
+}
+
+/// The axis and size of blocked parameters: `block` within the axis's length, and the
+/// scale shaped like the weight with that axis divided into blocks (the last may be
+/// short). `None` with a problem when they do not fit.
+fn blocked_axis(
+    g: &Graph,
+    qd: &TensorData,
+    scale: TensorId,
+    axis: i64,
+    block: i64,
+    problems: &mut Vec<String>,
+) -> Option<(usize, usize)> {
+    let rank = qd.shape.len();
+    let Some(norm) = super::graph::normalize_axis(axis, rank) else {
+        problems.push(format!("axis {axis} is out of range for a rank-{rank} weight"));
+        return None;
+    };
+    let dim = qd.shape.get(norm).copied().unwrap_or(0);
+    let Some(b) = u64::try_from(block).ok().filter(|&b| b >= 1 && b <= dim.max(1)) else {
+        problems.push(format!("block_size {block} does not fit axis {norm} of length {dim}"));
+        return None;
+    };
+    let mut expected = qd.shape.clone();
+    if let Some(d) = expected.get_mut(norm) {
+        *d = dim.div_ceil(b);
+    }
+    let got = data(g, scale).map(|d| d.shape.clone()).unwrap_or_default();
+    if got != expected {
+        problems.push(format!(
+            "scale shape {got:?} does not fit blocks of {b} along axis {norm} of a {:?} weight (expected {expected:?})",
+            qd.shape
+        ));
+        return None;
+    }
+    Some((norm, usize::try_from(b).ok()?))
 }
 
 fn read_small(g: &Graph, t: TensorId) -> Result<Vec<f32>, String> {
@@ -614,7 +665,9 @@ fn read_small(g: &Graph, t: TensorId) -> Result<Vec<f32>, String> {
 }
 
 /// Reads and validates the parameters of `q`, stored quantized (`qdtype` `None`) or in
-/// float and quantized to `qdtype` as the graph runs.
+/// float and quantized to `qdtype` as the graph runs; `block`: `DequantizeLinear`'s
+/// `block_size` (blocked parameters, shaped like the weight with the axis in blocks).
+#[allow(clippy::too_many_arguments)]
 fn read_params(
     g: &Graph,
     q: TensorId,
@@ -622,6 +675,7 @@ fn read_params(
     zp: Option<TensorId>,
     axis: Option<i64>,
     qdtype: Option<DType>,
+    block: Option<i64>,
     problems: &mut Vec<String>,
 ) -> Option<QuantParams> {
     let qd = data(g, q)?;
@@ -653,7 +707,13 @@ fn read_params(
         }
     };
     let rank = qd.shape.len();
-    let axis = if scales.len() > 1 {
+    let block = match block {
+        None => None,
+        Some(b) => Some(blocked_axis(g, qd, scale_t, axis.unwrap_or(1), b, problems)?),
+    };
+    let axis = if let Some((norm, _)) = block {
+        Some(norm)
+    } else if scales.len() > 1 {
         let a = axis.unwrap_or(1);
         let Some(norm) = super::graph::normalize_axis(a, rank) else {
             problems.push(format!("axis {a} is out of range for a rank-{rank} weight"));
@@ -683,8 +743,10 @@ fn read_params(
     {
         problems.push(format!("zero point is {} but the weight is {}", zd.name(), dtype.name()));
     }
-    let bad: Vec<usize> =
-        scales.iter().enumerate().filter(|(_, s)| !(s.is_finite() && **s > 0.0)).map(|(i, _)| i).collect();
+    // (blocked 4-bit weights from onnxruntime's symmetric RTN carry negative scales: the
+    // block's signed extreme over −8; only zero and non-finite ones are unusable there)
+    let usable = |s: f32| s.is_finite() && if block.is_some() { s != 0.0 } else { s > 0.0 };
+    let bad: Vec<usize> = scales.iter().enumerate().filter(|(_, s)| !usable(**s)).map(|(i, _)| i).collect();
     if let Some(&first) = bad.first() {
         problems.push(format!(
             "{} scale(s) are zero, negative or not finite (first: channel {first} = {})",
@@ -696,6 +758,7 @@ fn read_params(
         scale: scales,
         zero_point,
         axis,
+        block: block.map(|(_, b)| b),
         dtype,
         zero_point_dtype,
         scale_tensor: Some(scale_t),
@@ -771,6 +834,7 @@ mod tests {
             scale: vec![0.5],
             zero_point: vec![128],
             axis: None,
+            block: None,
             dtype: DType::Uint8,
             zero_point_dtype: Some(DType::Uint8),
             scale_tensor: None,

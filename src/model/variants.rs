@@ -17,11 +17,20 @@ pub enum VariantKind {
     Float,
     Int8,
     Uint8,
+    /// 4-bit weights: `*uint4*`.
+    Uint4,
+    /// 4-bit weights: `*int4*`, `*q4*`.
+    Int4,
+    /// `*nbits*` (onnxruntime's `MatMulNBits`).
+    NBits,
+    /// `*fp8*`, `*float8*`.
+    Fp8,
     Other,
 }
 
 impl VariantKind {
-    /// Classifies a file name: `*uint8*`, `*int8*`, `*float*`/`*fp32*` (case-insensitive).
+    /// Classifies a file name: `*uint8*`, `*int8*`, `*uint4*`, `*int4*`/`*q4*`, `*nbits*`,
+    /// `*fp8*`/`*float8*`, `*float*`/`*fp32*` (case-insensitive, in that order).
     #[must_use]
     pub fn from_file_name(name: &str) -> Self {
         let lower = name.to_ascii_lowercase();
@@ -29,6 +38,14 @@ impl VariantKind {
             Self::Uint8
         } else if lower.contains("int8") {
             Self::Int8
+        } else if lower.contains("uint4") {
+            Self::Uint4
+        } else if lower.contains("int4") || lower.contains("q4") {
+            Self::Int4
+        } else if lower.contains("nbits") {
+            Self::NBits
+        } else if lower.contains("fp8") || lower.contains("float8") {
+            Self::Fp8
         } else if lower.contains("float") || lower.contains("fp32") || lower.contains("f32") {
             Self::Float
         } else {
@@ -43,6 +60,10 @@ impl VariantKind {
             Self::Float => "float",
             Self::Int8 => "int8",
             Self::Uint8 => "uint8",
+            Self::Uint4 => "uint4",
+            Self::Int4 => "int4",
+            Self::NBits => "nbits",
+            Self::Fp8 => "fp8",
             Self::Other => "model",
         }
     }
@@ -172,4 +193,27 @@ pub fn load_variants(specs: &[VariantSpec]) -> Vec<Result<Variant, ImportError>>
 #[must_use]
 pub fn load_variants_with(specs: &[VariantSpec], access: Access) -> Vec<Result<Variant, ImportError>> {
     specs.par_iter().map(|s| load_variant(s, access)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VariantKind;
+
+    #[test]
+    fn file_names_announce_their_kind() {
+        for (name, kind) in [
+            ("resnet8_UINT8.onnx", VariantKind::Uint8),
+            ("resnet8_int8.onnx", VariantKind::Int8),
+            ("llama_uint4_b32.onnx", VariantKind::Uint4),
+            ("llama_int4.onnx", VariantKind::Int4),
+            ("phi-3-mini-q4.onnx", VariantKind::Int4),
+            ("model_nbits.onnx", VariantKind::NBits),
+            ("model_fp8.onnx", VariantKind::Fp8),
+            ("model_float8_e4m3.onnx", VariantKind::Fp8),
+            ("model_fp32.onnx", VariantKind::Float),
+            ("model.onnx", VariantKind::Other),
+        ] {
+            assert_eq!(VariantKind::from_file_name(name), kind, "{name}");
+        }
+    }
 }

@@ -169,6 +169,7 @@ pub fn kernels(reps: usize) -> Vec<(String, f64)> {
             scale: (0..channels).map(|c| 0.001 + c as f32 * 1e-6).collect(),
             zero_point: vec![0; channels],
             axis: Some(1),
+            block: None,
             dtype: DType::Int8,
             zero_point_dtype: Some(DType::Int8),
             scale_tensor: None,

@@ -42,6 +42,9 @@ pub struct QuantSummary {
     pub form: QuantForm,
     pub per_channel: bool,
     pub axis: Option<usize>,
+    /// Blocked parameters: elements per block along `axis` (`channels` then counts blocks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block: Option<usize>,
     pub channels: usize,
     pub scale: Spread,
     pub zero_point: Spread,
@@ -324,6 +327,7 @@ fn quant_summary(g: &Graph, form: QuantForm, p: &QuantParams) -> Option<QuantSum
         form,
         per_channel: p.per_channel(),
         axis: p.axis,
+        block: p.block,
         channels: p.scale.len(),
         scale: stats::spread(p.scale.iter().map(|&s| f64::from(s)))?,
         zero_point: stats::spread(p.zero_point.iter().map(|&z| f64::from(z)))?,

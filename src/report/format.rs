@@ -192,6 +192,16 @@ fn scale_text(q: Option<&super::build::QuantSummary>) -> String {
     match q {
         None => "-".into(),
         Some(q) if !q.per_channel => format!("{} zp {}", short(q.scale.min), q.zero_point.min),
+        Some(q) if q.block.is_some() => format!(
+            "{}..{} ({}×{} ax{}) zp {}..{}",
+            short(q.scale.min),
+            short(q.scale.max),
+            q.channels,
+            q.block.unwrap_or(0),
+            q.axis.unwrap_or(0),
+            q.zero_point.min,
+            q.zero_point.max
+        ),
         Some(q) => format!(
             "{}..{} ({}ch ax{}) zp {}..{}",
             short(q.scale.min),

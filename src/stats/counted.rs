@@ -458,6 +458,10 @@ fn plan(t: &TensorData, p: &QuantParams) -> Option<(Vec<Lane>, ChannelMap, u8)> 
         DType::Uint8 => (0, 0),
         _ => return None,
     };
+    // (blocked parameters: one table per block would outgrow the tensor; streamed instead)
+    if p.block.is_some() {
+        return None;
+    }
     let map = ChannelMap::new(&t.shape, p);
     let (n, channels) = (t.len(), map.channels() as u64);
     let table_bytes = channels * SLOTS as u64 * 4;
@@ -480,7 +484,7 @@ fn plan(t: &TensorData, p: &QuantParams) -> Option<(Vec<Lane>, ChannelMap, u8)> 
 /// Counts one raw chunk (starting at element `start`) into the per-channel tables.
 fn count_into(tables: &mut [[u32; SLOTS]], map: ChannelMap, start: usize, bytes: &[u8], flip: u8) {
     let channels = tables.len().max(1);
-    if map.inner() != 1 {
+    if !map.rowwise() {
         for (c, range) in map.runs(start, bytes.len()) {
             if let (Some(t), Some(run)) = (tables.get_mut(c), bytes.get(range)) {
                 count_run(t, run, flip);
@@ -552,6 +556,7 @@ mod tests {
             scale,
             zero_point,
             axis,
+            block: None,
             dtype,
             zero_point_dtype: Some(dtype),
             scale_tensor: None,

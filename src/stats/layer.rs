@@ -84,6 +84,7 @@ mod tests {
                 scale,
                 zero_point: zp,
                 axis: Some(1),
+                block: None,
                 dtype,
                 zero_point_dtype: Some(dtype),
                 scale_tensor: None,

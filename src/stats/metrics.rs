@@ -248,7 +248,7 @@ fn scaled_sq_error(xs: &[f32], ys: &[f32], start: usize, w: &[f64], m: ChannelMa
     let sq = |(&a, &b): (&f32, &f32)| (f64::from(a) - f64::from(b)).powi(2);
     let pairs =
         |r: std::ops::Range<usize>| xs.get(r.clone()).unwrap_or_default().iter().zip(ys.get(r).unwrap_or_default());
-    if m.inner() == 1 {
+    if m.rowwise() {
         m.rows(start, xs.len())
             .map(|(c, r)| pairs(r).zip(w.get(c..).unwrap_or_default()).map(|(p, &w)| sq(p) * w).sum::<f64>())
             .sum()
@@ -373,6 +373,7 @@ mod tests {
                 zero_point: vec![0; scale.len()],
                 scale: scale.clone(),
                 axis: Some(1),
+                block: None,
                 dtype: DType::Int8,
                 zero_point_dtype: Some(DType::Int8),
                 scale_tensor: None,

@@ -58,7 +58,7 @@ impl<'a> Values<'a> {
             },
             Self::Dequantized(t, p) => {
                 let channel = ChannelMap::new(&t.shape, p);
-                let lanes = (channel.inner == 1).then(|| (0..channel.channels).map(|c| p.channel(c)).unzip());
+                let lanes = channel.rowwise().then(|| (0..channel.channels).map(|c| p.channel(c)).unzip());
                 ValueReader { inner: Inner::Tensor(t.reader()?), params: Some(p), channel, lanes, requantize: false }
             }
             Self::Requantized(t, p) => ValueReader {
@@ -92,26 +92,31 @@ impl<'a> Values<'a> {
     }
 }
 
-/// Maps a flat element index to its channel along a quantization axis.
+/// Maps a flat element index to its channel along a quantization axis (or, for blocked
+/// parameters, to its block: the index into the parameters).
 #[derive(Clone, Copy, Debug)]
 pub struct ChannelMap {
     /// Elements per step of the axis (product of the dims after it); 0 means per-tensor.
     inner: usize,
     channels: usize,
+    /// Blocked: elements per block along the axis (0: not blocked), and the axis length.
+    block: usize,
+    dim: usize,
 }
 
 impl ChannelMap {
     /// Per-tensor: every element is channel 0.
     #[must_use]
     pub fn none() -> Self {
-        Self { inner: 0, channels: 1 }
+        Self { inner: 0, channels: 1, block: 0, dim: 0 }
     }
 
     /// The map for `params` on a tensor of `shape`.
     #[must_use]
     pub fn new(shape: &[u64], params: &QuantParams) -> Self {
-        match params.axis {
-            Some(a) if params.scale.len() > 1 => Self::along(shape, a),
+        match (params.axis, params.block) {
+            (Some(a), Some(b)) => Self::blocked(shape, a, b),
+            (Some(a), None) if params.scale.len() > 1 => Self::along(shape, a),
             _ => Self::none(),
         }
     }
@@ -124,12 +129,41 @@ impl ChannelMap {
         Self {
             inner: usize::try_from(inner.max(1)).unwrap_or(usize::MAX),
             channels: usize::try_from(channels.max(1)).unwrap_or(1),
+            block: 0,
+            dim: 0,
         }
     }
 
-    /// Channel of element `i`.
+    /// The map of blocks of `block` elements along `axis` of `shape`: element
+    /// `(o, k, j)` (before, along, after the axis) has parameters
+    /// `(o · ⌈dim / block⌉ + k / block) · inner + j`.
+    #[must_use]
+    pub fn blocked(shape: &[u64], axis: usize, block: usize) -> Self {
+        let size = |v: u64| usize::try_from(v.max(1)).unwrap_or(usize::MAX);
+        let inner = size(shape.iter().skip(axis + 1).product::<u64>());
+        let outer = size(shape.iter().take(axis).product::<u64>());
+        let dim = size(shape.get(axis).copied().unwrap_or(1));
+        let block = block.max(1);
+        let channels = outer.saturating_mul(dim.div_ceil(block)).saturating_mul(inner);
+        Self { inner, channels, block, dim }
+    }
+
+    /// Whether element `i`'s channel is `i mod channels` (the axis is the last and not
+    /// blocked): rows then zip with the per-channel parameters.
+    #[must_use]
+    pub fn rowwise(&self) -> bool {
+        self.inner == 1 && self.block == 0
+    }
+
+    /// Channel (or block) of element `i`.
     #[must_use]
     pub fn channel(&self, i: usize) -> usize {
+        if self.block > 0 {
+            let (inner, dim) = (self.inner, self.dim);
+            let o = i / (dim * inner);
+            let k = (i / inner) % dim;
+            return (o * dim.div_ceil(self.block) + k / self.block) * inner + i % inner;
+        }
         i.checked_div(self.inner).map_or(0, |c| c % self.channels)
     }
 
@@ -154,6 +188,16 @@ impl ChannelMap {
         std::iter::from_fn(move || {
             if at >= len {
                 return None;
+            }
+            if self.block > 0 {
+                // blocks: the run goes on while the parameters do
+                let c = self.channel(start + at);
+                let from = at;
+                at += 1;
+                while at < len && self.channel(start + at) == c {
+                    at += 1;
+                }
+                return Some((c, from..at));
             }
             let n = if self.inner == 0 { len } else { (self.inner - r).min(len - at) };
             let run = (c, at..at + n);
@@ -297,6 +341,7 @@ mod tests {
             scale: (0..channels).map(|c| 0.01 * (c + 1) as f32).collect(),
             zero_point: (0..channels).map(|c| c as i32 - 1).collect(),
             axis: Some(1),
+            block: None,
             dtype: DType::Int8,
             zero_point_dtype: Some(DType::Int8),
             scale_tensor: None,
@@ -314,6 +359,7 @@ mod tests {
             scale: vec![0.5, 0.1],
             zero_point: vec![0, 10],
             axis: Some(0),
+            block: None,
             dtype: DType::Int8,
             zero_point_dtype: Some(DType::Int8),
             scale_tensor: None,

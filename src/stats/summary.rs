@@ -97,6 +97,7 @@ mod tests {
                 scale: vec![0.5, 0.01, 0.25],
                 zero_point: vec![3, -7, 0].into_iter().map(|z| if dtype == DType::Uint8 { z + 7 } else { z }).collect(),
                 axis: Some(0),
+                block: None,
                 dtype,
                 zero_point_dtype: Some(dtype),
                 scale_tensor: None,

@@ -152,7 +152,19 @@ fn attr_text(v: &AttrValue) -> String {
 pub fn quant_summary(p: &QuantParams) -> String {
     let (smin, smax, smean) = spread(p.scale.iter().map(|&s| f64::from(s)));
     let (zmin, zmax, _) = spread(p.zero_point.iter().map(|&z| f64::from(z)));
-    if p.per_channel() {
+    if let Some(b) = p.block {
+        format!(
+            "blocked, {} blocks of {b} along axis {}: scale {}..{} (mean {}), zero point {}..{} ({})",
+            p.scale.len(),
+            p.axis.unwrap_or(0),
+            fmt_num(smin),
+            fmt_num(smax),
+            fmt_num(smean),
+            zmin,
+            zmax,
+            p.dtype.name()
+        )
+    } else if p.per_channel() {
         format!(
             "per-channel, {} channels along axis {}: scale {}..{} (mean {}), zero point {}..{} ({})",
             p.scale.len(),
