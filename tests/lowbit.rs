@@ -47,6 +47,8 @@ fn blocked_weights_dequantize_as_numpy_does() {
                 .find(|l| l.variants.iter().any(|lv| lv.initializers.iter().any(|i| i.name == *qname)))
                 .unwrap_or_else(|| panic!("no row for {qname} ({float})"));
             let lv = row.variants.iter().find(|lv| lv.variant == v.spec.name).unwrap();
+            // `q_proj_matmul_Q4` stands on `q_proj`'s row by its name
+            assert_eq!(lv.matched_by, quantlens::model::MatchHow::NodeName, "{}", lv.node);
             let s = lv.stats.as_ref().unwrap();
             assert_eq!((s.min, s.max), (g["min"].as_f64().unwrap(), g["max"].as_f64().unwrap()));
             common::close(s.mean, g["mean"].as_f64().unwrap(), 1e-9, "mean");

@@ -93,6 +93,15 @@ pub fn module_path(name: &str) -> Option<String> {
     Some(path)
 }
 
+/// A node name less what quantizers append: onnxruntime's `QOperator` `_quant`, its
+/// `MatMulNBits` quantizer's `_matmul_Q4` / `_MatMul_Q4` / `_Q4` (and the 8-bit forms).
+fn quantizer_base(name: &str) -> &str {
+    ["_matmul_Q4", "_MatMul_Q4", "_matmul_Q8", "_MatMul_Q8", "_Q4", "_Q8", "_quant"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name)
+}
+
 /// `W_quantized` → `W` (onnxruntime and common exporters).
 pub(crate) fn strip_quant_suffix(name: &str) -> &str {
     for s in ["_quantized", "_quant", "_QuantizeLinear", "_q", "_int8", "_uint8"] {
@@ -155,7 +164,8 @@ fn pair(reference: &[Key], other: &[Key]) -> Vec<Option<(usize, MatchHow)>> {
     let mut taken = vec![false; other.len()];
     let compatible = |r: &Key, o: &Key| r.family == o.family && r.elems == o.elems;
 
-    // 1. node name (unique on both sides; onnxruntime's QOperator adds `_quant`)
+    // 1. node name (unique on both sides; less what quantizers append, see
+    //    `quantizer_base`)
     let mut rnames: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, k) in reference.iter().enumerate().filter(|(_, k)| !k.name.is_empty()) {
         rnames.entry(k.name.as_str()).or_default().push(i);
@@ -168,7 +178,7 @@ fn pair(reference: &[Key], other: &[Key]) -> Vec<Option<(usize, MatchHow)>> {
         if o.name.is_empty() || onames.get(o.name.as_str()) != Some(&1) {
             continue;
         }
-        let base = o.name.strip_suffix("_quant").unwrap_or(&o.name);
+        let base = quantizer_base(&o.name);
         let hit = [o.name.as_str(), base].into_iter().find_map(|n| match rnames.get(n).map(Vec::as_slice) {
             Some([ri]) => Some(*ri),
             _ => None,
