@@ -48,10 +48,11 @@ pub struct TorchTensor {
 }
 
 impl TorchTensor {
-    /// Number of elements.
+    /// Number of elements (saturating: a hostile shape is then refused against its
+    /// storage, never overflows).
     #[must_use]
     pub fn numel(&self) -> u64 {
-        self.shape.iter().product()
+        self.shape.iter().fold(1u64, |n, &d| n.saturating_mul(d))
     }
 
     /// The strides of a C-ordered (row-major) tensor of this shape.
@@ -59,7 +60,7 @@ impl TorchTensor {
     pub fn contiguous_stride(&self) -> Vec<u64> {
         let mut s = vec![1u64; self.shape.len()];
         for k in (0..self.shape.len().saturating_sub(1)).rev() {
-            s[k] = s[k + 1] * self.shape[k + 1].max(1);
+            s[k] = s[k + 1].saturating_mul(self.shape[k + 1].max(1));
         }
         s
     }
