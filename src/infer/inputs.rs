@@ -124,10 +124,21 @@ fn input_shapes(g: &Graph, dims: &HashMap<String, usize>) -> Result<Vec<ModelInp
                     }),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            // one sample's values must fit memory: a huge declared shape is refused, not allocated
+            let values = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+            if values.is_none_or(|n| n > MAX_SAMPLE_VALUES) {
+                return Err(InferError::Input(format!(
+                    "input `{}` {shape:?} holds more than {MAX_SAMPLE_VALUES} values per sample",
+                    t.name
+                )));
+            }
             Ok(ModelInput { name: t.name.clone(), dtype: t.dtype.unwrap_or(DType::Float32), shape })
         })
         .collect()
 }
+
+/// The most values one sample of one input may hold (1 GiB of f32).
+const MAX_SAMPLE_VALUES: usize = 1 << 28;
 
 /// Where a stream's samples come from.
 enum Source {
@@ -589,6 +600,9 @@ mod tests {
         g.inputs.push(0);
         let err = samples(&g, &InputSpec::Random { seed: 1 }, 1, &HashMap::new()).unwrap_err().to_string();
         assert!(err.contains("`input_ids`") && err.contains("--dim sequence=N"), "{err}");
+        let huge = HashMap::from([("sequence".to_string(), usize::MAX / 2)]);
+        let err = samples(&g, &InputSpec::Random { seed: 1 }, 1, &huge).unwrap_err().to_string();
+        assert!(err.contains("more than"), "{err}");
         let dims = HashMap::from([("sequence".to_string(), 7)]);
         let s = samples(&g, &InputSpec::Random { seed: 1 }, 2, &dims).unwrap();
         assert_eq!((s.len(), s[0][0].shape.as_slice()), (2, [1, 7].as_slice()));
