@@ -152,33 +152,21 @@ fn attr_text(v: &AttrValue) -> String {
 pub fn quant_summary(p: &QuantParams) -> String {
     let (smin, smax, smean) = spread(p.scale.iter().map(|&s| f64::from(s)));
     let (zmin, zmax, _) = spread(p.zero_point.iter().map(|&z| f64::from(z)));
-    if let Some(b) = p.block {
-        format!(
-            "blocked, {} blocks of {b} along axis {}: scale {}..{} (mean {}), zero point {}..{} ({})",
-            p.scale.len(),
-            p.axis.unwrap_or(0),
-            fmt_num(smin),
-            fmt_num(smax),
-            fmt_num(smean),
-            zmin,
-            zmax,
-            p.dtype.name()
-        )
-    } else if p.per_channel() {
-        format!(
-            "per-channel, {} channels along axis {}: scale {}..{} (mean {}), zero point {}..{} ({})",
-            p.scale.len(),
-            p.axis.unwrap_or(0),
-            fmt_num(smin),
-            fmt_num(smax),
-            fmt_num(smean),
-            zmin,
-            zmax,
-            p.dtype.name()
-        )
-    } else {
-        format!("scale {}, zero point {} ({})", fmt_num(smin), zmin, p.dtype.name())
-    }
+    let groups = match p.block {
+        Some(b) => format!("blocked, {} blocks of {b}", p.scale.len()),
+        None if p.per_channel() => format!("per-channel, {} channels", p.scale.len()),
+        None => return format!("scale {}, zero point {} ({})", fmt_num(smin), zmin, p.dtype.name()),
+    };
+    format!(
+        "{groups} along axis {}: scale {}..{} (mean {}), zero point {}..{} ({})",
+        p.axis.unwrap_or(0),
+        fmt_num(smin),
+        fmt_num(smax),
+        fmt_num(smean),
+        zmin,
+        zmax,
+        p.dtype.name()
+    )
 }
 
 fn spread(xs: impl Iterator<Item = f64>) -> (f64, f64, f64) {
