@@ -257,7 +257,7 @@ fn main_graph_payloads_are_ranges_of_one_file_buffer() {
         .tensors
         .iter()
         .filter_map(|t| match &t.data.as_ref()?.bytes {
-            TensorBytes::Memory { buf, .. } => Some(std::sync::Arc::clone(buf)),
+            TensorBytes::Memory { buf, .. } | TensorBytes::Transposed { buf, .. } => Some(std::sync::Arc::clone(buf)),
             TensorBytes::External { .. } => None,
         })
         .collect();
@@ -314,7 +314,9 @@ fn mapped_files_give_the_same_report_as_read_ones() {
             .iter()
             .filter_map(|t| t.data.as_ref())
             .filter(|d| match &d.bytes {
-                TensorBytes::Memory { buf, .. } => matches!(**buf, FileBytes::Mapped(_)),
+                TensorBytes::Memory { buf, .. } | TensorBytes::Transposed { buf, .. } => {
+                    matches!(**buf, FileBytes::Mapped(_))
+                }
                 TensorBytes::External { .. } => false,
             })
             .count()

@@ -1,7 +1,10 @@
-//! Blocked low-bit weights: onnxruntime's `MatMulNBitsQuantizer` in its QDQ form (opset 21
-//! `DequantizeLinear` with `block_size`, int4 symmetric block 32 and uint4 asymmetric block
-//! 16; `scripts/make_lowbit_fixtures.py`) read exactly against numpy's dequantization
-//! (`lowbit_golden.json`), and blocked parameters that do not fit refused with a reason.
+//! Blocked low-bit weights from onnxruntime's `MatMulNBitsQuantizer`, in its QDQ form
+//! (opset 21 `DequantizeLinear` with `block_size`: int4 symmetric block 32, uint4
+//! asymmetric block 16) and its `QOperator` form (`MatMulNBits`: symmetric block 16 with the
+//! implied midpoint, asymmetric block 32 with packed zero points), all from
+//! `scripts/make_lowbit_fixtures.py`, read exactly against numpy's dequantization
+//! (`lowbit_golden.json`, `MatMulNBits` in the float `MatMul`'s `[K, N]` orientation); and
+//! blocked parameters that do not fit refused with a reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -30,10 +33,13 @@ fn blocked_weights_dequantize_as_numpy_does() {
     let report = build_report(&variants, ReportOptions::default());
     let mut checked = 0;
     for (variant, weights) in golden.as_object().unwrap() {
-        let v = variants.iter().find(|v| &v.spec.name == variant).unwrap();
+        let v = variants
+            .iter()
+            .find(|v| &v.spec.name == variant || v.spec.name == format!("transformer_{variant}"))
+            .unwrap_or_else(|| panic!("no variant {variant}"));
         for (qname, g) in weights.as_object().unwrap() {
             let (p, t) = params(v, qname);
-            let block = if variant == "int4" { 32 } else { 16 };
+            let block = if variant == "int4" || variant == "nbits_asym" { 32 } else { 16 };
             assert_eq!((p.block, p.axis), (Some(block), Some(0)), "{variant} {qname}");
             assert_eq!(p.scale.len() as u64, t.shape[0].div_ceil(block as u64) * t.shape[1]);
             let values = common::all_values(Values::Dequantized(t, p));
@@ -60,7 +66,7 @@ fn blocked_weights_dequantize_as_numpy_does() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 12, "6 MatMul weights in each variant");
+    assert_eq!(checked, 24, "6 MatMul weights in each of the four variants");
 }
 
 #[test]
@@ -92,4 +98,28 @@ fn blocked_parameters_that_do_not_fit_are_refused() {
     set(&mut m, 0);
     let p = problems(&m);
     assert!(p.iter().any(|x| x.contains("128 scales but the weight has 64 channels")), "{p:?}");
+}
+
+#[test]
+fn matmul_nbits_that_does_not_fit_gets_an_issue() {
+    use prost::Message as _;
+    let bytes = std::fs::read(data("lowbit/transformer_nbits.onnx")).unwrap();
+    let dir = std::env::temp_dir().join(format!("quantlens-nbits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (attr, value, reason) in [
+        ("bits", 3, "3-bit weights are not read yet"),
+        ("block_size", 0, "nothing to read"),
+        ("N", 65, "is not [N, n_blocks, blob]"),
+    ] {
+        let mut proto = tract_onnx::pb::ModelProto::decode(bytes.as_slice()).unwrap();
+        let graph = proto.graph.as_mut().unwrap();
+        let node = graph.node.iter_mut().find(|n| n.op_type == "MatMulNBits").unwrap();
+        node.attribute.iter_mut().find(|a| a.name == attr).unwrap().i = value;
+        let path = dir.join(format!("bad_{attr}.onnx"));
+        std::fs::write(&path, proto.encode_to_vec()).unwrap();
+        let m = load_model(&path).unwrap();
+        let issue = m.graph.issues.iter().find(|i| i.message.starts_with("MatMulNBits")).unwrap();
+        assert!(issue.message.contains(reason), "{attr} = {value}: {issue}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

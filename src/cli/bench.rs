@@ -48,7 +48,7 @@ pub fn run(input: &Input, bins: usize) -> ExitCode {
         .flat_map(|v| v.model.graph.tensors.iter())
         .filter_map(|t| match &t.data.as_ref()?.bytes {
             quantlens::model::TensorBytes::External { len, .. } => Some(*len),
-            quantlens::model::TensorBytes::Memory { .. } => None,
+            quantlens::model::TensorBytes::Memory { .. } | quantlens::model::TensorBytes::Transposed { .. } => None,
         })
         .sum();
     let json = serde_json::json!({

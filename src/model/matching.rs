@@ -36,7 +36,7 @@ pub struct MatchRow {
 pub fn op_family(op: &str) -> &str {
     match op {
         "Conv" | "QLinearConv" | "ConvInteger" => "Conv",
-        "MatMul" | "QLinearMatMul" | "MatMulInteger" | "FusedMatMul" | "Gemm" | "QGemm" => "MatMul",
+        "MatMul" | "QLinearMatMul" | "MatMulInteger" | "MatMulNBits" | "FusedMatMul" | "Gemm" | "QGemm" => "MatMul",
         // QLinearAdd, QLinearGlobalAveragePool, …: the float op they stand for
         other => other.strip_prefix("QLinear").filter(|s| !s.is_empty()).unwrap_or(other),
     }

@@ -27,6 +27,9 @@ pub enum QuantForm {
     CastMul,
     /// Declared by `graph.quantization_annotation`.
     Annotation,
+    /// onnxruntime's `MatMulNBits`: packed low-bit `B`, block scales and zero points as
+    /// node inputs.
+    MatMulNBits,
 }
 
 /// Scale and zero point of one quantized tensor, already read and validated.
@@ -216,6 +219,7 @@ fn role_of(op: &str, slot: usize) -> ParamRole {
 fn weight_inputs(op: &str) -> &'static [usize] {
     match op {
         "Conv" | "ConvTranspose" | "Gemm" | "MatMul" | "MatMulInteger" | "ConvInteger" | "FusedMatMul" => &[1, 0],
+        "MatMulNBits" => &[1],
         "QLinearConv" | "QLinearMatMul" | "QGemm" => &[3],
         "Gather" | "GatherElements" => &[0],
         "LSTM" | "GRU" | "RNN" => &[1, 2],
@@ -382,6 +386,18 @@ fn resolve_at(g: &Graph, n: NodeId, k: usize, plumbing: &mut HashSet<NodeId>) ->
         // QGemm's B is [N, K] with transB = 1 (channels along 0), else [K, N] (along 1)
         "QGemm" => qlinear(g, n, 3, 4, 5, Some(usize::from(node.attr_int("transB").unwrap_or(0) == 0))),
         "MatMulInteger" | "ConvInteger" if k == 1 => integer_op(g, n, plumbing),
+        // B unpacked at import into a [K, N] view with blocked parameters (`onnx::nbits`)
+        "MatMulNBits" if k == 1 => {
+            let block = node.attr_int("block_size").filter(|&b| b != 0);
+            let mut problems = Vec::new();
+            let params = read_params(g, t, g.input(n, 2), g.input(n, 3), Some(0), None, block, &mut problems);
+            Some(LayerWeight::Quantized(QuantizedWeight {
+                q_tensor: t,
+                form: QuantForm::MatMulNBits,
+                params,
+                problems,
+            }))
+        }
         _ => resolve_tensor(g, t, plumbing),
     }
 }

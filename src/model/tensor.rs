@@ -43,6 +43,11 @@ pub enum TensorBytes {
     /// A byte range of an external-data file, read chunk by chunk on demand, so that
     /// gigabytes of weights never need to be resident at once.
     External { path: Arc<PathBuf>, offset: u64, len: u64 },
+    /// The transpose of a row-major `[rows, stride]` array of 4- or 8-bit elements held in
+    /// `buf[range]`, cut to `cols` columns: element `(k, n)` of the `[cols, rows]` tensor
+    /// is stored element `n · stride + k` (`MatMulNBits`' packed `B`, read in the float
+    /// `MatMul`'s `[K, N]` orientation without a copy).
+    Transposed { buf: Arc<FileBytes>, range: std::ops::Range<usize>, rows: usize, stride: usize, cols: usize },
 }
 
 /// A decodable tensor payload with its validated shape.
@@ -65,13 +70,26 @@ impl TensorBytes {
         Self::Memory { range: 0..bytes.len(), buf: Arc::new(FileBytes::Owned(bytes)) }
     }
 
-    /// The bytes, when they are in memory.
+    /// The bytes, when they are in memory in element order.
     #[must_use]
     pub fn in_memory(&self) -> Option<&[u8]> {
         match self {
             Self::Memory { buf, range } => buf.get(range.clone()),
-            Self::External { .. } => None,
+            Self::External { .. } | Self::Transposed { .. } => None,
         }
+    }
+
+    /// Element `i` of a [`Self::Transposed`] view of `dtype` (4 or 8 bits), as stored.
+    fn transposed(&self, dtype: DType, i: usize) -> Option<u8> {
+        let Self::Transposed { buf, range, rows, stride, .. } = self else { return None };
+        let (k, n) = (i / (*rows).max(1), i % (*rows).max(1));
+        let at = n * stride + k;
+        let bytes = buf.get(range.clone())?;
+        if dtype.elem_bytes() == Some(1) {
+            return bytes.get(at).copied();
+        }
+        let b = bytes.get(at / 2).copied()?;
+        Some(if at.is_multiple_of(2) { b & 0x0f } else { b >> 4 })
     }
 }
 
@@ -112,6 +130,16 @@ impl TensorData {
         let Some(elem) = self.dtype.elem_bytes() else { return Ok(()) };
         let len = usize::try_from(self.len()).unwrap_or(usize::MAX);
         let step = (bytes / elem).max(1);
+        if let TensorBytes::Transposed { .. } = self.bytes {
+            // gathered element by element (8-bit views only: 4-bit ones have no elem size)
+            for start in (0..len).step_by(step) {
+                let n = step.min(len - start);
+                let block: Vec<u8> =
+                    (start..start + n).map(|i| self.bytes.transposed(self.dtype, i).unwrap_or(0)).collect();
+                f(start, &block);
+            }
+            return Ok(());
+        }
         match self.open_external()? {
             None => {
                 let bytes = self.bytes.in_memory().unwrap_or_default();
@@ -170,7 +198,7 @@ impl TensorData {
     pub fn external_path(&self) -> Option<&Path> {
         match &self.bytes {
             TensorBytes::External { path, .. } => Some(path.as_path()),
-            TensorBytes::Memory { .. } => None,
+            TensorBytes::Memory { .. } | TensorBytes::Transposed { .. } => None,
         }
     }
 }
@@ -200,6 +228,17 @@ impl ChunkReader<'_> {
         out.resize(count, 0.0);
         let dtype = self.data.dtype;
         match (&self.data.bytes, self.external.as_mut()) {
+            (TensorBytes::Transposed { .. }, _) => {
+                let signed = dtype == DType::Int4 || dtype == DType::Int8;
+                for (m, o) in out.iter_mut().enumerate() {
+                    let v = self.data.bytes.transposed(dtype, start + m).unwrap_or(0);
+                    *o = match (signed, dtype.elem_bytes()) {
+                        (true, Some(_)) => f32::from(v.cast_signed()),
+                        (true, None) => f32::from((v << 4).cast_signed() >> 4),
+                        (false, _) => f32::from(v),
+                    };
+                }
+            }
             (TensorBytes::Memory { .. }, _) => {
                 let bytes = self.data.bytes.in_memory().unwrap_or_default();
                 decode_f32(dtype, chunk_bytes(dtype, bytes, start, count), 0, out);

@@ -84,6 +84,7 @@ fn build_model(mut proto: pb::ModelProto, path: &Path, raw: Option<RawPayloads>)
     let mut builder = Builder { g: Graph::default(), dir, scopes: Vec::new(), pending_inputs: Vec::new(), raw };
     builder.build(main);
     let mut g = builder.g;
+    super::nbits::unpack(&mut g);
     let topo_order = g.compute_depths();
     crate::model::shapes::infer_shapes(&mut g, &topo_order);
     Ok(Model { path: path.to_path_buf(), graph: g, opset, producer: proto.producer_name, graph_name, topo_order })

@@ -2,6 +2,7 @@
 //! initializer payloads left as ranges of the file's buffer (`wire.rs`), into our graph.
 
 pub mod import;
+pub(crate) mod nbits;
 pub mod wire;
 
 pub use import::{model_from_bytes, model_from_proto};
