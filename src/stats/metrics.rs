@@ -248,6 +248,14 @@ fn scaled_sq_error(xs: &[f32], ys: &[f32], start: usize, w: &[f64], m: ChannelMa
     let sq = |(&a, &b): (&f32, &f32)| (f64::from(a) - f64::from(b)).powi(2);
     let pairs =
         |r: std::ops::Range<usize>| xs.get(r.clone()).unwrap_or_default().iter().zip(ys.get(r).unwrap_or_default());
+    if m.is_blocked() {
+        return xs
+            .iter()
+            .zip(ys)
+            .zip(m.block_of_each(start, xs.len()))
+            .map(|(p, c)| sq(p) * w.get(c).copied().unwrap_or(f64::NAN))
+            .sum();
+    }
     if m.rowwise() {
         m.rows(start, xs.len())
             .map(|(c, r)| pairs(r).zip(w.get(c..).unwrap_or_default()).map(|(p, &w)| sq(p) * w).sum::<f64>())

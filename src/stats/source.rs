@@ -148,6 +148,35 @@ impl ChannelMap {
         Self { inner, channels, block, dim }
     }
 
+    /// Whether the parameters are per block (see [`Self::blocked`]).
+    #[must_use]
+    pub fn is_blocked(&self) -> bool {
+        self.block > 0
+    }
+
+    /// The blocks of elements `start..start + len` of a blocked map, one per element,
+    /// walked incrementally (no division per element).
+    pub fn block_of_each(self, start: usize, len: usize) -> impl Iterator<Item = usize> {
+        let (inner, dim, block) = (self.inner.max(1), self.dim.max(1), self.block.max(1));
+        let blocks = dim.div_ceil(block);
+        let (mut o, mut k, mut j) = (start / (dim * inner), (start / inner) % dim, start % inner);
+        let mut base = (o * blocks + k / block) * inner;
+        (0..len).map(move |_| {
+            let c = base + j;
+            j += 1;
+            if j == inner {
+                j = 0;
+                k += 1;
+                if k == dim {
+                    k = 0;
+                    o += 1;
+                }
+                base = (o * blocks + k / block) * inner;
+            }
+            c
+        })
+    }
+
     /// Whether element `i`'s channel is `i mod channels` (the axis is the last and not
     /// blocked): rows then zip with the per-channel parameters.
     #[must_use]
@@ -267,6 +296,14 @@ impl ValueReader<'_> {
         match (start, self.params, &self.lanes) {
             (Some(start), Some(p), _) if self.requantize => requantize_chunk(out, start, p, self.channel),
             (Some(start), Some(_), Some((scales, zps))) => dequantize_rows(out, start, self.channel, scales, zps),
+            (Some(start), Some(p), None) if self.channel.is_blocked() => {
+                for (v, c) in out.iter_mut().zip(self.channel.block_of_each(start, usize::MAX)) {
+                    let (scale, zp) = p.channel(c);
+                    #[allow(clippy::cast_possible_truncation)]
+                    let q = *v as i32;
+                    *v = (q - zp) as f32 * scale;
+                }
+            }
             (Some(start), Some(p), None) => dequantize_chunk(out, start, p, self.channel),
             _ => {}
         }
