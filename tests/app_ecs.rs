@@ -237,11 +237,14 @@ fn an_edit_request_scales_a_weight_and_recomputes_its_row() {
     let int8 = variants.iter().position(|v| v.spec.name == "int8").unwrap();
     let li = variants[int8].layers.iter().position(|l| variants[int8].model.graph.nodes[l.node].name == "fc").unwrap();
     let spawned = app.world().resource::<StatsWork>().tasks_spawned;
-    app.world_mut().write_message(quantlens::app::edit::EditRequest::Weight {
-        variant: int8,
-        layer: li,
-        edit: quantlens::app::edit::WeightEdit::ScaleFactor(2.0),
-    });
+    let double = |app: &mut App| {
+        app.world_mut().write_message(quantlens::app::edit::EditRequest::Weight {
+            variant: int8,
+            layer: li,
+            edit: quantlens::app::edit::WeightEdit::ScaleFactor(2.0),
+        })
+    };
+    double(&mut app);
     settle(&mut app);
     assert_eq!(app.world().resource::<StatsWork>().tasks_spawned, spawned + 1);
     let LayerWeight::Quantized(q) = &variants[int8].layers[li].weight else { panic!() };
@@ -259,11 +262,7 @@ fn an_edit_request_scales_a_weight_and_recomputes_its_row() {
     let mean = file.scale.iter().map(|&s| f64::from(s)).sum::<f64>() / file.scale.len() as f64;
     assert!((int8_entry.quant.as_ref().unwrap().scale.mean / mean - 2.0).abs() < 1e-6);
     // the same factor again changes nothing
-    app.world_mut().write_message(quantlens::app::edit::EditRequest::Weight {
-        variant: int8,
-        layer: li,
-        edit: quantlens::app::edit::WeightEdit::ScaleFactor(2.0),
-    });
+    double(&mut app);
     settle(&mut app);
     assert_eq!(app.world().resource::<StatsWork>().tasks_spawned, spawned + 1);
 }

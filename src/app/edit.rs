@@ -140,13 +140,19 @@ fn apply_edit_requests(
         history.undo.push(Before::Weight(e, before.0, before.1));
         // (an unchanged value does not start a computation)
         quant.set_if_neq(Quant(edited));
-        if now_float != float {
-            if now_float {
-                commands.entity(e).insert(InFloat);
-            } else {
-                commands.entity(e).remove::<InFloat>();
-            }
-        }
+        set_in_float(&mut commands, e, float, now_float);
+    }
+}
+
+/// Marks or unmarks `e` as kept in float, touching it only when `was` differs from `on`.
+fn set_in_float(commands: &mut Commands, e: Entity, was: bool, on: bool) {
+    if was == on {
+        return;
+    }
+    if on {
+        commands.entity(e).insert(InFloat);
+    } else {
+        commands.entity(e).remove::<InFloat>();
     }
 }
 
@@ -167,12 +173,6 @@ fn restore(
     };
     if let Ok((_, _, mut q, was_float)) = weights.get_mut(e) {
         q.set_if_neq(quant);
-        if float != was_float {
-            if float {
-                commands.entity(e).insert(InFloat);
-            } else {
-                commands.entity(e).remove::<InFloat>();
-            }
-        }
+        set_in_float(commands, e, was_float, float);
     }
 }

@@ -339,14 +339,7 @@ fn evaluation(
             return Outcome::Failed;
         }
     };
-    let (stream, labels) = if full || settings.samples >= labels.len() {
-        (stream, labels)
-    } else {
-        let mut pick = infer::stratified(&labels, settings.samples);
-        pick.sort_unstable();
-        let picked = pick.iter().filter_map(|&i| labels.get(i).copied()).collect();
-        (stream.select(pick), picked)
-    };
+    let (stream, labels) = infer::quick_set(stream, labels, if full { usize::MAX } else { settings.samples });
     let (eval, failures) = infer::evaluate_edited(variants, reference, &edited, stream, &labels, progress);
     errors.extend(failures.iter().map(ToString::to_string));
     let rows = keys
@@ -369,10 +362,8 @@ fn sensitivity(variants: &[Variant], reference: usize, settings: &RunSettings, e
     let Some(graph) = variants.get(reference).map(|v| &v.model.graph) else { return Outcome::Failed };
     let loaded = match &settings.data {
         Some(data) => labelled_samples(graph, data, &settings.dims).and_then(|(stream, labels)| {
-            let mut pick = infer::stratified(&labels, settings.samples);
-            pick.sort_unstable();
-            let picked: Vec<i64> = pick.iter().filter_map(|&i| labels.get(i).copied()).collect();
-            Ok((stream.select(pick).collect::<Result<Vec<_>, _>>()?, Some(picked)))
+            let (stream, picked) = infer::quick_set(stream, labels, settings.samples);
+            Ok((stream.collect::<Result<Vec<_>, _>>()?, Some(picked)))
         }),
         None => infer::samples(graph, &settings.inputs, settings.samples, &settings.dims).map(|s| (s, None)),
     };

@@ -225,6 +225,7 @@ fn recolour_blocks(
             targets.extend(index.by_row.get(r).into_iter().flatten().copied());
         }
     }
+    let costs = crate::view::run::Costs::of(&run.findings);
     for e in targets {
         let Ok((node, mut swatch, material)) = blocks.get_mut(e) else { continue };
         let Some(v) = open.data.variants.get(node.variant) else { continue };
@@ -233,7 +234,7 @@ fn recolour_blocks(
         let own = report.and_then(|r| r.variants.iter().find(|lv| lv.variant == v.spec.name));
         let is_reference = node.variant == open.data.reference;
         let facts = if settings.metric.needs_run() {
-            crate::view::run::block_run(&run.findings, report, &v.spec.name, is_reference)
+            crate::view::run::block_run(&run.findings, &costs, report, &v.spec.name, is_reference)
         } else {
             crate::view::run::BlockRun::default()
         };

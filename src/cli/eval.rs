@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use quantlens::infer::{
-    InferError, InputSpec, Progress, SampleStream, evaluate, labelled_samples, samples as make_samples,
-    sensitivity as sweep, stratified,
+    InferError, InputSpec, Progress, SampleStream, evaluate, labelled_samples, quick_set, samples as make_samples,
+    sensitivity as sweep,
 };
 use quantlens::report::reference_index;
 
@@ -65,14 +65,7 @@ fn quick(
     dims: &HashMap<String, usize>,
 ) -> Result<(SampleStream, Vec<i64>), InferError> {
     let (samples, labels) = labelled_samples(graph, data, dims)?;
-    if n >= labels.len() {
-        return Ok((samples, labels));
-    }
-    // the stream gives the picked rows in file order: the labels follow it
-    let mut pick = stratified(&labels, n);
-    pick.sort_unstable();
-    let picked_labels = pick.iter().filter_map(|&i| labels.get(i).copied()).collect();
-    Ok((samples.select(pick), picked_labels))
+    Ok(quick_set(samples, labels, n))
 }
 
 /// `quantlens sensitivity`.

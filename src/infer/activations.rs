@@ -313,7 +313,7 @@ pub fn activation_report(
     };
     let rows = rows
         .into_iter()
-        .filter(|r| r.float.summary().count > 0 && r.variants.iter().any(|v| v.post.summary().count > 0))
+        .filter(|r| r.float.count() > 0 && r.variants.iter().any(|v| v.post.count() > 0))
         .map(|r| {
             let layer = producer_label(&r.key);
             r.finish(variants, layer, bins)

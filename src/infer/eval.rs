@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::inputs::Sample;
+use super::inputs::{Sample, SampleStream};
 use super::run::Runner;
 use super::{InferError, Progress};
 use crate::model::Variant;
@@ -71,6 +71,19 @@ fn ranked(logits: &[f32]) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..logits.len()).collect();
     idx.sort_by(|&a, &b| logits.get(b).unwrap_or(&f32::NAN).total_cmp(logits.get(a).unwrap_or(&f32::NAN)));
     idx
+}
+
+/// At most `n` of a labelled stream's samples, stratified by class ([`stratified`]), and
+/// their labels in the order the stream gives them (file order); all when `n` covers them.
+#[must_use]
+pub fn quick_set(samples: SampleStream, labels: Vec<i64>, n: usize) -> (SampleStream, Vec<i64>) {
+    if n >= labels.len() {
+        return (samples, labels);
+    }
+    let mut pick = stratified(&labels, n);
+    pick.sort_unstable();
+    let picked = pick.iter().filter_map(|&i| labels.get(i).copied()).collect();
+    (samples.select(pick), picked)
 }
 
 /// Runs every variant on `samples` (read one at a time; each variant on a thread of its

@@ -13,7 +13,7 @@ pub mod sensitivity;
 
 pub use activations::{ActivationRow, ActivationVariant, activation_report};
 pub use edit::{Change, Edit, Field, apply_edits};
-pub use eval::{Accuracy, Evaluation, evaluate, evaluate_edited, stratified, wilson};
+pub use eval::{Accuracy, Evaluation, evaluate, evaluate_edited, quick_set, stratified, wilson};
 pub use inputs::{ImageOptions, InputSpec, InputTensor, Sample, SampleStream, labelled_samples, open_samples, samples};
 pub use sensitivity::{SensitivityRow, sensitivity};
 

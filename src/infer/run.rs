@@ -135,16 +135,4 @@ impl Captured {
     pub fn get(&self, i: usize) -> Option<&[f32]> {
         self.0.get(i)?.as_plain_ram()?.as_slice::<f32>().ok()
     }
-
-    /// How many tensors were captured.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// True when nothing was captured.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }

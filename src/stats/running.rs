@@ -277,6 +277,12 @@ impl RunningStats {
         }
     }
 
+    /// Number of values added (NaN and Inf included).
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
     /// The summary so far; quartiles from the histogram (`quantiles_exact: false`),
     /// within one bin of the exact ones and clamped to `[min, max]`.
     #[must_use]

@@ -90,28 +90,59 @@ pub fn row_activations<'a>(findings: &'a RunFindings, row: &LayerReport) -> Vec<
     tensors.iter().filter_map(|(_, t)| findings.activations.iter().find(|a| a.tensor == *t)).collect()
 }
 
+/// Sensitivity costs normalised against the costliest layer: by accuracy gain when any
+/// layer moved the accuracy, else (a small quick set) by output-SQNR gain.
+#[derive(Debug, Clone, Copy)]
+pub struct Costs<'a> {
+    sweep: &'a [SensitivityRow],
+    by_accuracy: bool,
+    most: f64,
+}
+
+impl<'a> Costs<'a> {
+    /// Scans the sweep once for its scale.
+    #[must_use]
+    pub fn of(findings: &'a RunFindings) -> Self {
+        let sweep = findings.sensitivity.as_slice();
+        let by_accuracy = sweep.iter().any(|s| s.gain.is_some_and(|g| g > 0.0));
+        let mut costs = Self { sweep, by_accuracy, most: 0.0 };
+        costs.most = sweep.iter().filter_map(|s| costs.gain(s)).fold(0.0f64, f64::max);
+        costs
+    }
+
+    fn gain(&self, s: &SensitivityRow) -> Option<f64> {
+        if self.by_accuracy { s.gain } else { s.sqnr_gain_db }
+    }
+
+    /// The cost in `[0, 1]` of keeping `layer` of `variant` in float; `None` when not swept.
+    #[must_use]
+    pub fn layer(&self, variant: &str, layer: &str) -> Option<f64> {
+        let g = self.sweep.iter().find(|s| s.variant == variant && s.layer == layer).and_then(|s| self.gain(s))?;
+        Some(if self.most > 0.0 { (g / self.most).clamp(0.0, 1.0) } else { 0.0 })
+    }
+}
+
 /// The figures of the block of variant `variant` in `row` (the reference's block: the
 /// worst over every variant).
 #[must_use]
-pub fn block_run(findings: &RunFindings, row: Option<&LayerReport>, variant: &str, is_reference: bool) -> BlockRun {
+pub fn block_run(
+    findings: &RunFindings,
+    costs: &Costs,
+    row: Option<&LayerReport>,
+    variant: &str,
+    is_reference: bool,
+) -> BlockRun {
     let Some(row) = row else { return BlockRun::default() };
     let mine = |v: &str| is_reference || v == variant;
     let acts = row_activations(findings, row);
     let entries = || acts.iter().flat_map(|a| &a.variants).filter(|v| mine(&v.variant));
     let activation_sqnr = entries().filter_map(|v| v.xmodel_err_db).min_by(f64::total_cmp);
     let clip = entries().filter_map(|v| v.clip_fraction).max_by(f64::total_cmp);
-    // accuracy gains; when none moved (a small quick set), the output SQNR gains
-    let gain_of = |s: &SensitivityRow| s.gain.filter(|g| *g > 0.0);
-    let by_accuracy = findings.sensitivity.iter().any(|s| gain_of(s).is_some());
-    let gain = |s: &SensitivityRow| if by_accuracy { s.gain } else { s.sqnr_gain_db };
-    let most = findings.sensitivity.iter().filter_map(gain).fold(0.0f64, f64::max);
     let cost = row
         .variants
         .iter()
         .filter(|lv| mine(&lv.variant))
-        .filter_map(|lv| findings.sensitivity.iter().find(|s| s.variant == lv.variant && s.layer == lv.node))
-        .filter_map(gain)
-        .map(|g| if most > 0.0 { (g / most).clamp(0.0, 1.0) } else { 0.0 })
+        .filter_map(|lv| costs.layer(&lv.variant, &lv.node))
         .max_by(f64::total_cmp);
     BlockRun { activation_sqnr, clip, cost }
 }
@@ -125,10 +156,7 @@ pub fn row_costs(
     variants: &[crate::model::Variant],
     rows: &[crate::model::MatchRow],
 ) -> Vec<Option<f64>> {
-    let gain_of = |s: &SensitivityRow| s.gain.filter(|g| *g > 0.0);
-    let by_accuracy = findings.sensitivity.iter().any(|s| gain_of(s).is_some());
-    let gain = |s: &SensitivityRow| if by_accuracy { s.gain } else { s.sqnr_gain_db };
-    let most = findings.sensitivity.iter().filter_map(gain).fold(0.0f64, f64::max);
+    let costs = Costs::of(findings);
     rows.iter()
         .map(|row| {
             row.members
@@ -138,10 +166,8 @@ pub fn row_costs(
                     let (li, _) = (*m)?;
                     let v = variants.get(vi)?;
                     let layer = v.layers.get(li)?;
-                    let name = v.model.graph.node(layer.node)?.label(layer.node);
-                    findings.sensitivity.iter().find(|s| s.variant == v.spec.name && s.layer == name).and_then(gain)
+                    costs.layer(&v.spec.name, &v.model.graph.node(layer.node)?.label(layer.node))
                 })
-                .map(|g| if most > 0.0 { (g / most).clamp(0.0, 1.0) } else { 0.0 })
                 .max_by(f64::total_cmp)
         })
         .collect()
@@ -269,17 +295,20 @@ mod tests {
         };
         let tensors: Vec<&str> = row_activations(&findings, &row).iter().map(|a| a.tensor.as_str()).collect();
         assert_eq!(tensors, ["y", "x"], "output first; other layers' activations left out");
-        let int8 = block_run(&findings, Some(&row), "int8", false);
+        let int8 = block_run(&findings, &Costs::of(&findings), Some(&row), "int8", false);
         assert_eq!((int8.activation_sqnr, int8.clip, int8.cost), (Some(20.0), Some(0.02), Some(0.25)));
-        let uint8 = block_run(&findings, Some(&row), "uint8", false);
+        let uint8 = block_run(&findings, &Costs::of(&findings), Some(&row), "uint8", false);
         assert_eq!((uint8.activation_sqnr, uint8.clip, uint8.cost), (Some(25.0), Some(0.001), None));
-        let float = block_run(&findings, Some(&row), "float", true);
+        let float = block_run(&findings, &Costs::of(&findings), Some(&row), "float", true);
         assert_eq!((float.activation_sqnr, float.clip, float.cost), (Some(20.0), Some(0.02), Some(0.25)));
-        assert_eq!(block_run(&RunFindings::default(), Some(&row), "int8", false), BlockRun::default());
+        assert_eq!(
+            block_run(&RunFindings::default(), &Costs::of(&RunFindings::default()), Some(&row), "int8", false),
+            BlockRun::default()
+        );
         // no accuracy moved: the output SQNR gains rank the layers
         let mut flat = findings.clone();
         flat.sensitivity.iter_mut().for_each(|s| s.gain = Some(0.0));
-        assert_eq!(block_run(&flat, Some(&row), "int8", false).cost, Some(1.0 / 9.0));
+        assert_eq!(block_run(&flat, &Costs::of(&flat), Some(&row), "int8", false).cost, Some(1.0 / 9.0));
     }
 
     #[test]

@@ -79,13 +79,6 @@ impl<'a> Archive<'a> {
         Ok(Self { bytes, entries, prefix })
     }
 
-    /// Whether the archive is a TorchScript module (it has `code/`).
-    #[must_use]
-    pub fn is_torchscript(&self) -> bool {
-        let code = format!("{}code/", self.prefix);
-        self.entries.keys().any(|n| n.starts_with(&code))
-    }
-
     /// The entry `name` (under the archive's folder), at most `max` bytes.
     ///
     /// # Errors
