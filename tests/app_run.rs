@@ -222,3 +222,53 @@ fn activation_scale_edits_reach_the_run_and_undo() {
     let mut q = app.world_mut().query::<(&quantlens::app::model::ActivationEntity, &quantlens::app::model::ActScale)>();
     assert!(q.iter(app.world()).all(|(_, s)| s.0 == 1.0), "undone");
 }
+
+/// Waits for the runs asked for to be over (bounded), after at least one more has ended.
+fn settle(app: &mut App, finished_before: u64) {
+    for _ in 0..30_000 {
+        app.update();
+        let s = app.world().resource::<RunState>();
+        if s.finished > finished_before && s.running.is_none() && !s.stale {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    panic!("no run followed the edit");
+}
+
+#[test]
+fn an_edit_runs_the_activations_again_with_it() {
+    let mut app = opened("digits");
+    run(&mut app, RunCommand::Activations);
+    let figure = |app: &App, tensor: &str| {
+        let state = app.world().resource::<RunState>();
+        assert!(state.errors.is_empty(), "{:?}", state.errors);
+        let row = state.findings.activations.iter().find(|r| r.tensor == tensor).unwrap();
+        let v = row.variants.iter().find(|v| v.variant == "int8").unwrap();
+        (v.xmodel_err_db.unwrap(), v.clip_fraction)
+    };
+    let (sqnr, clip) = figure(&app, "relu1_out");
+    let int8 = app.world().resource::<OpenModel>().data.variants.iter().position(|v| v.spec.name == "int8").unwrap();
+    // a tenth of relu1_out's scale: no run asked for, the edit runs the activations again
+    let finished = app.world().resource::<RunState>().finished;
+    app.world_mut().write_message(EditRequest::Activation { variant: int8, tensor: "relu1_out".into(), factor: 0.1 });
+    settle(&mut app, finished);
+    let (edited_sqnr, edited_clip) = figure(&app, "relu1_out");
+    // the clipping is the edited scale's: most values now fall outside a tenth of the range
+    assert!(edited_clip.unwrap() > clip.unwrap() + 0.1, "{clip:?} → {edited_clip:?}");
+    assert!(edited_sqnr < sqnr - 3.0, "{sqnr} → {edited_sqnr}");
+    // undone: the file's figures again, exactly (same samples, same models)
+    let finished = app.world().resource::<RunState>().finished;
+    app.world_mut().write_message(EditRequest::Undo);
+    settle(&mut app, finished);
+    assert_eq!(figure(&app, "relu1_out"), (sqnr, clip));
+    // switched off: an edit asks for nothing
+    app.world_mut().resource_mut::<RunSettings>().rerun_on_edit = false;
+    let finished = app.world().resource::<RunState>().finished;
+    app.world_mut().write_message(EditRequest::Activation { variant: int8, tensor: "relu1_out".into(), factor: 0.5 });
+    for _ in 0..20 {
+        app.update();
+    }
+    let state = app.world().resource::<RunState>();
+    assert!(state.stale && state.running.is_none() && state.finished == finished);
+}

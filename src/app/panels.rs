@@ -339,6 +339,7 @@ fn run_view<'a>(run: &'a RunState, settings: &RunSettings) -> RunView<'a> {
         evaluation: run.evaluation.as_ref(),
         findings: Some(&run.findings),
         edits: 0,
+        rerun_on_edit: settings.rerun_on_edit,
     }
 }
 
@@ -532,6 +533,7 @@ fn apply_actions(
                 run.write(RunRequest(*c));
             }
             UiAction::SetRunSamples(n) => run_settings.samples = (*n).max(1),
+            UiAction::SetRerunOnEdit(on) => run_settings.rerun_on_edit = *on,
         }
     }
 }

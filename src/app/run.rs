@@ -30,7 +30,7 @@ impl Plugin for RunPlugin {
     fn build(&self, app: &mut App) {
         app.add_message::<RunRequest>().init_resource::<RunSettings>().init_resource::<RunState>().add_systems(
             Update,
-            (follow_model, start_runs, poll_run, cost_in_list)
+            (follow_model, follow_edits, start_runs, poll_run, cost_in_list)
                 .chain()
                 .in_set(AppSystems::Compute)
                 .after(super::stats::refresh_list),
@@ -54,11 +54,21 @@ pub struct RunSettings {
     pub dims: HashMap<String, usize>,
     /// `data` was given by the user (not looked up in the folder).
     pub data_given: bool,
+    /// An edit runs the last activations or quick evaluation again (sensitivity and full
+    /// runs are long: they are run again on request).
+    pub rerun_on_edit: bool,
 }
 
 impl Default for RunSettings {
     fn default() -> Self {
-        Self { inputs: InputSpec::Random { seed: 0 }, data: None, samples: 16, dims: HashMap::new(), data_given: false }
+        Self {
+            inputs: InputSpec::Random { seed: 0 },
+            data: None,
+            samples: 16,
+            dims: HashMap::new(),
+            data_given: false,
+            rerun_on_edit: true,
+        }
     }
 }
 
@@ -75,6 +85,11 @@ pub struct RunState {
     /// Runs asked for that are over (finished, failed, cancelled or answered from the
     /// cache): what a scripted picture waits on.
     pub finished: u64,
+    /// The last activations or quick evaluation started, with the edits it took (every
+    /// variant's, as one key): what an edit runs again.
+    pub ran_with: Option<(RunCommand, String)>,
+    /// Edits changed since `ran_with` started: it runs again once the run in progress ends.
+    pub stale: bool,
     /// Accuracy per (variant, its edits, full or quick, samples of a quick run).
     cache: HashMap<CacheKey, Accuracy>,
     model: Option<Entity>,
@@ -205,6 +220,51 @@ fn key(edits: &[Edit]) -> String {
     edits.iter().map(ToString::to_string).collect::<Vec<_>>().join(";")
 }
 
+/// Every variant's edits.
+fn all_edits(
+    variants: &[Variant],
+    quants: &Query<(&WeightEntity, &Quant, Has<InFloat>)>,
+    activations: &Query<(&ActivationEntity, &ActScale)>,
+) -> Vec<Vec<Edit>> {
+    (0..variants.len()).map(|vi| edits_of(variants, vi, quants, activations)).collect()
+}
+
+/// One key for every variant's edits.
+fn all_key(edits: &[Vec<Edit>]) -> String {
+    edits.iter().map(|e| key(e)).collect::<Vec<_>>().join("|")
+}
+
+/// Change detection on the edit components: when the edits differ from those the last
+/// activations or quick evaluation ran with, that run is asked for again (at once, or
+/// when the run in progress ends). Undoing back to the edits it ran with asks nothing.
+#[allow(clippy::too_many_arguments)]
+fn follow_edits(
+    open: Option<Res<OpenModel>>,
+    settings: Res<RunSettings>,
+    mut state: ResMut<RunState>,
+    mut requests: MessageWriter<RunRequest>,
+    (quants, act_scales): (Query<(&WeightEntity, &Quant, Has<InFloat>)>, Query<(&ActivationEntity, &ActScale)>),
+    changed: Query<(), Or<(Changed<Quant>, Changed<ActScale>, Added<InFloat>)>>,
+    mut unfloated: RemovedComponents<InFloat>,
+) {
+    let removed = unfloated.read().count() > 0;
+    let Some(open) = open else { return };
+    if (removed || !changed.is_empty())
+        && let Some((_, ran)) = &state.ran_with
+    {
+        let now = all_key(&all_edits(&open.data.variants, &quants, &act_scales));
+        state.stale = now != *ran;
+    }
+    if state.stale
+        && state.running.is_none()
+        && settings.rerun_on_edit
+        && let Some((command, _)) = state.ran_with.clone()
+    {
+        state.stale = false;
+        requests.write(RunRequest(command));
+    }
+}
+
 fn start_runs(
     mut requests: MessageReader<RunRequest>,
     open: Option<Res<OpenModel>>,
@@ -236,15 +296,19 @@ fn start_runs(
         let (task, total) = match command {
             RunCommand::Activations => {
                 let total = settings.samples;
+                let edits = all_edits(&variants, &quants, &act_scales);
+                state.ran_with = Some((command, all_key(&edits)));
                 let task = pool.spawn(async move {
                     let mut errors = Vec::new();
-                    (activations(&variants, reference, &settings, &task_progress, &mut errors), errors)
+                    (activations(&variants, reference, &settings, &edits, &task_progress, &mut errors), errors)
                 });
                 (task, total)
             }
             RunCommand::Evaluate { full } => {
-                let edits: Vec<Vec<Edit>> =
-                    (0..variants.len()).map(|vi| edits_of(&variants, vi, &quants, &act_scales)).collect();
+                let edits = all_edits(&variants, &quants, &act_scales);
+                if !full {
+                    state.ran_with = Some((command, all_key(&edits)));
+                }
                 let keys: Vec<(String, String)> =
                     variants.iter().zip(&edits).map(|(v, e)| (v.spec.name.clone(), key(e))).collect();
                 let cached: Option<Vec<EvalRow>> = keys
@@ -288,6 +352,7 @@ fn activations(
     variants: &[Variant],
     reference: usize,
     settings: &RunSettings,
+    edits: &[Vec<Edit>],
     progress: &Progress,
     errors: &mut Vec<String>,
 ) -> Outcome {
@@ -301,9 +366,30 @@ fn activations(
             return Outcome::Failed;
         }
     };
-    let (rows, failures) = infer::activation_report(variants, reference, stream, 64, progress);
+    let edited = edited_models(variants, reference, edits, errors);
+    let (rows, failures) = infer::activation_report_edited(variants, reference, &edited, stream, 64, progress);
     errors.extend(failures.iter().map(ToString::to_string));
     Outcome::Activations(rows)
+}
+
+/// The edited variants' models, encoded in memory; an edit that cannot be applied is
+/// reported and its variant runs from its file.
+fn edited_models(
+    variants: &[Variant],
+    reference: usize,
+    edits: &[Vec<Edit>],
+    errors: &mut Vec<String>,
+) -> HashMap<usize, Vec<u8>> {
+    let mut edited = HashMap::new();
+    for (vi, e) in edits.iter().enumerate().filter(|(_, e)| !e.is_empty()) {
+        match infer::apply_edits(variants, reference, vi, e) {
+            Ok(bytes) => {
+                edited.insert(vi, bytes);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    edited
 }
 
 fn evaluation(
@@ -323,15 +409,7 @@ fn evaluation(
         );
         return Outcome::Failed;
     };
-    let mut edited = HashMap::new();
-    for (vi, e) in edits.iter().enumerate().filter(|(_, e)| !e.is_empty()) {
-        match infer::apply_edits(variants, reference, vi, e) {
-            Ok(bytes) => {
-                edited.insert(vi, bytes);
-            }
-            Err(e) => errors.push(e),
-        }
-    }
+    let edited = edited_models(variants, reference, edits, errors);
     let (stream, labels) = match labelled_samples(graph, data, &settings.dims) {
         Ok(s) => s,
         Err(e) => {

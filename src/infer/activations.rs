@@ -218,8 +218,32 @@ pub fn activation_report(
     bins: usize,
     progress: &Progress,
 ) -> (Vec<ActivationRow>, Vec<InferError>) {
+    activation_report_edited(variants, reference, &HashMap::new(), samples, bins, progress)
+}
+
+/// [`activation_report`] with some variants replaced by edited models held in memory (the
+/// encoded `.onnx` of [`super::apply_edits`], by variant index): the window's edits reach
+/// its activation runs this way.
+#[must_use]
+#[allow(clippy::implicit_hasher)]
+pub fn activation_report_edited(
+    variants: &[Variant],
+    reference: usize,
+    edited: &HashMap<usize, Vec<u8>>,
+    samples: impl IntoIterator<Item = Result<Sample, InferError>>,
+    bins: usize,
+    progress: &Progress,
+) -> (Vec<ActivationRow>, Vec<InferError>) {
     let mut failures = Vec::new();
-    let pairs: Vec<Vec<QdqPair>> = variants.iter().map(|v| qdq_pairs(&v.model.graph)).collect();
+    // an edited model's pairs are its own (an activation scale changed, a layer in float)
+    let pairs: Vec<Vec<QdqPair>> = variants
+        .iter()
+        .enumerate()
+        .map(|(vi, v)| {
+            let model = edited.get(&vi).and_then(|b| crate::model::onnx::model_from_bytes(b, &v.spec.path).ok());
+            qdq_pairs(model.as_ref().map_or(&v.model.graph, |m| &m.graph))
+        })
+        .collect();
     let Some(refv) = variants.get(reference) else { return (Vec::new(), failures) };
     let keys: Vec<String> = {
         let mut k: Vec<String> = pairs.iter().flatten().map(|p| p.key.clone()).collect();
@@ -244,7 +268,11 @@ pub fn activation_report(
                 let ps = pairs.get(vi).filter(|p| !p.is_empty())?;
                 ps.iter().flat_map(|p| [p.pre.clone(), p.post.clone()]).collect()
             };
-            Some((vi, Runner::new(&v.spec.path, &v.spec.name, &first, &names)))
+            let runner = match edited.get(&vi) {
+                Some(bytes) => Runner::from_bytes(bytes, &v.spec.name, &first, &names),
+                None => Runner::new(&v.spec.path, &v.spec.name, &first, &names),
+            };
+            Some((vi, runner))
         })
         .collect();
     let mut plans: HashMap<usize, Plan> = HashMap::new();

@@ -11,7 +11,7 @@ pub mod npy;
 pub mod run;
 pub mod sensitivity;
 
-pub use activations::{ActivationRow, ActivationVariant, activation_report};
+pub use activations::{ActivationRow, ActivationVariant, activation_report, activation_report_edited};
 pub use edit::{Change, Edit, Field, apply_edits};
 pub use eval::{Accuracy, Evaluation, evaluate, evaluate_edited, quick_set, stratified, wilson};
 pub use inputs::{ImageOptions, InputSpec, InputTensor, Sample, SampleStream, labelled_samples, open_samples, samples};

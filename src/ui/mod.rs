@@ -61,6 +61,8 @@ pub enum UiAction {
     Run(crate::view::run::RunCommand),
     /// Samples of a quick run.
     SetRunSamples(usize),
+    /// Whether an edit runs the last activations or quick evaluation again.
+    SetRerunOnEdit(bool),
 }
 
 /// An egui colour from a theme colour.

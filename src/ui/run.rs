@@ -24,6 +24,8 @@ pub struct RunView<'a> {
     pub findings: Option<&'a RunFindings>,
     /// Edits made in the inspector (undoable).
     pub edits: usize,
+    /// An edit runs the last activations or quick evaluation again.
+    pub rerun_on_edit: bool,
 }
 
 fn pct(v: f64) -> String {
@@ -48,11 +50,7 @@ pub fn run_ui(ui: &mut egui::Ui, view: &RunView<'_>) -> Vec<UiAction> {
     let busy = view.running.is_some();
     if view.edits > 0 {
         ui.horizontal(|ui| {
-            ui.label(format!(
-                "{} edit{} (accuracy runs take them)",
-                view.edits,
-                if view.edits == 1 { "" } else { "s" }
-            ));
+            ui.label(format!("{} edit{} (runs take them)", view.edits, if view.edits == 1 { "" } else { "s" }));
             if ui.button("Undo").clicked() {
                 actions.push(UiAction::UndoEdit);
             }
@@ -60,6 +58,14 @@ pub fn run_ui(ui: &mut egui::Ui, view: &RunView<'_>) -> Vec<UiAction> {
                 actions.push(UiAction::ResetEdits);
             }
         });
+    }
+    let mut rerun = view.rerun_on_edit;
+    if ui
+        .checkbox(&mut rerun, "Re-run on edit")
+        .on_hover_text("an edit runs the last activations or quick evaluation again")
+        .changed()
+    {
+        actions.push(UiAction::SetRerunOnEdit(rerun));
     }
     ui.horizontal_wrapped(|ui| {
         for (label, command, tip) in [
