@@ -26,25 +26,36 @@ fn fnv1a64(values: &[f32]) -> String {
 }
 
 #[test]
-fn blocked_weights_dequantize_as_numpy_does() {
+fn low_bit_weights_dequantize_as_numpy_does() {
     let golden: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(data("lowbit_golden.json")).unwrap()).unwrap();
-    let variants = load("lowbit");
-    let report = build_report(&variants, ReportOptions::default());
-    let mut checked = 0;
+    let (transformer, tokens) = (load("lowbit"), load("lowbit_tokens"));
+    let report = build_report(&transformer, ReportOptions::default());
+    let tokens_report = build_report(&tokens, ReportOptions::default());
+    let mut checked = std::collections::BTreeMap::<String, usize>::new();
     for (variant, weights) in golden.as_object().unwrap() {
+        let (variants, report, stem) = if variant.starts_with("tokens_") {
+            (&tokens, &tokens_report, variant.clone())
+        } else {
+            (&transformer, &report, format!("transformer_{variant}"))
+        };
         let v = variants
             .iter()
-            .find(|v| &v.spec.name == variant || v.spec.name == format!("transformer_{variant}"))
-            .unwrap_or_else(|| panic!("no variant {variant}"));
+            .find(|v| v.spec.path.file_stem().is_some_and(|s| s == stem.as_str()))
+            .unwrap_or_else(|| panic!("no variant {stem}"));
         for (qname, g) in weights.as_object().unwrap() {
             let (p, t) = params(v, qname);
-            let block = if variant == "int4" || variant == "nbits_asym" { 32 } else { 16 };
-            assert_eq!((p.block, p.axis), (Some(block), Some(0)), "{variant} {qname}");
-            assert_eq!(p.scale.len() as u64, t.shape[0].div_ceil(block as u64) * t.shape[1]);
+            let what = format!("{variant} {qname}");
+            assert_eq!(p.dtype.name(), g["dtype"].as_str().unwrap(), "{what}");
+            assert_eq!(p.block.map(|b| b as u64), g["block"].as_u64(), "{what}");
+            if let (Some(b), Some(axis)) = (p.block, p.axis) {
+                let mut blocked = t.shape.clone();
+                blocked[axis] = blocked[axis].div_ceil(b as u64);
+                assert_eq!(p.scale.len() as u64, blocked.iter().product::<u64>(), "{what}");
+            }
             let values = common::all_values(Values::Dequantized(t, p));
             assert_eq!(values.len() as u64, g["count"].as_u64().unwrap());
-            assert_eq!(fnv1a64(&values), g["fnv1a64"].as_str().unwrap(), "{variant} {qname}: bit for bit");
+            assert_eq!(fnv1a64(&values), g["fnv1a64"].as_str().unwrap(), "{what}: bit for bit");
             // statistics and SQNR through the report, as every variant gets them
             let float = g["float"].as_str().unwrap();
             let row = report
@@ -52,21 +63,31 @@ fn blocked_weights_dequantize_as_numpy_does() {
                 .iter()
                 .find(|l| l.variants.iter().any(|lv| lv.initializers.iter().any(|i| i.name == *qname)))
                 .unwrap_or_else(|| panic!("no row for {qname} ({float})"));
+            // on its float layer's row (`q_proj_matmul_Q4` by name, embeddings by their weight)
+            let f = row.variants.iter().find(|lv| lv.variant == "float").unwrap_or_else(|| panic!("{what}: unmatched"));
+            assert!(f.initializers.iter().any(|i| i.name == float), "{what} beside {:?}", f.initializers);
             let lv = row.variants.iter().find(|lv| lv.variant == v.spec.name).unwrap();
-            // `q_proj_matmul_Q4` stands on `q_proj`'s row by its name
-            assert_eq!(lv.matched_by, quantlens::model::MatchHow::NodeName, "{}", lv.node);
             let s = lv.stats.as_ref().unwrap();
-            assert_eq!((s.min, s.max), (g["min"].as_f64().unwrap(), g["max"].as_f64().unwrap()));
+            assert_eq!((s.min, s.max), (g["min"].as_f64().unwrap(), g["max"].as_f64().unwrap()), "{what}");
             common::close(s.mean, g["mean"].as_f64().unwrap(), 1e-9, "mean");
+            common::close(s.std, g["std"].as_f64().unwrap(), 1e-9, "std");
             let m = lv.metrics.as_ref().unwrap();
-            assert!((m.sqnr_db - g["sqnr_db"].as_f64().unwrap()).abs() < 0.01, "{qname}: {}", m.sqnr_db);
-            // rounding to 4 bits in blocks: the error is the rounding's (rmse/scale ≈ 0.29)
-            let r = m.rmse_over_scale.unwrap();
-            assert!((0.2..0.4).contains(&r), "{qname}: rmse/scale {r}");
-            checked += 1;
+            assert!((m.sqnr_db - g["sqnr_db"].as_f64().unwrap()).abs() < 0.01, "{what}: {}", m.sqnr_db);
+            // integer grids: the error is the rounding's (rmse/scale ≈ 0.29); float8 has no
+            // uniform step
+            if p.dtype.is_float8() {
+                assert_eq!(m.rmse_over_scale, None, "{what}");
+            } else {
+                let r = m.rmse_over_scale.unwrap();
+                assert!((0.2..0.4).contains(&r), "{what}: rmse/scale {r}");
+            }
+            *checked.entry(variant.clone()).or_default() += 1;
         }
     }
-    assert_eq!(checked, 24, "6 MatMul weights in each of the four variants");
+    // 6 MatMul weights in each of the 13 transformer variants; 2 embeddings and 2 MatMuls in
+    // each of the 4 token ones
+    assert_eq!(checked.len(), 17, "{checked:?}");
+    assert!(checked.iter().all(|(v, n)| *n == if v.starts_with("tokens") { 4 } else { 6 }), "{checked:?}");
 }
 
 #[test]
@@ -88,7 +109,7 @@ fn blocked_parameters_that_do_not_fit_are_refused() {
         a.value = AttrValue::Int(v);
     };
     for (block, reason) in
-        [(1000, "does not fit axis 0 of length 64"), (-4, "does not fit"), (16, "scale shape [2, 64]")]
+        [(1000, "scale shape [2, 64] does not fit blocks of 1000"), (-4, "does not fit"), (16, "scale shape [2, 64]")]
     {
         set(&mut m, block);
         let p = problems(&m);
@@ -107,7 +128,8 @@ fn matmul_nbits_that_does_not_fit_gets_an_issue() {
     let dir = std::env::temp_dir().join(format!("quantlens-nbits-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (attr, value, reason) in [
-        ("bits", 3, "3-bit weights are not read yet"),
+        ("bits", 9, "bits 9 is outside 2–8"),
+        ("bits", 1, "bits 1 is outside 2–8"),
         ("block_size", 0, "nothing to read"),
         ("N", 65, "is not [N, n_blocks, blob]"),
     ] {
@@ -122,4 +144,113 @@ fn matmul_nbits_that_does_not_fit_gets_an_issue() {
         assert!(issue.message.contains(reason), "{attr} = {value}: {issue}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Writes `file` with its first `op` node changed by `edit`, and loads it.
+fn load_edited(
+    file: &str,
+    op: &str,
+    name: &str,
+    edit: impl Fn(&mut tract_onnx::pb::ModelProto),
+) -> quantlens::model::Model {
+    use prost::Message as _;
+    let bytes = std::fs::read(data(file)).unwrap();
+    let mut proto = tract_onnx::pb::ModelProto::decode(bytes.as_slice()).unwrap();
+    assert!(proto.graph.as_ref().unwrap().node.iter().any(|n| n.op_type == op));
+    edit(&mut proto);
+    let dir = std::env::temp_dir().join(format!("quantlens-lowbit-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("edited.onnx");
+    std::fs::write(&path, proto.encode_to_vec()).unwrap();
+    let m = load_model(&path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    m
+}
+
+/// Every problem and issue of a model, as text.
+fn complaints(m: &quantlens::model::Model) -> Vec<String> {
+    let mut out: Vec<String> = m.graph.issues.iter().map(ToString::to_string).collect();
+    for l in quantlens::model::quant::find_layers(&m.graph, &m.topo_order) {
+        if let LayerWeight::Quantized(q) = l.weight {
+            out.extend(q.problems);
+        }
+    }
+    out
+}
+
+#[test]
+fn hostile_low_bit_forms_get_a_reason() {
+    let first = |p: &mut tract_onnx::pb::ModelProto, op: &str| -> usize {
+        p.graph.as_ref().unwrap().node.iter().position(|n| n.op_type == op).unwrap()
+    };
+    let set_attr = |op: &'static str, attr: &'static str, v: i64| {
+        move |p: &mut tract_onnx::pb::ModelProto| {
+            let n = first(p, op);
+            let node = &mut p.graph.as_mut().unwrap().node[n];
+            match node.attribute.iter_mut().find(|a| a.name == attr) {
+                Some(a) => a.i = v,
+                None => node.attribute.push(tract_onnx::pb::AttributeProto {
+                    name: attr.into(),
+                    r#type: 2,
+                    i: v,
+                    ..Default::default()
+                }),
+            }
+        }
+    };
+    // embeddings: a block of 0, an axis out of range
+    for (name, attr, v, reason) in [
+        ("gbq-block", "block_size", 0, "block_size 0 does not fit"),
+        ("gbq-axis", "quantize_axis", 5, "axis 5 is out of range"),
+        ("gbq-block-shape", "block_size", 8, "does not fit blocks of 8"),
+    ] {
+        let m = load_edited(
+            "lowbit_tokens/tokens_q4_asym.onnx",
+            "GatherBlockQuantized",
+            name,
+            set_attr("GatherBlockQuantized", attr, v),
+        );
+        let c = complaints(&m);
+        assert!(c.iter().any(|x| x.contains(reason)), "{name}: {c:?}");
+    }
+    // MatMulNBits: zero points whose packed size lies, a reordering g_idx, blocks that do
+    // not fill bytes
+    let m = load_edited("lowbit/transformer_nbits3.onnx", "MatMulNBits", "zp-size", |p| {
+        let g = p.graph.as_mut().unwrap();
+        let zp = g.node.iter().find(|n| n.op_type == "MatMulNBits").unwrap().input[3].clone();
+        let t = g.initializer.iter_mut().find(|t| t.name == zp).unwrap();
+        t.raw_data.truncate(t.raw_data.len() - 3);
+        t.dims = vec![i64::try_from(t.raw_data.len()).unwrap()];
+    });
+    assert!(complaints(&m).iter().any(|x| x.contains("zero-point bytes for N 64")), "{:?}", complaints(&m));
+    let m = load_edited("lowbit/transformer_nbits.onnx", "MatMulNBits", "g_idx", |p| {
+        let g = p.graph.as_mut().unwrap();
+        let k = 64i32;
+        let reordered: Vec<i32> = (0..k).map(|i| (i % 4) * 16 / 16).collect();
+        g.initializer.push(tract_onnx::pb::TensorProto {
+            name: "g_idx".into(),
+            data_type: 6,
+            dims: vec![i64::from(k)],
+            int32_data: reordered,
+            ..Default::default()
+        });
+        let n = g.node.iter_mut().find(|n| n.op_type == "MatMulNBits").unwrap();
+        n.input.resize(4, String::new());
+        n.input.push("g_idx".into());
+    });
+    assert!(complaints(&m).iter().any(|x| x.contains("g_idx that reorders")), "{:?}", complaints(&m));
+    let m = load_edited(
+        "lowbit/transformer_nbits3.onnx",
+        "MatMulNBits",
+        "bytes",
+        set_attr("MatMulNBits", "block_size", 12),
+    );
+    assert!(complaints(&m).iter().any(|x| x.contains("do not fill whole bytes")), "{:?}", complaints(&m));
+    // float8 with a zero point that is not 0
+    let m = load_edited("lowbit/transformer_fp8.onnx", "DequantizeLinear", "fp8-zp", |p| {
+        let g = p.graph.as_mut().unwrap();
+        let t = g.initializer.iter_mut().find(|t| t.name == "q_proj.weight_zero_point").unwrap();
+        t.raw_data = vec![0x38]; // 1.0
+    });
+    assert!(complaints(&m).iter().any(|x| x.contains("float8e4m3fn zero point is not 0")), "{:?}", complaints(&m));
 }

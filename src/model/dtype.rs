@@ -20,8 +20,17 @@ pub enum DType {
     Uint64,
     Int4,
     Uint4,
+    /// Unsigned integers of 2, 3, 5, 6 or 7 bits packed as a little-endian bit stream
+    /// (element `i` at bit `i · bits`): `MatMulNBits`' other widths.
+    UintBits(u8),
+    /// The four float8 types of ONNX (opset 19): sign, exponent and mantissa bits, bias;
+    /// `fn`: no infinities, `uz`: no negative zero (its code is the NaN).
+    Float8E4M3FN,
+    Float8E4M3FNUZ,
+    Float8E5M2,
+    Float8E5M2FNUZ,
     Bool,
-    /// A type quantlens cannot decode (string, complex, float8, …), with its ONNX code.
+    /// A type quantlens cannot decode (string, complex, …), with its ONNX code.
     Unsupported(i32),
 }
 
@@ -43,6 +52,10 @@ impl DType {
             12 => Self::Uint32,
             13 => Self::Uint64,
             16 => Self::BFloat16,
+            17 => Self::Float8E4M3FN,
+            18 => Self::Float8E4M3FNUZ,
+            19 => Self::Float8E5M2,
+            20 => Self::Float8E5M2FNUZ,
             21 => Self::Uint4,
             22 => Self::Int4,
             other => Self::Unsupported(other),
@@ -67,6 +80,11 @@ impl DType {
             Self::Uint64 => "uint64".into(),
             Self::Int4 => "int4".into(),
             Self::Uint4 => "uint4".into(),
+            Self::UintBits(b) => format!("uint{b}"),
+            Self::Float8E4M3FN => "float8e4m3fn".into(),
+            Self::Float8E4M3FNUZ => "float8e4m3fnuz".into(),
+            Self::Float8E5M2 => "float8e5m2".into(),
+            Self::Float8E5M2FNUZ => "float8e5m2fnuz".into(),
             Self::Bool => "bool".into(),
             Self::Unsupported(code) => format!("unsupported({code})"),
         }
@@ -78,10 +96,37 @@ impl DType {
         matches!(self, Self::Float32 | Self::Float64 | Self::Float16 | Self::BFloat16)
     }
 
-    /// True for the integer types quantized weights are stored in.
+    /// True for the float8 types (quantized weights' storage, not float weights).
+    #[must_use]
+    pub fn is_float8(self) -> bool {
+        matches!(self, Self::Float8E4M3FN | Self::Float8E4M3FNUZ | Self::Float8E5M2 | Self::Float8E5M2FNUZ)
+    }
+
+    /// True for the types quantized weights are stored in (integers and float8).
     #[must_use]
     pub fn is_quantized_int(self) -> bool {
-        matches!(self, Self::Int8 | Self::Uint8 | Self::Int16 | Self::Uint16 | Self::Int4 | Self::Uint4 | Self::Int32)
+        matches!(
+            self,
+            Self::Int8
+                | Self::Uint8
+                | Self::Int16
+                | Self::Uint16
+                | Self::Int4
+                | Self::Uint4
+                | Self::Int32
+                | Self::UintBits(_)
+        ) || self.is_float8()
+    }
+
+    /// The largest finite value of a float8 type.
+    #[must_use]
+    pub fn float8_max(self) -> Option<f32> {
+        Some(match self {
+            Self::Float8E4M3FN => 448.0,
+            Self::Float8E4M3FNUZ => 240.0,
+            Self::Float8E5M2 | Self::Float8E5M2FNUZ => 57_344.0,
+            _ => return None,
+        })
     }
 
     /// `(qmin, qmax)` of an integer type.
@@ -94,6 +139,7 @@ impl DType {
             Self::Uint16 => (0, 65_535),
             Self::Int4 => (-8, 7),
             Self::Uint4 => (0, 15),
+            Self::UintBits(b) => (0, (1i64 << b) - 1),
             Self::Int32 => (i64::from(i32::MIN), i64::from(i32::MAX)),
             Self::Uint32 => (0, i64::from(u32::MAX)),
             _ => return None,
@@ -105,6 +151,7 @@ impl DType {
     pub fn byte_len(self, n: u64) -> Option<u64> {
         match self {
             Self::Int4 | Self::Uint4 => n.checked_add(1).map(|v| v / 2),
+            Self::UintBits(b) => n.checked_mul(u64::from(b)).map(|v| v.div_ceil(8)),
             Self::Unsupported(_) => None,
             other => n.checked_mul(other.elem_bytes()? as u64),
         }
@@ -114,18 +161,83 @@ impl DType {
     #[must_use]
     pub fn elem_bytes(self) -> Option<usize> {
         Some(match self {
-            Self::Int8 | Self::Uint8 | Self::Bool => 1,
+            Self::Int8
+            | Self::Uint8
+            | Self::Bool
+            | Self::Float8E4M3FN
+            | Self::Float8E4M3FNUZ
+            | Self::Float8E5M2
+            | Self::Float8E5M2FNUZ => 1,
             Self::Int16 | Self::Uint16 | Self::Float16 | Self::BFloat16 => 2,
             Self::Int32 | Self::Uint32 | Self::Float32 => 4,
             Self::Int64 | Self::Uint64 | Self::Float64 => 8,
-            Self::Int4 | Self::Uint4 | Self::Unsupported(_) => return None,
+            Self::Int4 | Self::Uint4 | Self::UintBits(_) | Self::Unsupported(_) => return None,
         })
+    }
+}
+
+/// Element `i` of a little-endian bit stream of `bits`-bit unsigned integers (1 ≤ bits ≤ 8;
+/// 0 past the end).
+#[must_use]
+pub fn bits_at(bytes: &[u8], i: usize, bits: u8) -> u8 {
+    let bit = i * usize::from(bits);
+    let lo = u16::from(bytes.get(bit / 8).copied().unwrap_or(0));
+    let hi = u16::from(bytes.get(bit / 8 + 1).copied().unwrap_or(0));
+    let mask = (1u16 << bits) - 1;
+    #[allow(clippy::cast_possible_truncation)]
+    let v = (((hi << 8) | lo) >> (bit % 8)) & mask;
+    v as u8
+}
+
+/// The value of float8 code `b`: `exp` exponent bits, `man` mantissa bits, exponent bias
+/// `bias`; `ieee`: the top exponent is infinity and NaN (e5m2), else only all ones is NaN
+/// (e4m3fn); `uz`: code 0x80 is the NaN and there is no negative zero.
+fn float8(b: u8, exp: u32, man: u32, bias: i32, ieee: bool, uz: bool) -> f32 {
+    if uz && b == 0x80 {
+        return f32::NAN;
+    }
+    let sign = if b & 0x80 != 0 { -1.0 } else { 1.0 };
+    let e = u32::from(b >> man) & ((1 << exp) - 1);
+    let m = u32::from(b) & ((1 << man) - 1);
+    let top = (1 << exp) - 1;
+    if !uz && ieee && e == top {
+        return if m == 0 { sign * f32::INFINITY } else { f32::NAN };
+    }
+    if !uz && !ieee && e == top && m == (1 << man) - 1 {
+        return f32::NAN;
+    }
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_wrap)]
+    let frac = m as f32 / (1u32 << man) as f32;
+    #[allow(clippy::cast_possible_wrap)]
+    let v = if e == 0 { frac * 2f32.powi(1 - bias) } else { (1.0 + frac) * 2f32.powi(e as i32 - bias) };
+    sign * v
+}
+
+/// The 256 values of a float8 type, by code.
+fn float8_table(dtype: DType) -> &'static [f32; 256] {
+    use std::sync::LazyLock;
+    fn table(f: impl Fn(u8) -> f32) -> [f32; 256] {
+        let mut t = [0f32; 256];
+        for (b, v) in (0..=255u8).zip(t.iter_mut()) {
+            *v = f(b);
+        }
+        t
+    }
+    static E4M3FN: LazyLock<[f32; 256]> = LazyLock::new(|| table(|b| float8(b, 4, 3, 7, false, false)));
+    static E4M3FNUZ: LazyLock<[f32; 256]> = LazyLock::new(|| table(|b| float8(b, 4, 3, 8, false, true)));
+    static E5M2: LazyLock<[f32; 256]> = LazyLock::new(|| table(|b| float8(b, 5, 2, 15, true, false)));
+    static E5M2FNUZ: LazyLock<[f32; 256]> = LazyLock::new(|| table(|b| float8(b, 5, 2, 16, true, true)));
+    match dtype {
+        DType::Float8E4M3FNUZ => &E4M3FNUZ,
+        DType::Float8E5M2 => &E5M2,
+        DType::Float8E5M2FNUZ => &E5M2FNUZ,
+        _ => &E4M3FN,
     }
 }
 
 /// Decodes elements `[start, start + out.len())` of little-endian `bytes` of type `dtype`
 /// into `out` as `f32`. `bytes` must start at element `start` for byte-aligned types and at
-/// element 0 for 4-bit types (whose elements share bytes). Integer values are converted
+/// element 0 for sub-byte types (whose elements share bytes). Integer values are converted
 /// exactly up to 2^24; this is the value domain, not the dequantized one.
 pub fn decode_f32(dtype: DType, bytes: &[u8], start: usize, out: &mut [f32]) {
     macro_rules! le {
@@ -173,6 +285,15 @@ pub fn decode_f32(dtype: DType, bytes: &[u8], start: usize, out: &mut [f32]) {
                 };
             }
         }
+        DType::UintBits(b) => {
+            for (k, o) in out.iter_mut().enumerate() {
+                *o = f32::from(bits_at(bytes, start + k, b));
+            }
+        }
+        DType::Float8E4M3FN | DType::Float8E4M3FNUZ | DType::Float8E5M2 | DType::Float8E5M2FNUZ => {
+            let table = float8_table(dtype);
+            out.iter_mut().zip(bytes).for_each(|(o, &b)| *o = table[usize::from(b)]);
+        }
         DType::Unsupported(_) => out.iter_mut().for_each(|o| *o = f32::NAN),
     }
 }
@@ -189,6 +310,49 @@ pub fn decode_i32_all(dtype: DType, bytes: &[u8], n: usize) -> Vec<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn float8_codes_decode_as_the_onnx_types_define_them() {
+        let one = |d: DType, b: u8| {
+            let mut o = [0f32];
+            decode_f32(d, &[b], 0, &mut o);
+            o[0]
+        };
+        // e4m3fn: 1.0 = 0x38, max 448 = 0x7E, NaN = 0x7F, smallest subnormal 2^-9 = 0x01
+        assert_eq!([one(DType::Float8E4M3FN, 0x38), one(DType::Float8E4M3FN, 0x7E)], [1.0, 448.0]);
+        assert!(one(DType::Float8E4M3FN, 0x7F).is_nan() && one(DType::Float8E4M3FN, 0xFF).is_nan());
+        assert_eq!((one(DType::Float8E4M3FN, 0x01), one(DType::Float8E4M3FN, 0x80)), (2f32.powi(-9), -0.0));
+        // e4m3fnuz: bias 8, max 240 = 0x7F, 0x80 the NaN
+        assert_eq!([one(DType::Float8E4M3FNUZ, 0x40), one(DType::Float8E4M3FNUZ, 0x7F)], [1.0, 240.0]);
+        assert!(one(DType::Float8E4M3FNUZ, 0x80).is_nan());
+        // e5m2: IEEE-like, 1.0 = 0x3C, max 57344 = 0x7B, 0x7C infinity
+        assert_eq!([one(DType::Float8E5M2, 0x3C), one(DType::Float8E5M2, 0x7B)], [1.0, 57_344.0]);
+        assert_eq!(one(DType::Float8E5M2, 0xFC), f32::NEG_INFINITY);
+        // e5m2fnuz: bias 16, 0x7F = 57344 (no infinity), subnormal 0x01 = 2^-17
+        assert_eq!([one(DType::Float8E5M2FNUZ, 0x7F), one(DType::Float8E5M2FNUZ, 0x01)], [57_344.0, 2f32.powi(-17)]);
+        for d in [DType::Float8E4M3FN, DType::Float8E4M3FNUZ, DType::Float8E5M2, DType::Float8E5M2FNUZ] {
+            assert_eq!(Some(one(d, 0x7F).max(one(d, 0x7E)).max(one(d, 0x7B))), d.float8_max(), "{}", d.name());
+        }
+    }
+
+    #[test]
+    fn bit_streams_unpack_low_bits_first() {
+        // 3-bit elements 1..=8 (mod 8): bits 001 010 011 100 101 110 111 000, little-endian
+        let values: Vec<u8> = (1..=8u8).map(|v| v % 8).collect();
+        let mut bytes = vec![0u8; 3];
+        for (i, v) in values.iter().enumerate() {
+            for b in 0..3 {
+                if v >> b & 1 == 1 {
+                    bytes[(i * 3 + b) / 8] |= 1 << ((i * 3 + b) % 8);
+                }
+            }
+        }
+        let mut out = [0f32; 8];
+        decode_f32(DType::UintBits(3), &bytes, 0, &mut out);
+        assert_eq!(out.map(|v| v as u8).to_vec(), values);
+        assert_eq!(DType::UintBits(3).byte_len(8), Some(3));
+        assert_eq!(DType::UintBits(2).int_range(), Some((0, 3)));
+    }
 
     #[test]
     fn int4_sign_extends_and_unpacks_low_nibble_first() {

@@ -37,6 +37,7 @@ pub fn op_family(op: &str) -> &str {
     match op {
         "Conv" | "QLinearConv" | "ConvInteger" => "Conv",
         "MatMul" | "QLinearMatMul" | "MatMulInteger" | "MatMulNBits" | "FusedMatMul" | "Gemm" | "QGemm" => "MatMul",
+        "GatherBlockQuantized" => "Gather",
         // QLinearAdd, QLinearGlobalAveragePool, …: the float op they stand for
         other => other.strip_prefix("QLinear").filter(|s| !s.is_empty()).unwrap_or(other),
     }

@@ -30,6 +30,9 @@ pub enum QuantForm {
     /// onnxruntime's `MatMulNBits`: packed low-bit `B`, block scales and zero points as
     /// node inputs.
     MatMulNBits,
+    /// onnxruntime's `GatherBlockQuantized` (quantized embeddings): blocked data, scales
+    /// and zero points as node inputs.
+    GatherBlockQuantized,
 }
 
 /// Scale and zero point of one quantized tensor, already read and validated.
@@ -69,6 +72,10 @@ impl QuantParams {
     #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
     pub fn dequantize(&self, q: f32, c: usize) -> f32 {
         let (scale, zp) = self.channel(c);
+        if self.dtype.is_float8() {
+            // (float8 values are not integers: subtracted as floats)
+            return (q - zp as f32) * scale;
+        }
         ((q as i32) - zp) as f32 * scale
     }
 
@@ -187,9 +194,15 @@ pub fn float_slot(op: &str, k: usize) -> Option<usize> {
         | ("QGemm" | "MatMulIntegerToFloat", 6)
         | ("MatMulNBits", 5)
         | ("DynamicQuantizeMatMul", 4) => Some(2),
-        ("MatMulInteger" | "ConvInteger" | "MatMulNBits" | "DynamicQuantizeMatMul" | "MatMulIntegerToFloat", 0 | 1) => {
-            Some(k)
-        }
+        (
+            "MatMulInteger"
+            | "ConvInteger"
+            | "MatMulNBits"
+            | "DynamicQuantizeMatMul"
+            | "MatMulIntegerToFloat"
+            | "GatherBlockQuantized",
+            0 | 1,
+        ) => Some(k),
         (
             "QLinearConv"
             | "QLinearMatMul"
@@ -197,6 +210,7 @@ pub fn float_slot(op: &str, k: usize) -> Option<usize> {
             | "MatMulInteger"
             | "ConvInteger"
             | "MatMulNBits"
+            | "GatherBlockQuantized"
             | "DynamicQuantizeMatMul"
             | "MatMulIntegerToFloat"
             | "QLinearAdd"
@@ -221,7 +235,7 @@ fn weight_inputs(op: &str) -> &'static [usize] {
         "Conv" | "ConvTranspose" | "Gemm" | "MatMul" | "MatMulInteger" | "ConvInteger" | "FusedMatMul" => &[1, 0],
         "MatMulNBits" => &[1],
         "QLinearConv" | "QLinearMatMul" | "QGemm" => &[3],
-        "Gather" | "GatherElements" => &[0],
+        "Gather" | "GatherElements" | "GatherBlockQuantized" => &[0],
         "LSTM" | "GRU" | "RNN" => &[1, 2],
         _ => &[],
     }
@@ -386,6 +400,19 @@ fn resolve_at(g: &Graph, n: NodeId, k: usize, plumbing: &mut HashSet<NodeId>) ->
         // QGemm's B is [N, K] with transB = 1 (channels along 0), else [K, N] (along 1)
         "QGemm" => qlinear(g, n, 3, 4, 5, Some(usize::from(node.attr_int("transB").unwrap_or(0) == 0))),
         "MatMulInteger" | "ConvInteger" if k == 1 => integer_op(g, n, plumbing),
+        // data blocked along quantize_axis (packed uint8 rewritten at import: `onnx::gather_block`)
+        "GatherBlockQuantized" if k == 0 => {
+            let block = Some(node.attr_int("block_size").unwrap_or(128));
+            let axis = node.attr_int("quantize_axis").unwrap_or(1);
+            let mut problems = Vec::new();
+            let params = read_params(g, t, g.input(n, 2), g.input(n, 3), Some(axis), None, block, &mut problems);
+            Some(LayerWeight::Quantized(QuantizedWeight {
+                q_tensor: t,
+                form: QuantForm::GatherBlockQuantized,
+                params,
+                problems,
+            }))
+        }
         // B unpacked at import into a [K, N] view with blocked parameters (`onnx::nbits`)
         "MatMulNBits" if k == 1 => {
             let block = node.attr_int("block_size").filter(|&b| b != 0);
@@ -653,7 +680,9 @@ fn blocked_axis(
         return None;
     };
     let dim = qd.shape.get(norm).copied().unwrap_or(0);
-    let Some(b) = u64::try_from(block).ok().filter(|&b| b >= 1 && b <= dim.max(1)) else {
+    // (a block longer than the axis is one short block: onnxruntime writes block 128 on
+    // 64-long axes; the scale's shape below says whether that is what the file means)
+    let Some(b) = u64::try_from(block).ok().filter(|&b| b >= 1) else {
         problems.push(format!("block_size {block} does not fit axis {norm} of length {dim}"));
         return None;
     };
@@ -758,6 +787,18 @@ fn read_params(
         && zd != dtype
     {
         problems.push(format!("zero point is {} but the weight is {}", zd.name(), dtype.name()));
+    }
+    if dtype.is_float8() {
+        if qdtype.is_some() {
+            problems.push(format!("quantizing to {} as the graph runs is not read", dtype.name()));
+            return None;
+        }
+        // (float8 zero points are float8 values: read as floats, not truncated)
+        let zps = zp.map(|t| read_small(g, t)).transpose().ok().flatten().unwrap_or_default();
+        if zps.iter().any(|&z| z != 0.0) {
+            problems.push(format!("{} zero point is not 0 (onnxruntime writes 0)", dtype.name()));
+            return None;
+        }
     }
     // (blocked 4-bit weights from onnxruntime's symmetric RTN carry negative scales: the
     // block's signed extreme over −8; only zero and non-finite ones are unusable there)

@@ -79,17 +79,21 @@ impl TensorBytes {
         }
     }
 
-    /// Element `i` of a [`Self::Transposed`] view of `dtype` (4 or 8 bits), as stored.
+    /// Element `i` of a [`Self::Transposed`] view of `dtype` (2 to 8 bits), as stored.
     fn transposed(&self, dtype: DType, i: usize) -> Option<u8> {
         let Self::Transposed { buf, range, rows, stride, .. } = self else { return None };
         let (k, n) = (i / (*rows).max(1), i % (*rows).max(1));
         let at = n * stride + k;
         let bytes = buf.get(range.clone())?;
-        if dtype.elem_bytes() == Some(1) {
-            return bytes.get(at).copied();
+        match dtype {
+            DType::Int8 | DType::Uint8 => bytes.get(at).copied(),
+            DType::Int4 | DType::Uint4 => {
+                let b = bytes.get(at / 2).copied()?;
+                Some(if at.is_multiple_of(2) { b & 0x0f } else { b >> 4 })
+            }
+            DType::UintBits(bits) => Some(super::dtype::bits_at(bytes, at, bits)),
+            _ => None,
         }
-        let b = bytes.get(at / 2).copied()?;
-        Some(if at.is_multiple_of(2) { b & 0x0f } else { b >> 4 })
     }
 }
 
@@ -255,19 +259,28 @@ impl ChunkReader<'_> {
     }
 }
 
-/// Bytes covering `count` elements from element `start` (which is even for 4-bit types,
-/// since chunks hold an even number of elements).
-fn byte_span(dtype: DType, start: usize, count: usize) -> usize {
-    match dtype.elem_bytes() {
-        Some(b) => count * b,
-        None => (start % 2 + count).div_ceil(2),
+/// Bits per element of a sub-byte type.
+fn sub_byte_bits(dtype: DType) -> usize {
+    match dtype {
+        DType::UintBits(b) => usize::from(b),
+        _ => 4,
     }
+}
+
+/// Bytes covering `count` elements from element `start` (whose bit offset is a whole byte
+/// for sub-byte types, since chunks hold a multiple of 8 elements).
+fn byte_span(dtype: DType, start: usize, count: usize) -> usize {
+    if let Some(b) = dtype.elem_bytes() {
+        return count * b;
+    }
+    let bits = sub_byte_bits(dtype);
+    ((start + count) * bits).div_ceil(8) - start * bits / 8
 }
 
 fn chunk_bytes(dtype: DType, bytes: &[u8], start: usize, count: usize) -> &[u8] {
     let (from, len) = match dtype.elem_bytes() {
         Some(b) => (start * b, count * b),
-        None => (start / 2, byte_span(dtype, start, count)),
+        None => (start * sub_byte_bits(dtype) / 8, byte_span(dtype, start, count)),
     };
     bytes.get(from..from + len).unwrap_or_default()
 }

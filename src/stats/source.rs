@@ -58,7 +58,8 @@ impl<'a> Values<'a> {
             },
             Self::Dequantized(t, p) => {
                 let channel = ChannelMap::new(&t.shape, p);
-                let lanes = channel.rowwise().then(|| (0..channel.channels).map(|c| p.channel(c)).unzip());
+                let lanes = (channel.rowwise() && !p.dtype.is_float8())
+                    .then(|| (0..channel.channels).map(|c| p.channel(c)).unzip());
                 ValueReader { inner: Inner::Tensor(t.reader()?), params: Some(p), channel, lanes, requantize: false }
             }
             Self::Requantized(t, p) => ValueReader {
@@ -295,6 +296,7 @@ impl ValueReader<'_> {
         };
         match (start, self.params, &self.lanes) {
             (Some(start), Some(p), _) if self.requantize => requantize_chunk(out, start, p, self.channel),
+            (Some(start), Some(p), _) if p.dtype.is_float8() => dequantize_float8(out, start, p, self.channel),
             (Some(start), Some(_), Some((scales, zps))) => dequantize_rows(out, start, self.channel, scales, zps),
             (Some(start), Some(p), None) if self.channel.is_blocked() => {
                 for (v, c) in out.iter_mut().zip(self.channel.block_of_each(start, usize::MAX)) {
@@ -332,6 +334,17 @@ fn dequantize_chunk(out: &mut [f32], start: usize, p: &QuantParams, map: Channel
         let (scale, zp) = p.channel(c);
         for v in out.get_mut(range).unwrap_or_default() {
             *v = ((*v as i32) - zp) as f32 * scale;
+        }
+    }
+}
+
+/// `(x − zp) · scale` of float8 values (decoded to f32 exactly), run by run of a channel.
+#[allow(clippy::cast_precision_loss)]
+fn dequantize_float8(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap) {
+    for (c, range) in map.runs(start, out.len()) {
+        let (scale, zp) = p.channel(c);
+        for v in out.get_mut(range).unwrap_or_default() {
+            *v = (*v - zp as f32) * scale;
         }
     }
 }

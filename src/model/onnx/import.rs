@@ -85,6 +85,7 @@ fn build_model(mut proto: pb::ModelProto, path: &Path, raw: Option<RawPayloads>)
     builder.build(main);
     let mut g = builder.g;
     super::nbits::unpack(&mut g);
+    super::gather_block::unpack(&mut g);
     let topo_order = g.compute_depths();
     crate::model::shapes::infer_shapes(&mut g, &topo_order);
     Ok(Model { path: path.to_path_buf(), graph: g, opset, producer: proto.producer_name, graph_name, topo_order })
@@ -527,8 +528,11 @@ fn typed_bytes(p: &pb::TensorProto, dtype: DType) -> Result<Vec<u8>, String> {
         DType::Int16 | DType::Uint16 | DType::Float16 | DType::BFloat16 => {
             p.int32_data.iter().flat_map(|&v| (v as u16).to_le_bytes()).collect()
         }
-        // 4-bit types store two elements per int32_data entry, already packed.
-        DType::Int4 | DType::Uint4 => p.int32_data.iter().map(|&v| v as u8).collect(),
+        // 4-bit types store two elements per int32_data entry, already packed; float8 one
+        DType::Int4 | DType::Uint4 | DType::UintBits(_) => p.int32_data.iter().map(|&v| v as u8).collect(),
+        DType::Float8E4M3FN | DType::Float8E4M3FNUZ | DType::Float8E5M2 | DType::Float8E5M2FNUZ => {
+            p.int32_data.iter().map(|&v| v as u8).collect()
+        }
         DType::Uint64 => Vec::new(),
         DType::Unsupported(code) => return Err(format!("unsupported data type {code}")),
     };

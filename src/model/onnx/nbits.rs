@@ -1,5 +1,6 @@
 //! onnxruntime's `MatMulNBits` (domain `com.microsoft`): its packed `B` (`[N, n_blocks,
-//! blob]`, `bits` per element, low nibble first) becomes a `[K, N]` view of the file's
+//! blob]`, `bits` (2–8) per element as a little-endian bit stream: low nibble first for 4
+//! bits, no bit wasted for 3, 5, 6, 7) becomes a `[K, N]` view of the file's
 //! bytes in the float `MatMul`'s orientation ([`TensorBytes::Transposed`], no copy), its
 //! scales (`[N · n_blocks]`) and zero points (packed like `B`, or absent: the midpoint
 //! `2^(bits − 1)`) the blocked parameters of that view (`[n_blocks, N]`, blocks along
@@ -23,16 +24,47 @@ pub(crate) fn unpack(g: &mut Graph) {
     }
 }
 
+/// Bits per element of the view's type.
+fn dtype_bits(d: DType) -> u8 {
+    match d {
+        DType::Uint4 => 4,
+        DType::UintBits(b) => b,
+        _ => 8,
+    }
+}
+
 fn owned(dtype: DType, shape: Vec<u64>, bytes: Vec<u8>) -> TensorData {
     TensorData { dtype, shape, bytes: TensorBytes::from_vec(bytes) }
 }
 
-/// Two 4-bit values per byte, low nibble first (or one byte each for 8 bits).
+/// Values of `bits` bits as a little-endian bit stream (two 4-bit values per byte, low
+/// nibble first; one byte each for 8 bits).
 fn pack(values: &[u8], bits: u64) -> Vec<u8> {
-    if bits == 8 {
-        return values.to_vec();
+    let bits = usize::try_from(bits).unwrap_or(8);
+    let mut out = vec![0u8; (values.len() * bits).div_ceil(8)];
+    for (i, &v) in values.iter().enumerate() {
+        let at = i * bits;
+        let wide = u16::from(v) << (at % 8);
+        #[allow(clippy::cast_possible_truncation)]
+        for (k, byte) in [wide as u8, (wide >> 8) as u8].into_iter().enumerate() {
+            if let Some(slot) = out.get_mut(at / 8 + k) {
+                *slot |= byte;
+            }
+        }
     }
-    values.chunks(2).map(|p| (p.first().copied().unwrap_or(0) & 0x0f) | (p.get(1).copied().unwrap_or(0) << 4)).collect()
+    out
+}
+
+/// Whether `g_idx` (act-order GPTQ's block of each row of `B`) is the plain `k / block`:
+/// onnxruntime's writers may add it without reordering anything.
+fn g_idx_is_plain(g: &Graph, t: usize, k: u64, block: u64) -> Result<bool, String> {
+    let d = g.tensors.get(t).and_then(|t| t.data.as_ref()).ok_or("g_idx has no data")?;
+    if d.len() != k {
+        return Err(format!("g_idx holds {} entries for K {k}", d.len()));
+    }
+    let v = d.to_f32_vec().map_err(|e| e.to_string())?;
+    #[allow(clippy::cast_precision_loss)]
+    Ok(v.iter().enumerate().all(|(i, &b)| b == (i as u64 / block) as f32))
 }
 
 #[allow(clippy::cast_possible_truncation)]
@@ -41,14 +73,19 @@ fn unpack_one(g: &mut Graph, n: usize) -> Result<(), String> {
     let attr = |name: &str| node.attr_int(name).and_then(|v| u64::try_from(v).ok());
     let (k, nn, bits, block) = (attr("K"), attr("N"), attr("bits").unwrap_or(4), attr("block_size"));
     let (Some(k), Some(nn), Some(block)) = (k, nn, block) else { return Err("no K, N or block_size".into()) };
-    if bits != 4 && bits != 8 {
-        return Err(format!("{bits}-bit weights are not read yet (4 and 8 are)"));
+    if !(2..=8).contains(&bits) {
+        return Err(format!("bits {bits} is outside 2–8"));
     }
     if block == 0 || k == 0 || nn == 0 {
         return Err(format!("K {k}, N {nn}, block_size {block}: nothing to read"));
     }
-    if node.input(4).is_some() {
-        return Err("act-order (g_idx) is not read yet".into());
+    if !(block * bits).is_multiple_of(8) {
+        return Err(format!("blocks of {block} × {bits} bits do not fill whole bytes"));
+    }
+    if let Some(gi) = node.input(4)
+        && !g_idx_is_plain(g, gi, k, block)?
+    {
+        return Err("act-order g_idx that reorders rows into blocks is not read yet".into());
     }
     let (b_id, s_id) = (node.input(1).ok_or("no B")?, node.input(2).ok_or("no scales")?);
     let zp_id = node.input(3);
@@ -64,7 +101,12 @@ fn unpack_one(g: &mut Graph, n: usize) -> Result<(), String> {
         ));
     }
     let size = |v: u64| usize::try_from(v).map_err(|_| "too large".to_string());
-    let dtype = if bits == 4 { DType::Uint4 } else { DType::Uint8 };
+    #[allow(clippy::cast_possible_truncation)]
+    let dtype = match bits {
+        4 => DType::Uint4,
+        8 => DType::Uint8,
+        b => DType::UintBits(b as u8),
+    };
     let view = TensorData {
         dtype,
         shape: vec![k, nn],
@@ -96,21 +138,19 @@ fn unpack_one(g: &mut Graph, n: usize) -> Result<(), String> {
         if z.dtype.is_float() {
             return Err("float zero points are not read yet".into());
         }
-        let bytes = z.to_f32_vec().map_err(|e| e.to_string())?;
-        let per_row = if bits == 4 { bu.div_ceil(2) } else { bu };
+        if z.dtype != DType::Uint8 {
+            return Err(format!("zero points of {} (packed uint8 expected)", z.dtype.name()));
+        }
+        let bytes: Vec<u8> = z.to_f32_vec().map_err(|e| e.to_string())?.into_iter().map(|v| v as u8).collect();
+        // each row's zero points packed like B: ⌈n_blocks · bits / 8⌉ bytes
+        let per_row = (bu * size(bits)?).div_ceil(8);
         if bytes.len() != nu * per_row {
             return Err(format!("{} zero-point bytes for N {nn} × {blocks} blocks", bytes.len()));
         }
-        for row in 0..nu {
+        for (row, packed) in bytes.chunks_exact(per_row.max(1)).enumerate() {
             for j in 0..bu {
-                let v = if bits == 4 {
-                    let byte = bytes.get(row * per_row + j / 2).copied().unwrap_or(0.0) as u8;
-                    if j % 2 == 0 { byte & 0x0f } else { byte >> 4 }
-                } else {
-                    bytes.get(row * per_row + j).copied().unwrap_or(0.0) as u8
-                };
                 if let Some(slot) = t_zps.get_mut(j * nu + row) {
-                    *slot = v;
+                    *slot = crate::model::dtype::bits_at(packed, j, dtype_bits(dtype));
                 }
             }
         }
