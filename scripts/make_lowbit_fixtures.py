@@ -170,7 +170,8 @@ def dequantized(model: onnx.ModelProto) -> dict[str, dict]:
                 scale_full, zp_full = scale.reshape(shape), zp.reshape(shape)
             values = ((q - zp_full).astype(np.float32) * scale_full).astype(np.float32)
         float_name = n.input[0].split("_DQ_")[0].split("_quantized")[0].split("_Q4")[0]
-        out[n.input[0]] = {"float": float_name, "values": values, "block": block or None, "dtype": dtype}
+        out[n.input[0]] = {"float": float_name, "values": values, "block": block or None, "dtype": dtype,
+                           "scale": scale, "axis": axis}
     for n in model.graph.node:
         if n.op_type != "MatMulNBits":
             continue
@@ -191,6 +192,8 @@ def dequantized(model: onnx.ModelProto) -> dict[str, dict]:
             "values": np.ascontiguousarray(values.T.astype(np.float32)),
             "block": block,
             "dtype": "uint4" if bits == 4 else "uint8" if bits == 8 else f"uint{bits}",
+            "scale": np.ascontiguousarray(scale.T),  # [n_blocks, N]: blocks along axis 0 of [K, N]
+            "axis": 0,
         }
     return out
 
@@ -323,6 +326,23 @@ def check_runs(dst: Path, src: Path, feeds: dict) -> float:
     return float(20 * np.log10(np.linalg.norm(f) / max(np.linalg.norm(f - y), 1e-30)))
 
 
+def worst_block(x: np.ndarray, v: np.ndarray, w: dict) -> dict | None:
+    """The block with the highest rmse/scale: its index in parameter order (the blocked
+    shape, C order) and its rmse/scale, float64."""
+    if not w["block"]:
+        return None
+    axis, block = w["axis"] % x.ndim, w["block"]
+    d2 = (x - v.astype(np.float64)) ** 2
+    nb = -(-x.shape[axis] // block)
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (0, nb * block - x.shape[axis])
+    d2 = np.pad(d2, pad, constant_values=np.nan)
+    d2 = d2.reshape(*x.shape[:axis], nb, block, *x.shape[axis + 1:])
+    rmse = np.sqrt(np.nanmean(d2, axis=axis + 1)) / np.abs(w["scale"].astype(np.float64).reshape(d2.shape[:axis + 1] + d2.shape[axis + 2:]))
+    i = int(np.argmax(rmse.reshape(-1)))
+    return {"index": i, "rmse_over_scale": float(rmse.reshape(-1)[i]), "blocks": int(rmse.size)}
+
+
 def record(floats: dict, weights: dict) -> dict:
     out = {}
     for qname, w in sorted(weights.items()):
@@ -330,6 +350,7 @@ def record(floats: dict, weights: dict) -> dict:
         x = floats[w["float"]].astype(np.float64)
         err = np.linalg.norm(x - v.astype(np.float64))
         out[qname] = {
+            "worst_block": worst_block(x, v, w),
             "float": w["float"],
             "block": w["block"],
             "dtype": w["dtype"],

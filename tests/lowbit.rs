@@ -81,6 +81,18 @@ fn low_bit_weights_dequantize_as_numpy_does() {
                 let r = m.rmse_over_scale.unwrap();
                 assert!((0.2..0.4).contains(&r), "{what}: rmse/scale {r}");
             }
+            // the worst block, as numpy finds it: same block, same rmse/scale
+            if let Some(wb) = g["worst_block"].as_object() {
+                let c = m.channels.as_ref().unwrap_or_else(|| panic!("{what}: no block errors"));
+                assert_eq!(c.count as u64, wb["blocks"].as_u64().unwrap(), "{what}");
+                let worst = &c.worst[0];
+                assert_eq!(worst.index as u64, wb["index"].as_u64().unwrap(), "{what}");
+                common::close(worst.rmse_over_scale, wb["rmse_over_scale"].as_f64().unwrap(), 1e-6, "worst block");
+                assert!(c.worst.windows(2).all(|w| w[0].rmse_over_scale >= w[1].rmse_over_scale));
+                let h = c.heatmap.as_ref().unwrap();
+                let max = h.range().unwrap().1;
+                assert!((f64::from(max) - worst.rmse_over_scale).abs() < 1e-6, "{what}: heatmap max {max}");
+            }
             *checked.entry(variant.clone()).or_default() += 1;
         }
     }
@@ -253,4 +265,42 @@ fn hostile_low_bit_forms_get_a_reason() {
         t.raw_data = vec![0x38]; // 1.0
     });
     assert!(complaints(&m).iter().any(|x| x.contains("float8e4m3fn zero point is not 0")), "{:?}", complaints(&m));
+}
+
+#[test]
+fn block_view_and_worst_block_colour() {
+    let variants = load("lowbit_tokens");
+    let v = variants.iter().find(|v| v.spec.path.ends_with("tokens_q4_asym.onnx")).unwrap();
+    // the embedding [50, 32] in blocks of 16 along axis 1: 50 rows × 2 blocks
+    let (p, t) = params(v, "word_embeddings_Q4");
+    let b = quantlens::view::inspector::block_view(&t.shape, p).unwrap();
+    assert_eq!((b.rows, b.blocks, b.block, b.axis), (50, 2, 16, 1));
+    assert_eq!((b.scales.rows, b.scales.cols), (50, 2), "under the heatmap's bound: one cell per block");
+    let (lo, hi) = b.scales.range().unwrap();
+    let abs: Vec<f32> = p.scale.iter().map(|s| s.abs()).collect();
+    assert_eq!(lo, abs.iter().copied().fold(f32::INFINITY, f32::min));
+    assert_eq!(hi, abs.iter().copied().fold(0.0, f32::max));
+    // the towers: coloured by the worst block, neutral without a quantized weight
+    let report = build_report(&variants, ReportOptions::default());
+    let row = report.layers.iter().find(|l| l.variants.iter().any(|lv| lv.node.starts_with("word"))).unwrap();
+    let lv = row.variants.iter().find(|lv| lv.variant == v.spec.name).unwrap();
+    let worst = lv.metrics.as_ref().unwrap().channels.as_ref().unwrap().worst[0].rmse_over_scale;
+    let swatch = |own| {
+        quantlens::layout::colour::block_swatch(
+            quantlens::layout::ColourMetric::WorstBlock,
+            "Gather",
+            own,
+            Some(row),
+            false,
+            quantlens::view::run::BlockRun::default(),
+        )
+    };
+    let expected = quantlens::theme::Swatch::quality(quantlens::layout::colour::rmse_t(worst));
+    assert_eq!(swatch(Some(lv)), expected);
+    let float = row.variants.iter().find(|lv| lv.variant == "float").unwrap();
+    assert_eq!(swatch(Some(float)), quantlens::theme::Swatch::NEUTRAL);
+    // the report's JSON carries the worst blocks, not the heatmap
+    let json = serde_json::to_value(lv.metrics.as_ref().unwrap()).unwrap();
+    assert_eq!(json["channels"]["worst"].as_array().unwrap().len(), 8);
+    assert!(json["channels"].get("heatmap").is_none());
 }

@@ -337,6 +337,7 @@ enum ColourArg {
     Sqnr,
     Range,
     RmseScale,
+    WorstBlock,
     Nan,
     ActivationSqnr,
     Clipping,

@@ -59,6 +59,7 @@ pub fn render(path: PathBuf, out: PathBuf, p: Picture) -> ExitCode {
         ColourArg::Sqnr => ColourMetric::Sqnr,
         ColourArg::Range => ColourMetric::Range,
         ColourArg::RmseScale => ColourMetric::RmseOverScale,
+        ColourArg::WorstBlock => ColourMetric::WorstBlock,
         ColourArg::Nan => ColourMetric::NanPresent,
         ColourArg::ActivationSqnr => ColourMetric::ActivationSqnr,
         ColourArg::Clipping => ColourMetric::Clipping,

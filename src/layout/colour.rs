@@ -15,6 +15,8 @@ pub enum ColourMetric {
     Range,
     /// `rmse/scale`: ≈ 0.289 is healthy rounding.
     RmseOverScale,
+    /// The worst block's (or channel's) `rmse/scale`: one bad block in 10⁵ shows.
+    WorstBlock,
     /// NaN or infinity in the weight.
     NanPresent,
     /// The lowest `xmodel_err` of the layer's activations (a run of the variants).
@@ -27,11 +29,12 @@ pub enum ColourMetric {
 }
 
 impl ColourMetric {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::OpType,
         Self::Sqnr,
         Self::Range,
         Self::RmseOverScale,
+        Self::WorstBlock,
         Self::NanPresent,
         Self::ActivationSqnr,
         Self::Clipping,
@@ -46,6 +49,7 @@ impl ColourMetric {
             Self::Sqnr => "weight SQNR",
             Self::Range => "weight range",
             Self::RmseOverScale => "rmse/scale",
+            Self::WorstBlock => "worst block rmse/scale",
             Self::NanPresent => "NaN/Inf present",
             Self::ActivationSqnr => "activation SQNR (run)",
             Self::Clipping => "activation clipping (run)",
@@ -77,7 +81,10 @@ fn sqnr_t(db: f64) -> f64 {
     (db - SQNR_RED_DB) / (SQNR_GREEN_DB - SQNR_RED_DB)
 }
 
-fn rmse_t(v: f64) -> f64 {
+/// `rmse/scale` on the quality ramp (1 healthy, 0 four times off): the towers' and the
+/// block heatmaps' colour.
+#[must_use]
+pub fn rmse_t(v: f64) -> f64 {
     // one octave away from 0.289 is half-way to red
     1.0 - ((v / HEALTHY_RMSE_OVER_SCALE).log2().abs() / 2.0)
 }
@@ -128,6 +135,10 @@ pub fn block_swatch(
             .and_then(|v| v.metrics.as_ref())
             .and_then(|m| m.rmse_over_scale)
             .map_or(Swatch::NEUTRAL, |r| Swatch::quality(rmse_t(r))),
+        ColourMetric::WorstBlock => own
+            .and_then(|v| v.metrics.as_ref())
+            .and_then(|m| m.channels.as_ref()?.worst.first())
+            .map_or(Swatch::NEUTRAL, |w| Swatch::quality(rmse_t(w.rmse_over_scale))),
         ColourMetric::NanPresent => own
             .and_then(|v| v.stats.as_ref())
             .map_or(Swatch::NEUTRAL, |s| if s.nan + s.inf > 0 { Swatch::BAD } else { Swatch::GOOD }),
@@ -180,7 +191,7 @@ pub fn legend(metric: ColourMetric, ops_present: &[String]) -> Vec<LegendEntry> 
             e(magnitude_rgb(1.0), "|w| ≥ 10"),
             none,
         ],
-        ColourMetric::RmseOverScale => vec![
+        ColourMetric::RmseOverScale | ColourMetric::WorstBlock => vec![
             e(quality_rgb(1.0), "≈ 0.289 (rounding only)"),
             e(quality_rgb(0.5), "2× off"),
             e(quality_rgb(0.0), "≥ 4× off (clipping / bad params)"),

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::blocks::{BlockLayout, Heatmap, Pool};
 use super::source::{ChannelMap, Values};
 use crate::model::quant::QuantParams;
 use crate::model::tensor::ReadError;
@@ -41,6 +42,81 @@ pub struct ErrorMetrics {
     /// Every compared pair is equal: the tensor is reproduced exactly (a scalar constant,
     /// a float bias). `sqnr_db` then only reflects ε; show *exact*, not a number.
     pub exact: bool,
+    /// Per channel (or block) `rmse/scale`, summarised: with more than one scale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<ChannelErrors>,
+}
+
+/// The error in steps of each channel (or block) of a weight, summarised in bounded size.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ChannelErrors {
+    /// Channels (blocks) with a compared value.
+    pub count: usize,
+    /// The worst channels (blocks), highest `rmse/scale` first, at most [`WORST_KEPT`].
+    pub worst: Vec<WorstChannel>,
+    /// Share of channels (blocks) whose `rmse/scale` is over twice rounding's.
+    pub off_share: f64,
+    /// Blocked weights: every block's `rmse/scale`, max-pooled to at most
+    /// [`HEATMAP_SIDE`]² cells (rows × blocks).
+    #[serde(skip)]
+    pub heatmap: Option<Heatmap>,
+}
+
+/// One channel (block) and its error in steps.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WorstChannel {
+    /// Index into the parameters (a channel, or a block in parameter order).
+    pub index: usize,
+    /// Blocked weights: its row (every index but the blocked axis) and block.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block: Option<usize>,
+    pub rmse_over_scale: f64,
+    pub scale: f32,
+}
+
+/// Worst channels (blocks) kept per weight.
+pub const WORST_KEPT: usize = 8;
+/// Largest side of a block heatmap, in cells.
+pub const HEATMAP_SIDE: usize = 96;
+
+/// Summarises per-channel sums of squared error (`dd`, unscaled) and counts.
+#[allow(clippy::cast_precision_loss)]
+fn channel_errors(dd: &[f64], n: &[u32], p: &QuantParams, layout: Option<BlockLayout>) -> ChannelErrors {
+    let rmse: Vec<f32> = dd
+        .iter()
+        .zip(n)
+        .enumerate()
+        .map(|(c, (&d, &k))| {
+            let s = f64::from(p.channel(c).0).abs();
+            #[allow(clippy::cast_possible_truncation)]
+            if k == 0 { f32::NAN } else { ((d / f64::from(k)).sqrt() / s) as f32 }
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..rmse.len()).filter(|&c| rmse[c].is_finite()).collect();
+    let count = order.len();
+    let off = order.iter().filter(|&&c| f64::from(rmse[c]) > 2.0 * HEALTHY_RMSE_OVER_SCALE).count();
+    let kept = WORST_KEPT.min(order.len());
+    if kept > 0 {
+        order.select_nth_unstable_by(kept - 1, |&a, &b| rmse[b].total_cmp(&rmse[a]));
+    }
+    order.truncate(kept);
+    order.sort_by(|&a, &b| rmse[b].total_cmp(&rmse[a]).then(a.cmp(&b)));
+    let worst = order
+        .into_iter()
+        .map(|c| {
+            let (row, block) = layout.map(|l| l.cell(c)).unzip();
+            WorstChannel { index: c, row, block, rmse_over_scale: f64::from(rmse[c]), scale: p.channel(c).0 }
+        })
+        .collect();
+    ChannelErrors {
+        count,
+        worst,
+        off_share: if count == 0 { 0.0 } else { off as f64 / count as f64 },
+        heatmap: layout
+            .map(|l| Heatmap::pooled(l, HEATMAP_SIDE, Pool::Max, |i| rmse.get(i).copied().unwrap_or(f32::NAN))),
+    }
 }
 
 impl ErrorMetrics {
@@ -64,9 +140,9 @@ pub fn compare(x: Values<'_>, y: Values<'_>, params: Option<&QuantParams>) -> Re
     // (float8 steps are not uniform: no error in steps)
     let params = params.filter(|p| !p.dtype.is_float8());
     let map = params.map(|p| ChannelMap::new(&y.shape(), p));
-    // 1 / scale² per channel, for the error in quantization steps
-    let weights: Option<Vec<f64>> =
-        params.zip(map).map(|(p, m)| (0..m.channels()).map(|c| 1.0 / f64::from(p.channel(c).0).powi(2)).collect());
+    // squared error and count per channel, for the error in quantization steps
+    let channels = map.map_or(0, |m| m.channels());
+    let (mut dd, mut counts) = (vec![0f64; channels], vec![0u32; channels]);
     let (mut rx, mut ry) = (x.reader()?, y.reader()?);
     let (mut bx, mut by) = (Vec::new(), Vec::new());
     let mut s = Sums::default();
@@ -76,17 +152,29 @@ pub fn compare(x: Values<'_>, y: Values<'_>, params: Option<&QuantParams>) -> Re
         let chunk = Sums::of(xs, ys);
         if chunk.all_finite() {
             s.merge(&chunk);
-            if let (Some(w), Some(m)) = (&weights, map) {
-                s.dd_scaled += match m.inner() {
-                    0 => chunk.dd * w.first().copied().unwrap_or(f64::NAN), // one scale
-                    _ => scaled_sq_error(xs, ys, start, w, m),
-                };
+            if let Some(m) = map {
+                if m.inner() == 0 {
+                    // one scale
+                    if let (Some(d), Some(c)) = (dd.first_mut(), counts.first_mut()) {
+                        *d += chunk.dd;
+                        *c = c.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+                    }
+                } else {
+                    channel_sq_error(xs, ys, start, m, &mut dd, &mut counts);
+                }
             }
         } else {
-            s.add_skipping(xs, ys, start, weights.as_deref().zip(map));
+            s.add_skipping(xs, ys, start, map.map(|m| (m, dd.as_mut_slice(), counts.as_mut_slice())));
         }
     }
-    Ok(s.metrics(params.is_some()))
+    if let Some(p) = params {
+        s.dd_scaled = dd.iter().enumerate().map(|(c, d)| d / f64::from(p.channel(c).0).powi(2)).sum();
+    }
+    let mut metrics = s.metrics(params.is_some());
+    if let Some(p) = params.filter(|_| channels > 1) {
+        metrics.channels = Some(channel_errors(&dd, &counts, p, BlockLayout::of(&y.shape(), p)));
+    }
+    Ok(metrics)
 }
 
 /// A comparison summed over a stream of chunk pairs (all samples of an activation), in
@@ -207,6 +295,7 @@ impl Sums {
             skipped: self.skipped,
             // (two empty tensors are trivially equal)
             exact: self.skipped == 0 && self.dd == 0.0,
+            channels: None,
         }
     }
 
@@ -222,7 +311,13 @@ impl Sums {
     }
 
     /// Element by element, skipping pairs where either value is not finite.
-    fn add_skipping(&mut self, xs: &[f32], ys: &[f32], start: usize, weights: Option<(&[f64], ChannelMap)>) {
+    fn add_skipping(
+        &mut self,
+        xs: &[f32],
+        ys: &[f32],
+        start: usize,
+        mut channels: Option<(ChannelMap, &mut [f64], &mut [u32])>,
+    ) {
         for (k, (&a, &b)) in xs.iter().zip(ys).enumerate() {
             if !(a.is_finite() && b.is_finite()) {
                 self.skipped += 1;
@@ -235,37 +330,48 @@ impl Sums {
             self.xy += a * b;
             self.dd += d * d;
             self.max_abs = self.max_abs.max(d.abs());
-            if let Some((w, m)) = weights {
-                self.dd_scaled += d * d * w.get(m.channel(start + k)).copied().unwrap_or(f64::NAN);
+            if let Some((m, dd, n)) = channels.as_mut() {
+                let c = m.channel(start + k);
+                if let (Some(dd), Some(n)) = (dd.get_mut(c), n.get_mut(c)) {
+                    *dd += d * d;
+                    *n += 1;
+                }
             }
             self.count += 1;
         }
     }
 }
 
-/// `Σ (x − y)² / scale²` of a chunk starting at element `start`, channel by channel: one
-/// weight per run of a channel, or whole rows zipped with the weights when each element
-/// is its own channel's.
-fn scaled_sq_error(xs: &[f32], ys: &[f32], start: usize, w: &[f64], m: ChannelMap) -> f64 {
+/// Adds `(x − y)²` and the count of a chunk starting at element `start` to each element's
+/// channel: per run of a channel, or whole rows zipped with the channels when each
+/// element is its own channel's, or block by block.
+fn channel_sq_error(xs: &[f32], ys: &[f32], start: usize, m: ChannelMap, dd: &mut [f64], n: &mut [u32]) {
     let sq = |(&a, &b): (&f32, &f32)| (f64::from(a) - f64::from(b)).powi(2);
     let pairs =
         |r: std::ops::Range<usize>| xs.get(r.clone()).unwrap_or_default().iter().zip(ys.get(r).unwrap_or_default());
     if m.is_blocked() {
-        return xs
-            .iter()
-            .zip(ys)
-            .zip(m.block_of_each(start, xs.len()))
-            .map(|(p, c)| sq(p) * w.get(c).copied().unwrap_or(f64::NAN))
-            .sum();
-    }
-    if m.rowwise() {
-        m.rows(start, xs.len())
-            .map(|(c, r)| pairs(r).zip(w.get(c..).unwrap_or_default()).map(|(p, &w)| sq(p) * w).sum::<f64>())
-            .sum()
+        for (p, c) in xs.iter().zip(ys).zip(m.block_of_each(start, xs.len())) {
+            if let (Some(d), Some(k)) = (dd.get_mut(c), n.get_mut(c)) {
+                *d += sq(p);
+                *k += 1;
+            }
+        }
+    } else if m.rowwise() {
+        for (c, r) in m.rows(start, xs.len()) {
+            let (ds, ks) = (dd.get_mut(c..).unwrap_or_default(), n.get_mut(c..).unwrap_or_default());
+            for ((p, d), k) in pairs(r).zip(ds).zip(ks) {
+                *d += sq(p);
+                *k += 1;
+            }
+        }
     } else {
-        m.runs(start, xs.len())
-            .map(|(c, r)| pairs(r).map(sq).sum::<f64>() * w.get(c).copied().unwrap_or(f64::NAN))
-            .sum()
+        for (c, r) in m.runs(start, xs.len()) {
+            let len = u32::try_from(r.len()).unwrap_or(u32::MAX);
+            if let (Some(d), Some(k)) = (dd.get_mut(c), n.get_mut(c)) {
+                *d += pairs(r).map(sq).sum::<f64>();
+                *k = k.saturating_add(len);
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Pure statistics over tensors: summaries, shared-bin histograms, error metrics and
 //! per-channel summaries. Streamed in chunks; no Bevy.
 
+pub mod blocks;
 pub mod channel;
 pub mod counted;
 mod engine;

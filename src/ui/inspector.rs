@@ -83,6 +83,9 @@ fn member_ui(ui: &mut egui::Ui, m: &MemberView, i: usize, actions: &mut Vec<UiAc
                 p.points(Points::new("scale per channel", pts).radius(2.0).color(colour(theme::variant_rgb(i))));
             });
         }
+        if let Some(b) = &q.blocks {
+            super::blocks::blocks_ui(ui, b, m.metrics.as_ref().and_then(|e| e.channels.as_ref()));
+        }
         for p in &q.problems {
             ui.colored_label(colour(theme::Swatch::BAD.rgb()), p);
         }

@@ -2,6 +2,7 @@
 //! state; each `*_ui` function draws into a `Ui` and returns the [`UiAction`]s the user
 //! asked for, which the app turns into messages.
 
+pub mod blocks;
 pub mod histogram;
 pub mod inspector;
 pub mod layer_list;

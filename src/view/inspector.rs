@@ -7,6 +7,8 @@ use crate::model::graph::{AttrValue, TensorKind, shape_string};
 use crate::model::quant::{LayerWeight, QuantParams};
 use crate::model::{NodeId, Variant};
 use crate::report::{ActivationReport, InitializerReport, LayerReport};
+use crate::stats::blocks::{BlockLayout, Heatmap, Pool};
+use crate::stats::metrics::HEATMAP_SIDE;
 use crate::stats::{ErrorMetrics, Summary};
 
 use super::fmt_num;
@@ -33,6 +35,28 @@ pub struct QuantView {
     /// The weight's place, for an edit of its scale, and the factor its statistics use
     /// now (1 unedited).
     pub edit: Option<ScaleEdit>,
+    /// Blocked parameters: their grid and a heatmap of `|scale|` (the strip plot of
+    /// `scales` is for per-channel ones; `scales` is then empty).
+    pub blocks: Option<BlockView>,
+}
+
+/// The blocks of a blocked weight: `rows × blocks` (every index but the blocked axis ×
+/// blocks along it), and `|scale|` mean-pooled into a bounded heatmap.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockView {
+    pub rows: usize,
+    pub blocks: usize,
+    pub block: usize,
+    pub axis: usize,
+    pub scales: Heatmap,
+}
+
+/// The block view of blocked `p` on a weight of `shape`.
+#[must_use]
+pub fn block_view(shape: &[u64], p: &QuantParams) -> Option<BlockView> {
+    let layout = BlockLayout::of(shape, p)?;
+    let scales = Heatmap::pooled(layout, HEATMAP_SIDE, Pool::Mean, |i| p.scale.get(i).map_or(f32::NAN, |s| s.abs()));
+    Some(BlockView { rows: layout.rows(), blocks: layout.blocks, block: p.block?, axis: p.axis?, scales })
 }
 
 /// An editable weight: `(variant, layer)`, the current factor on the file's scale, its
@@ -265,9 +289,18 @@ pub fn inspector(variants: &[Variant], members: &[Member<'_>], report: Option<&L
                 }),
                 form: format!("{:?}", q.form),
                 summary: q.params.as_ref().map_or_else(|| "unusable (see problems)".into(), quant_summary),
-                scales: q.params.as_ref().map(|p| p.scale.clone()).unwrap_or_default(),
-                zero_points: q.params.as_ref().map(|p| p.zero_point.clone()).unwrap_or_default(),
+                scales: q.params.as_ref().filter(|p| p.block.is_none()).map(|p| p.scale.clone()).unwrap_or_default(),
+                zero_points: q
+                    .params
+                    .as_ref()
+                    .filter(|p| p.block.is_none())
+                    .map(|p| p.zero_point.clone())
+                    .unwrap_or_default(),
                 problems: q.problems.clone(),
+                blocks: q.params.as_ref().and_then(|p| {
+                    let shape = &g.tensor(q.q_tensor)?.data.as_ref()?.shape;
+                    block_view(shape, p)
+                }),
             }),
             LayerWeight::Float(_) => None,
         });
