@@ -304,3 +304,60 @@ fn block_view_and_worst_block_colour() {
     assert_eq!(json["channels"]["worst"].as_array().unwrap().len(), 8);
     assert!(json["channels"].get("heatmap").is_none());
 }
+
+#[test]
+fn matmul_nbits_in_external_data_reads_as_in_memory() {
+    use prost::Message as _;
+    let src = data("lowbit/transformer_nbits_asym.onnx");
+    let mut proto = tract_onnx::pb::ModelProto::decode(std::fs::read(&src).unwrap().as_slice()).unwrap();
+    let dir = std::env::temp_dir().join(format!("quantlens-nbits-external-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // every packed B into one external file, 4096-aligned as onnx writes it
+    let mut blob = Vec::new();
+    let mut moved = 0;
+    for t in &mut proto.graph.as_mut().unwrap().initializer {
+        if !t.name.ends_with("_Q4") {
+            continue;
+        }
+        blob.resize(blob.len().next_multiple_of(4096), 0);
+        let (offset, len) = (blob.len(), t.raw_data.len());
+        blob.extend_from_slice(&t.raw_data);
+        t.raw_data.clear();
+        t.data_location = Some(1);
+        for (k, v) in
+            [("location", "weights.bin".to_string()), ("offset", offset.to_string()), ("length", len.to_string())]
+        {
+            t.external_data.push(tract_onnx::pb::StringStringEntryProto { key: k.into(), value: v });
+        }
+        moved += 1;
+    }
+    assert_eq!(moved, 6);
+    std::fs::write(dir.join("weights.bin"), &blob).unwrap();
+    let path = dir.join("transformer_nbits_external.onnx");
+    std::fs::write(&path, proto.encode_to_vec()).unwrap();
+    let mem = load_model(&src).unwrap();
+    for access in [quantlens::model::format::Access::Map, quantlens::model::format::Access::Read] {
+        let ext = quantlens::model::format::load_model_with(&path, access).unwrap();
+        assert!(ext.graph.issues.is_empty(), "{:?}", ext.graph.issues);
+        let (lm, le) = (
+            quantlens::model::quant::find_layers(&mem.graph, &mem.topo_order),
+            quantlens::model::quant::find_layers(&ext.graph, &ext.topo_order),
+        );
+        assert_eq!(lm.len(), le.len());
+        for (a, b) in lm.iter().zip(&le) {
+            let (LayerWeight::Quantized(qa), LayerWeight::Quantized(qb)) = (&a.weight, &b.weight) else { continue };
+            let value = |m: &quantlens::model::Model, q: &quantlens::model::quant::QuantizedWeight| {
+                common::all_values(Values::Dequantized(
+                    m.graph.tensors[q.q_tensor].data.as_ref().unwrap(),
+                    q.params.as_ref().unwrap(),
+                ))
+            };
+            assert_eq!(value(&mem, qa), value(&ext, qb), "{}", mem.graph.tensors[qa.q_tensor].name);
+        }
+    }
+    // a range past the end of its file: a reason, no panic
+    std::fs::write(dir.join("weights.bin"), &blob[..blob.len() / 2]).unwrap();
+    let m = load_model(&path).unwrap();
+    assert!(m.graph.issues.iter().any(|i| i.to_string().contains("past the end")), "{:?}", m.graph.issues);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -129,7 +129,7 @@ pub fn load_model_with(path: &Path, access: Access) -> Result<Model, ImportError
 
 /// Maps `path` read-only, or `None` when it cannot be mapped.
 #[allow(unsafe_code)]
-fn map_file(path: &Path) -> Option<FileBytes> {
+pub(crate) fn map_file(path: &Path) -> Option<FileBytes> {
     let file = std::fs::File::open(path).ok()?;
     // SAFETY: the map is read-only and nothing here writes through it; memmap2's one
     // requirement is that the file is not modified or truncated while mapped, which

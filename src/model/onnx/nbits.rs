@@ -6,18 +6,56 @@
 //! `2^(bits − 1)`) the blocked parameters of that view (`[n_blocks, N]`, blocks along
 //! axis 0), so that the layer is read like a blocked `DequantizeLinear`.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::model::dtype::DType;
 use crate::model::graph::{Dim, Graph, Issue, Severity, Tensor, TensorKind};
-use crate::model::tensor::{TensorBytes, TensorData};
+use crate::model::tensor::{FileBytes, TensorBytes, TensorData};
+
+/// External data files mapped so far (a model's weights share one or a few).
+type Maps = HashMap<PathBuf, Arc<FileBytes>>;
+
+/// `B`'s bytes as a range of a shared buffer: in memory already, or its external-data
+/// range mapped (read-only, never resident whole: the view reads it in place). A 7B
+/// model's 3.5 GB of packed weights live in external data.
+fn shared_range(bytes: &TensorBytes, maps: &mut Maps) -> Result<(Arc<FileBytes>, std::ops::Range<usize>), String> {
+    match bytes {
+        TensorBytes::Memory { buf, range } => Ok((Arc::clone(buf), range.clone())),
+        TensorBytes::External { path, offset, len } => {
+            let buf = match maps.get(path.as_path()) {
+                Some(b) => Arc::clone(b),
+                None => {
+                    let b = Arc::new(
+                        crate::model::format::map_file(path)
+                            .ok_or_else(|| format!("B's external data {} cannot be mapped", path.display()))?,
+                    );
+                    maps.insert(path.as_path().to_path_buf(), Arc::clone(&b));
+                    b
+                }
+            };
+            let start = usize::try_from(*offset).map_err(|_| "offset too large")?;
+            let end = start.checked_add(usize::try_from(*len).map_err(|_| "length too large")?).ok_or("overflow")?;
+            if end > buf.len() {
+                return Err(format!(
+                    "B's external range {start}..{end} is past the end of its file ({} bytes)",
+                    buf.len()
+                ));
+            }
+            Ok((buf, start..end))
+        }
+        TensorBytes::Transposed { .. } => Err("B is read twice".into()),
+    }
+}
 
 /// Rewrites every `MatMulNBits` of `g` as described above; one that cannot be read keeps
 /// its tensors and gets an issue.
 pub(crate) fn unpack(g: &mut Graph) {
     let nodes: Vec<usize> = (0..g.nodes.len()).filter(|&n| g.nodes[n].op_type == "MatMulNBits").collect();
+    let mut maps = HashMap::new();
     for n in nodes {
-        if let Err(reason) = unpack_one(g, n) {
+        if let Err(reason) = unpack_one(g, n, &mut maps) {
             let subject = g.nodes.get(n).map(|node| node.label(n)).unwrap_or_default();
             g.issues.push(Issue { severity: Severity::Error, subject, message: format!("MatMulNBits: {reason}") });
         }
@@ -68,7 +106,7 @@ fn g_idx_is_plain(g: &Graph, t: usize, k: u64, block: u64) -> Result<bool, Strin
 }
 
 #[allow(clippy::cast_possible_truncation)]
-fn unpack_one(g: &mut Graph, n: usize) -> Result<(), String> {
+fn unpack_one(g: &mut Graph, n: usize, maps: &mut Maps) -> Result<(), String> {
     let node = g.nodes.get(n).ok_or("no node")?;
     let attr = |name: &str| node.attr_int(name).and_then(|v| u64::try_from(v).ok());
     let (k, nn, bits, block) = (attr("K"), attr("N"), attr("bits").unwrap_or(4), attr("block_size"));
@@ -92,7 +130,6 @@ fn unpack_one(g: &mut Graph, n: usize) -> Result<(), String> {
     let blocks = k.div_ceil(block);
     let blob = block * bits / 8;
     let b = g.tensors.get(b_id).and_then(|t| t.data.as_ref()).ok_or("B has no data")?;
-    let TensorBytes::Memory { buf, range } = &b.bytes else { return Err("B is not in memory (external data)".into()) };
     if b.dtype != DType::Uint8 || b.len() != nn * blocks * blob {
         return Err(format!(
             "B {:?} of {} is not [N, n_blocks, blob] = [{nn}, {blocks}, {blob}] of uint8",
@@ -107,16 +144,11 @@ fn unpack_one(g: &mut Graph, n: usize) -> Result<(), String> {
         8 => DType::Uint8,
         b => DType::UintBits(b as u8),
     };
+    let (buf, range) = shared_range(&b.bytes, maps)?;
     let view = TensorData {
         dtype,
         shape: vec![k, nn],
-        bytes: TensorBytes::Transposed {
-            buf: Arc::clone(buf),
-            range: range.clone(),
-            rows: size(nn)?,
-            stride: size(blocks * block)?,
-            cols: size(k)?,
-        },
+        bytes: TensorBytes::Transposed { buf, range, rows: size(nn)?, stride: size(blocks * block)?, cols: size(k)? },
     };
     // scales [N · n_blocks], n-major → [n_blocks, N]
     let s = g.tensors.get(s_id).and_then(|t| t.data.as_ref()).ok_or("scales have no data")?;
