@@ -24,16 +24,15 @@ fn shared_range(bytes: &TensorBytes, maps: &mut Maps) -> Result<(Arc<FileBytes>,
     match bytes {
         TensorBytes::Memory { buf, range } => Ok((Arc::clone(buf), range.clone())),
         TensorBytes::External { path, offset, len } => {
-            let buf = match maps.get(path.as_path()) {
-                Some(b) => Arc::clone(b),
-                None => {
-                    let b = Arc::new(
-                        crate::model::format::map_file(path)
-                            .ok_or_else(|| format!("B's external data {} cannot be mapped", path.display()))?,
-                    );
-                    maps.insert(path.as_path().to_path_buf(), Arc::clone(&b));
-                    b
-                }
+            let buf = if let Some(b) = maps.get(path.as_path()) {
+                Arc::clone(b)
+            } else {
+                let b = Arc::new(
+                    crate::model::format::map_file(path)
+                        .ok_or_else(|| format!("B's external data {} cannot be mapped", path.display()))?,
+                );
+                maps.insert(path.as_path().to_path_buf(), Arc::clone(&b));
+                b
             };
             let start = usize::try_from(*offset).map_err(|_| "offset too large")?;
             let end = start.checked_add(usize::try_from(*len).map_err(|_| "length too large")?).ok_or("overflow")?;
