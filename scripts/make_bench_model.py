@@ -19,6 +19,14 @@ OUT_DIR/llm_int8.onnx (~G/4 GiB) whose tensors all live in one external data fil
 (llm_float.weights.bin, llm_int8.weights.bin, next to the model, the layout of onnx's
 all_tensors_to_one_file). Weights are generated, quantized and written one tensor at a
 time, so the script needs only a few hundred MB of RAM whatever G is.
+
+--external-gb G --nbits: the 4-bit form of the same weights instead of int8:
+OUT_DIR/llm_nbits.onnx, onnxruntime's `MatMulNBits` (com.microsoft, bits 4, block 32,
+asymmetric round-to-nearest per block; B packed [N, n_blocks, 16] low nibble first, fp32
+scales [N · n_blocks], zero points packed two per byte per row), all in
+llm_nbits.weights.bin (about G / 6.4 GiB). --no-float skips writing llm_float (its
+weights are still generated, one at a time, to be quantized): a multi-GB 4-bit model
+alone, as a 7B decoder's 4-bit file is.
 """
 
 from __future__ import annotations
@@ -85,6 +93,17 @@ def build_graph(dims: list[int], variant: str, name: str) -> tuple[list, list]:
     for i in range(len(dims) - 1):
         nm = layer_names(i)
         w = nm["w"]
+        if variant == "nbits":
+            h = f"{nm['p']}_fc_out"
+            nodes.append(helper.make_node(
+                "MatMulNBits", [x, f"{w}_Q4", f"{w}_scales", f"{w}_zero_points"], [h], name=f"{nm['mm']}_Q4",
+                domain="com.microsoft", K=dims[i], N=dims[i + 1], bits=4, block_size=32))
+            hb = f"{nm['p']}_bias_out" if i < last else "y"
+            nodes.append(helper.make_node("Add", [h, nm["b"]], [hb], name=nm["add"]))
+            if i < last:
+                x = f"{nm['p']}_relu_out"
+                nodes.append(helper.make_node("Relu", [hb], [x], name=nm["relu"]))
+            continue
         if variant != "float":
             nodes.append(helper.make_node(
                 "DequantizeLinear", [f"{w}_quantized", f"{w}_scale", f"{w}_zero_point"],
@@ -186,30 +205,65 @@ class ExternalWriter:
         self.f.close()
 
 
-def write_external(out: Path, gb: float, seed: int) -> list[Path]:
+def quantize_nbits(w: np.ndarray, block: int = 32):
+    """MatMulNBits' 4-bit asymmetric blocks of w [K, N] along K: (B [N, nb, block/2] uint8,
+    scales [N·nb] float32, zero points [N·ceil(nb/2)] uint8), as onnxruntime packs them."""
+    k, n = w.shape
+    nb = -(-k // block)
+    wt = np.zeros((n, nb * block), np.float32)
+    wt[:, :k] = w.T
+    wt = wt.reshape(n, nb, block)
+    lo = np.minimum(wt.min(axis=2), 0)
+    hi = np.maximum(wt.max(axis=2), 0)
+    scale = ((hi - lo) / np.float32(15)).astype(np.float32)
+    scale[scale == 0] = 1
+    zp = np.clip(np.rint(-lo / scale), 0, 15).astype(np.uint8)
+    q = np.clip(np.rint(wt / scale[:, :, None]) + zp[:, :, None], 0, 15).astype(np.uint8)
+    packed = (q[:, :, 0::2] | (q[:, :, 1::2] << 4)).astype(np.uint8)
+    if nb % 2:
+        zp = np.concatenate([zp, np.zeros((n, 1), np.uint8)], axis=1)
+    zpacked = (zp[:, 0::2] | (zp[:, 1::2] << 4)).astype(np.uint8)
+    return packed, scale.reshape(-1), zpacked.reshape(-1)
+
+
+def write_external(out: Path, gb: float, seed: int, nbits: bool = False, float_file: bool = True) -> list[Path]:
     hidden = 2048 if gb >= 0.5 else 512
     per_matrix = hidden * 4 * hidden * 4  # bytes of one [H,4H] float matrix
     n_layers = max(2, 2 * round(gb * 2**30 / (2 * per_matrix)))
     dims = [hidden if i % 2 == 0 else 4 * hidden for i in range(n_layers + 1)]
-    fw = ExternalWriter(out / "llm_float.weights.bin")
-    qw = ExternalWriter(out / "llm_int8.weights.bin")
+    qname = "nbits" if nbits else "int8"
+    fw = ExternalWriter(out / "llm_float.weights.bin") if float_file else None
+    qw = ExternalWriter(out / f"llm_{qname}.weights.bin")
     f_inits, q_inits = [], []
     for i in range(n_layers):
         nm = layer_names(i)
         w, b = weights(seed, i, dims[i], dims[i + 1])
-        f_inits += [fw.add(nm["w"], w), fw.add(nm["b"], b)]
-        q, s, z = quantize_int8(w)
+        if fw:
+            f_inits += [fw.add(nm["w"], w), fw.add(nm["b"], b)]
+        if nbits:
+            packed, s, z = quantize_nbits(w)
+            q_inits += [
+                qw.add(f"{nm['w']}_Q4", packed), qw.add(f"{nm['w']}_scales", s),
+                qw.add(f"{nm['w']}_zero_points", z), qw.add(nm["b"], b),
+            ]
+        else:
+            q, s, z = quantize_int8(w)
+            q_inits += [
+                qw.add(f"{nm['w']}_quantized", q), qw.add(f"{nm['w']}_scale", s),
+                qw.add(f"{nm['w']}_zero_point", z), qw.add(nm["b"], b),
+            ]
         del w
-        q_inits += [
-            qw.add(f"{nm['w']}_quantized", q), qw.add(f"{nm['w']}_scale", s),
-            qw.add(f"{nm['w']}_zero_point", z), qw.add(nm["b"], b),
-        ]
-    fw.close()
+    if fw:
+        fw.close()
     qw.close()
     paths = []
-    for variant, inits in (("float", f_inits), ("int8", q_inits)):
+    for variant, inits in (("float", f_inits), (qname, q_inits)):
+        if not inits:
+            continue
         nodes, ins, outs = build_graph(dims, variant, "llm")
         m = make_model(nodes, ins, outs, inits, f"llm_{variant}")
+        if variant == "nbits":
+            m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
         p = out / f"llm_{variant}.onnx"
         p.write_bytes(m.SerializeToString())
         onnx.checker.check_model(str(p))  # by path: checks the external files exist
@@ -224,11 +278,13 @@ def main(argv=None) -> None:
     ap.add_argument("--external-gb", type=float, default=0.0, help="if > 0: llm_float/llm_int8 with ~GiB float weights in external data")
     ap.add_argument("--nodes", type=int, default=500, help="float nodes (MatMul+Add+Relu triples; default 500)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--nbits", action="store_true", help="with --external-gb: llm_nbits (MatMulNBits 4-bit) instead of llm_int8")
+    ap.add_argument("--no-float", action="store_true", help="with --external-gb: do not write llm_float")
     a = ap.parse_args(argv)
     a.out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if a.external_gb > 0:
-        paths = write_external(a.out_dir, a.external_gb, a.seed)
+        paths = write_external(a.out_dir, a.external_gb, a.seed, a.nbits, not a.no_float)
     else:
         paths = write_in_memory(a.out_dir, a.size_mb, a.seed, a.nodes)
     files = {}

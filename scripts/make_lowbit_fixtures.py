@@ -34,7 +34,9 @@ Also (issue 11, second part):
   GatherBlockQuantized (com.microsoft) and its MatMuls to MatMulNBits, 4 bits, block 16,
   symmetric (int4 data) and asymmetric (uint4 data, zero points); and both rewritten in
   GatherBlockQuantized's packed uint8 form (tokens_q4_u8 / tokens_q4_asym_u8; onnxruntime
-  runs them to the same outputs).
+  runs them to the same outputs);
+- transformer_hqq.onnx, when present (written by scripts/make_hqq_fixture.py, which needs
+  torch): MatMulNBits with HQQ's float zero points, recorded like the others.
 Every weight's record gains its block size, element type and std.
 """
 
@@ -181,12 +183,19 @@ def dequantized(model: onnx.ModelProto) -> dict[str, dict]:
         packed = numpy_helper.to_array(inits[n.input[1]]).reshape(nn, -1)
         q = np.stack([unpack_bits(row, bits, blocks * block) for row in packed])
         scale = numpy_helper.to_array(inits[n.input[2]]).reshape(nn, blocks).astype(np.float32)
-        if len(n.input) > 3 and n.input[3]:
-            zb = numpy_helper.to_array(inits[n.input[3]]).reshape(nn, -1)
-            zp = np.stack([unpack_bits(row, bits, blocks) for row in zb])
+        zt = inits.get(n.input[3]) if len(n.input) > 3 and n.input[3] else None
+        if zt is not None and zt.data_type == TensorProto.FLOAT:
+            # HQQ: float zero points, one per block, subtracted as floats
+            zp = numpy_helper.to_array(zt).reshape(nn, blocks).astype(np.float32)
+            values = (q.astype(np.float32) - np.repeat(zp, block, axis=1)) * np.repeat(scale, block, axis=1)
         else:
-            zp = np.full((nn, blocks), 1 << (bits - 1), np.int32)
-        values = ((q - np.repeat(zp, block, axis=1)).astype(np.float32) * np.repeat(scale, block, axis=1))[:, :k]
+            if zt is not None:
+                zb = numpy_helper.to_array(zt).reshape(nn, -1)
+                zp = np.stack([unpack_bits(row, bits, blocks) for row in zb])
+            else:
+                zp = np.full((nn, blocks), 1 << (bits - 1), np.int32)
+            values = (q - np.repeat(zp, block, axis=1)).astype(np.float32) * np.repeat(scale, block, axis=1)
+        values = values[:, :k]
         out[n.input[1]] = {
             "float": n.input[1].split("_Q")[0],
             "values": np.ascontiguousarray(values.T.astype(np.float32)),

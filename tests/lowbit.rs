@@ -48,6 +48,8 @@ fn low_bit_weights_dequantize_as_numpy_does() {
             let what = format!("{variant} {qname}");
             assert_eq!(p.dtype.name(), g["dtype"].as_str().unwrap(), "{what}");
             assert_eq!(p.block.map(|b| b as u64), g["block"].as_u64(), "{what}");
+            // HQQ's zero points are floats, subtracted as floats
+            assert_eq!(p.float_zero_point.is_some(), variant == "hqq", "{what}");
             if let (Some(b), Some(axis)) = (p.block, p.axis) {
                 let mut blocked = t.shape.clone();
                 blocked[axis] = blocked[axis].div_ceil(b as u64);
@@ -96,9 +98,9 @@ fn low_bit_weights_dequantize_as_numpy_does() {
             *checked.entry(variant.clone()).or_default() += 1;
         }
     }
-    // 6 MatMul weights in each of the 13 transformer variants; 2 embeddings and 2 MatMuls in
+    // 6 MatMul weights in each of the 14 transformer variants; 2 embeddings and 2 MatMuls in
     // each of the 4 token ones
-    assert_eq!(checked.len(), 17, "{checked:?}");
+    assert_eq!(checked.len(), 18, "{checked:?}");
     assert!(checked.iter().all(|(v, n)| *n == if v.starts_with("tokens") { 4 } else { 6 }), "{checked:?}");
 }
 

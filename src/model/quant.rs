@@ -57,6 +57,9 @@ pub struct QuantParams {
     /// patch them in the graph).
     pub scale_tensor: Option<TensorId>,
     pub zero_point_tensor: Option<TensorId>,
+    /// Zero points stored as floats (HQQ's `MatMulNBits`): dequantization subtracts these,
+    /// as floats; `zero_point` then holds them rounded, for display.
+    pub float_zero_point: Option<Vec<f32>>,
 }
 
 impl QuantParams {
@@ -71,12 +74,28 @@ impl QuantParams {
     #[must_use]
     #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
     pub fn dequantize(&self, q: f32, c: usize) -> f32 {
-        let (scale, zp) = self.channel(c);
-        if self.dtype.is_float8() {
-            // (float8 values are not integers: subtracted as floats)
-            return (q - zp as f32) * scale;
+        if self.float_arithmetic() {
+            let (scale, zp) = self.channel_f(c);
+            return (q - zp) * scale;
         }
+        let (scale, zp) = self.channel(c);
         ((q as i32) - zp) as f32 * scale
+    }
+
+    /// Whether dequantization is float arithmetic: float8 values, or float zero points.
+    #[must_use]
+    pub fn float_arithmetic(&self) -> bool {
+        self.dtype.is_float8() || self.float_zero_point.is_some()
+    }
+
+    /// `(scale, zero point)` of channel `c` with the zero point as a float (the stored
+    /// float one where there is one).
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)]
+    pub fn channel_f(&self, c: usize) -> (f32, f32) {
+        let (scale, zp) = self.channel(c);
+        let f = self.float_zero_point.as_ref().and_then(|z| z.get(c).or(z.first()).copied());
+        (scale, f.unwrap_or(zp as f32))
     }
 
     /// `(scale, zero point)` of channel `c` (per-tensor parameters for every channel; a
@@ -371,6 +390,7 @@ fn qlinear_bias(g: &Graph, n: NodeId, k: usize) -> Option<LayerWeight> {
                     zero_point_dtype: None,
                     scale_tensor: None,
                     zero_point_tensor: None,
+                    float_zero_point: None,
                 })
             }
         }
@@ -739,12 +759,17 @@ fn read_params(
             return None;
         }
     };
+    let mut float_zero_point = None;
     let (zero_point, zero_point_dtype) = match zp.map(|t| (t, read_small(g, t))) {
         None => (vec![0; scales.len()], None),
         Some((t, Ok(z))) => {
+            let dtype = data(g, t).map(|d| d.dtype);
             #[allow(clippy::cast_possible_truncation)]
-            let z: Vec<i32> = z.into_iter().map(|v| v as i32).collect();
-            (z, data(g, t).map(|d| d.dtype))
+            let rounded: Vec<i32> = z.iter().map(|&v| v.round() as i32).collect();
+            if dtype.is_some_and(DType::is_float) {
+                float_zero_point = Some(z);
+            }
+            (rounded, dtype)
         }
         Some((_, Err(e))) => {
             problems.push(format!("zero point {e}"));
@@ -785,6 +810,7 @@ fn read_params(
     let dtype = qdtype.unwrap_or(qd.dtype);
     if let Some(zd) = zero_point_dtype
         && zd != dtype
+        && !(zd.is_float() && block.is_some())
     {
         problems.push(format!("zero point is {} but the weight is {}", zd.name(), dtype.name()));
     }
@@ -811,6 +837,7 @@ fn read_params(
             scales.get(first).copied().unwrap_or(f32::NAN)
         ));
     }
+    let scales_len = scales.len();
     Some(QuantParams {
         scale: scales,
         zero_point,
@@ -820,6 +847,7 @@ fn read_params(
         zero_point_dtype,
         scale_tensor: Some(scale_t),
         zero_point_tensor: zp,
+        float_zero_point: float_zero_point.filter(|z| z.len() == scales_len),
     })
 }
 
@@ -896,6 +924,7 @@ mod tests {
             zero_point_dtype: Some(DType::Uint8),
             scale_tensor: None,
             zero_point_tensor: None,
+            float_zero_point: None,
         };
         // q = 3 < zp: in uint8 arithmetic this would wrap to 131
         assert_eq!(p.dequantize(3.0, 0), -62.5);

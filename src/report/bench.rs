@@ -174,6 +174,7 @@ pub fn kernels(reps: usize) -> Vec<(String, f64)> {
             zero_point_dtype: Some(DType::Int8),
             scale_tensor: None,
             zero_point_tensor: None,
+            float_zero_point: None,
         };
         time(format!("int8 [{k}, {channels}] axis 1"), Values::Dequantized(&t, &p), k * channels);
     }

@@ -130,6 +130,7 @@ mod tests {
             zero_point_dtype: None,
             scale_tensor: None,
             zero_point_tensor: None,
+            float_zero_point: None,
         }
     }
 

@@ -561,6 +561,7 @@ mod tests {
             zero_point_dtype: Some(dtype),
             scale_tensor: None,
             zero_point_tensor: None,
+            float_zero_point: None,
         }
     }
 

@@ -89,6 +89,7 @@ mod tests {
                 zero_point_dtype: Some(dtype),
                 scale_tensor: None,
                 zero_point_tensor: None,
+                float_zero_point: None,
             };
             (TensorData { dtype, shape: vec![k as u64, n as u64], bytes: TensorBytes::from_vec(bytes) }, p)
         };

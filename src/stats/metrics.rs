@@ -494,6 +494,7 @@ mod tests {
                 zero_point_dtype: Some(DType::Int8),
                 scale_tensor: None,
                 zero_point_tensor: None,
+                float_zero_point: None,
             };
             x[n / 2] = f32::NAN; // one chunk takes the element-by-element path
             let mut y = Vec::new();

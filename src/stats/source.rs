@@ -58,7 +58,7 @@ impl<'a> Values<'a> {
             },
             Self::Dequantized(t, p) => {
                 let channel = ChannelMap::new(&t.shape, p);
-                let lanes = (channel.rowwise() && !p.dtype.is_float8())
+                let lanes = (channel.rowwise() && !p.float_arithmetic())
                     .then(|| (0..channel.channels).map(|c| p.channel(c)).unzip());
                 ValueReader { inner: Inner::Tensor(t.reader()?), params: Some(p), channel, lanes, requantize: false }
             }
@@ -296,7 +296,7 @@ impl ValueReader<'_> {
         };
         match (start, self.params, &self.lanes) {
             (Some(start), Some(p), _) if self.requantize => requantize_chunk(out, start, p, self.channel),
-            (Some(start), Some(p), _) if p.dtype.is_float8() => dequantize_float8(out, start, p, self.channel),
+            (Some(start), Some(p), _) if p.float_arithmetic() => dequantize_float(out, start, p, self.channel),
             (Some(start), Some(_), Some((scales, zps))) => dequantize_rows(out, start, self.channel, scales, zps),
             (Some(start), Some(p), None) if self.channel.is_blocked() => {
                 for (v, c) in out.iter_mut().zip(self.channel.block_of_each(start, usize::MAX)) {
@@ -338,13 +338,13 @@ fn dequantize_chunk(out: &mut [f32], start: usize, p: &QuantParams, map: Channel
     }
 }
 
-/// `(x − zp) · scale` of float8 values (decoded to f32 exactly), run by run of a channel.
-#[allow(clippy::cast_precision_loss)]
-fn dequantize_float8(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap) {
+/// `(x − zp) · scale` in floats (float8 values decoded exactly, or float zero points),
+/// run by run of a channel.
+fn dequantize_float(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap) {
     for (c, range) in map.runs(start, out.len()) {
-        let (scale, zp) = p.channel(c);
+        let (scale, zp) = p.channel_f(c);
         for v in out.get_mut(range).unwrap_or_default() {
-            *v = (*v - zp as f32) * scale;
+            *v = (*v - zp) * scale;
         }
     }
 }
@@ -396,6 +396,7 @@ mod tests {
             zero_point_dtype: Some(DType::Int8),
             scale_tensor: None,
             zero_point_tensor: None,
+            float_zero_point: None,
         };
         (t, p)
     }
@@ -414,6 +415,7 @@ mod tests {
             zero_point_dtype: Some(DType::Int8),
             scale_tensor: None,
             zero_point_tensor: None,
+            float_zero_point: None,
         };
         let mut y = Vec::new();
         Values::Requantized(&t, &p).for_each_chunk(|_, c| y.extend_from_slice(c)).unwrap();

@@ -102,6 +102,7 @@ mod tests {
                 zero_point_dtype: Some(dtype),
                 scale_tensor: None,
                 zero_point_tensor: None,
+                float_zero_point: None,
             };
             assert!(crate::stats::counted::Counted::of(&t, &p).unwrap().is_some());
             let fast = summarize(Values::Dequantized(&t, &p)).unwrap();

@@ -175,7 +175,11 @@ fn attr_text(v: &AttrValue) -> String {
 #[must_use]
 pub fn quant_summary(p: &QuantParams) -> String {
     let (smin, smax, smean) = spread(p.scale.iter().map(|&s| f64::from(s)));
-    let (zmin, zmax, _) = spread(p.zero_point.iter().map(|&z| f64::from(z)));
+    let (zmin, zmax, _) = match &p.float_zero_point {
+        Some(f) => spread(f.iter().map(|&z| f64::from(z))),
+        None => spread(p.zero_point.iter().map(|&z| f64::from(z))),
+    };
+    let (zmin, zmax) = (fmt_num(zmin), fmt_num(zmax));
     let groups = match p.block {
         Some(b) => format!("blocked, {} blocks of {b}", p.scale.len()),
         None if p.per_channel() => format!("per-channel, {} channels", p.scale.len()),

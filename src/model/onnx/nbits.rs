@@ -165,10 +165,23 @@ fn unpack_one(g: &mut Graph, n: usize, maps: &mut Maps) -> Result<(), String> {
     // zero points: packed like B per row (n), or absent (the midpoint)
     let mid = 1u8 << (bits - 1);
     let mut t_zps = vec![mid; nu * bu];
-    if let Some(z) = zp_id.and_then(|z| g.tensors.get(z)).and_then(|t| t.data.as_ref()) {
-        if z.dtype.is_float() {
-            return Err("float zero points are not read yet".into());
+    let mut float_zps = None;
+    if let Some(z) = zp_id.and_then(|z| g.tensors.get(z)).and_then(|t| t.data.as_ref())
+        && z.dtype.is_float()
+    {
+        // HQQ: one float per block, not packed, shaped like the scales
+        let v = z.to_f32_vec().map_err(|e| e.to_string())?;
+        if v.len() != nu * bu {
+            return Err(format!("{} float zero points for N {nn} × {blocks} blocks", v.len()));
         }
+        let mut t = vec![0f32; nu * bu];
+        for (i, &x) in v.iter().enumerate() {
+            if let Some(slot) = t.get_mut((i % bu) * nu + i / bu) {
+                *slot = x;
+            }
+        }
+        float_zps = Some(t);
+    } else if let Some(z) = zp_id.and_then(|z| g.tensors.get(z)).and_then(|t| t.data.as_ref()) {
         if z.dtype != DType::Uint8 {
             return Err(format!("zero points of {} (packed uint8 expected)", z.dtype.name()));
         }
@@ -199,11 +212,14 @@ fn unpack_one(g: &mut Graph, n: usize, maps: &mut Maps) -> Result<(), String> {
         t.dtype = Some(DType::Float32);
         t.data = Some(owned(DType::Float32, pshape.clone(), scale_bytes));
     }
-    let zp_data = owned(dtype, pshape.clone(), pack(&t_zps, bits));
+    let zp_data = match float_zps {
+        Some(f) => owned(DType::Float32, pshape.clone(), f.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        None => owned(dtype, pshape.clone(), pack(&t_zps, bits)),
+    };
     if let Some(z) = zp_id {
         if let Some(t) = g.tensors.get_mut(z) {
             t.shape = dims(&pshape);
-            t.dtype = Some(dtype);
+            t.dtype = Some(zp_data.dtype);
             t.data = Some(zp_data);
         }
     } else {
