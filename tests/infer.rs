@@ -272,3 +272,81 @@ fn every_layer_kept_in_float_gives_the_float_outputs() {
         assert!(quant_off > 100.0 * worst, "the quantized variant is off by {quant_off}");
     }
 }
+
+#[test]
+fn qoperator_layers_kept_in_float_run_their_float_op() {
+    // the digits CNN as onnxruntime's QOperator int8 (QLinearConv ×2) beside its float
+    let specs = vec![
+        quantlens::model::VariantSpec {
+            name: "float".into(),
+            kind: quantlens::model::VariantKind::Float,
+            path: data("digits/digits_float.onnx"),
+        },
+        quantlens::model::VariantSpec {
+            name: "qop".into(),
+            kind: quantlens::model::VariantKind::Int8,
+            path: data("qoperator/digits_qlinearconv_int8.onnx"),
+        },
+    ];
+    let variants: Vec<_> = quantlens::model::variants::load_variants(&specs).into_iter().map(Result::unwrap).collect();
+    let (stream, _) = quantlens::infer::labelled_samples(
+        &variants[0].model.graph,
+        &InputSpec::Npz(data("digits/digits.npz")),
+        &HashMap::new(),
+    )
+    .unwrap();
+    let s: Vec<_> = stream.take_at_most(20).collect::<Result<_, _>>().unwrap();
+    let v = &variants[1];
+    let qop: Vec<quantlens::infer::Edit> = v
+        .layers
+        .iter()
+        .filter(|l| v.model.graph.nodes[l.node].op_type == "QLinearConv")
+        .map(|l| format!("{}.float", v.model.graph.nodes[l.node].label(l.node)).parse().unwrap())
+        .collect();
+    assert_eq!(qop.len(), 2);
+    let run = |r: quantlens::infer::run::Runner| -> Vec<f32> { s.iter().flat_map(|x| r.output(x).unwrap()).collect() };
+    let float = run(quantlens::infer::run::Runner::new(&variants[0].spec.path, "f", &s[0], &[]).unwrap());
+    let quant = run(quantlens::infer::run::Runner::new(&v.spec.path, "q", &s[0], &[]).unwrap());
+    let sqnr = |y: &[f32]| {
+        quantlens::stats::compare(quantlens::stats::Values::Slice(&float), quantlens::stats::Values::Slice(y), None)
+            .unwrap()
+            .sqnr_db
+    };
+    // each layer alone, then both: the rewritten model runs, and both in float come closer
+    // to float (only the activations at the layers' inputs and outputs stay quantized)
+    for e in &qop {
+        let bytes = quantlens::infer::apply_edits(&variants, 0, 1, std::slice::from_ref(e)).unwrap();
+        let y = run(quantlens::infer::run::Runner::from_bytes(&bytes, "k", &s[0], &[]).unwrap());
+        // (one layer alone may land either side: its weight error can offset another's)
+        assert!(y != quant && (sqnr(&y) - sqnr(&quant)).abs() < 10.0, "{e}: {} vs {}", sqnr(&y), sqnr(&quant));
+    }
+    let bytes = quantlens::infer::apply_edits(&variants, 0, 1, &qop).unwrap();
+    let kept = run(quantlens::infer::run::Runner::from_bytes(&bytes, "k", &s[0], &[]).unwrap());
+    assert!(sqnr(&kept) > sqnr(&quant) + 1.0, "{} vs {}", sqnr(&kept), sqnr(&quant));
+    // each QLinearConv became DequantizeLinear → Conv (float weights) → QuantizeLinear
+    let dir = std::env::temp_dir().join(format!("quantlens-qop-float-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("kept.onnx"), &bytes).unwrap();
+    let m = quantlens::model::load_model(&dir.join("kept.onnx")).unwrap();
+    let ops: Vec<&str> = m.graph.nodes.iter().map(|n| n.op_type.as_str()).collect();
+    assert!(!ops.contains(&"QLinearConv"), "{ops:?}");
+    assert_eq!(ops.iter().filter(|o| **o == "Conv").count(), 2, "{ops:?}");
+    // with the float model's weights, bit for bit
+    let kept_model = quantlens::model::variants::load_variants(&[quantlens::model::VariantSpec {
+        name: "kept".into(),
+        kind: quantlens::model::VariantKind::Int8,
+        path: dir.join("kept.onnx"),
+    }])
+    .pop()
+    .unwrap()
+    .unwrap();
+    let weights = |v: &quantlens::model::Variant| -> Vec<Vec<f32>> {
+        v.layers
+            .iter()
+            .filter(|l| v.model.graph.nodes[l.node].op_type == "Conv")
+            .map(|l| v.model.graph.tensors[l.weight.tensor()].data.as_ref().unwrap().to_f32_vec().unwrap())
+            .collect()
+    };
+    assert_eq!(weights(&kept_model), weights(&variants[0]));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -214,31 +214,54 @@ pub fn edit_proto(
             .ok_or_else(|| format!("`{name}` is not an initializer of the main graph; it cannot be edited"))?;
         rewrite(init, &values)?;
     }
+    // QDQ layers first (their rewrites keep node positions), then QOperator ones, whose
+    // node becomes three, from the last in the graph to the first
+    let mut qoperator = Vec::new();
     for e in edits.iter().filter(|e| e.field == Field::Float) {
-        keep_in_float(variants, reference, vi, rows, &e.layer, graph)?;
+        let li = find_layer(v, &e.layer)?;
+        let node = v.layers.get(li).map_or(0, |l| l.node);
+        if qoperator_float_op(&v.model.graph, node).is_some() {
+            qoperator.push((node, e.layer.as_str()));
+        } else {
+            keep_in_float(variants, reference, vi, rows, &e.layer, graph)?;
+        }
+    }
+    qoperator.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    qoperator.dedup();
+    for (_, layer) in qoperator {
+        keep_qoperator_in_float(variants, reference, vi, rows, layer, graph)?;
     }
     Ok(())
 }
 
-/// Rewires layer `layer` of variant `vi` in `graph` (its protobuf) to run in float: float
-/// parameters from the reference variant's matched layer, its input activations read
-/// before their `QuantizeLinear`, its output not quantized.
-fn keep_in_float(
+/// A `QOperator` layer's float op and its input slots: `(float op, [x, x_scale, x_zp],
+/// weight, bias, [y_scale, y_zp])` (slots of the quantized node).
+type QOperatorSlots = (&'static str, [usize; 3], usize, Option<usize>, Option<[usize; 2]>);
+
+fn qoperator_float_op(g: &Graph, n: usize) -> Option<QOperatorSlots> {
+    let node = g.node(n)?;
+    Some(match node.op_type.as_str() {
+        "QLinearConv" => ("Conv", [0, 1, 2], 3, Some(8), Some([6, 7])),
+        "QLinearMatMul" => ("MatMul", [0, 1, 2], 3, None, Some([6, 7])),
+        // QGemm without y_scale writes float
+        "QGemm" => ("Gemm", [0, 1, 2], 3, Some(6), g.input(n, 7).map(|_| [7, 8])),
+        _ => return None,
+    })
+}
+
+/// The float parameters of layer `li` of variant `vi`, from its matched float layer: an
+/// initializer per quantized parameter, added to `graph` once, by float-op slot.
+fn float_params(
     variants: &[Variant],
     reference: usize,
     vi: usize,
+    li: usize,
     rows: &[crate::model::MatchRow],
     layer: &str,
     graph: &mut pb::GraphProto,
-) -> Result<(), String> {
+) -> Result<Vec<(usize, String)>, String> {
     let v = variants.get(vi).ok_or("no such variant")?;
-    let g = &v.model.graph;
-    let li = find_layer(v, layer)?;
     let l = v.layers.get(li).ok_or("no such layer")?;
-    let op = g.node(l.node).map(|n| n.op_type.clone()).unwrap_or_default();
-    if op.starts_with("QLinear") || op.ends_with("Integer") {
-        return Err(format!("`{layer}` is {op}: only QDQ layers are kept in float"));
-    }
     let refv = variants.get(reference).ok_or("no reference variant")?;
     let float_layer = rows
         .iter()
@@ -246,8 +269,7 @@ fn keep_in_float(
         .and_then(|r| r.members.get(reference).copied().flatten())
         .and_then(|(rli, _)| refv.layers.get(rli))
         .ok_or_else(|| format!("`{layer}` has no float counterpart"))?;
-    let node_index = l.node;
-    let mut new_inputs: Vec<(usize, String)> = Vec::new();
+    let mut out = Vec::new();
     for (role, slot, w) in l.params() {
         if matches!(w, LayerWeight::Float(_)) {
             continue;
@@ -269,8 +291,94 @@ fn keep_in_float(
                 ..Default::default()
             });
         }
-        new_inputs.push((slot, name));
+        out.push((slot, name));
     }
+    Ok(out)
+}
+
+/// Runs `QOperator` layer `layer` (`QLinearConv`, `QLinearMatMul`, `QGemm`) in float: its
+/// node becomes `DequantizeLinear` of its input, the float op with the float variant's
+/// weight and bias (and the node's own attributes), and `QuantizeLinear` of the result
+/// with the node's output parameters, so that the next quantized op reads what it expects.
+fn keep_qoperator_in_float(
+    variants: &[Variant],
+    reference: usize,
+    vi: usize,
+    rows: &[crate::model::MatchRow],
+    layer: &str,
+    graph: &mut pb::GraphProto,
+) -> Result<(), String> {
+    let v = variants.get(vi).ok_or("no such variant")?;
+    let li = find_layer(v, layer)?;
+    let n = v.layers.get(li).ok_or("no such layer")?.node;
+    let (op, [x, xs, xz], w_slot, bias_slot, y) =
+        qoperator_float_op(&v.model.graph, n).ok_or_else(|| format!("`{layer}` is not a QOperator layer"))?;
+    let params = float_params(variants, reference, vi, li, rows, layer, graph)?;
+    let node = graph.node.get(n).ok_or("the layer's node is not in the main graph")?.clone();
+    let input = |k: usize| node.input.get(k).filter(|s| !s.is_empty()).cloned();
+    let (Some(_), Some(out)) = (input(x), node.output.first().cloned()) else {
+        return Err(format!("`{layer}` lacks its input or output"));
+    };
+    let float = |slot: usize| params.iter().find(|(s, _)| *s == slot).map(|(_, name)| name.clone());
+    let weight = float(1).ok_or_else(|| format!("`{layer}`'s weight (input {w_slot}) has no float counterpart"))?;
+    let x_float = format!("{}__quantlens_x", node.name);
+    let y_float = if y.is_some() { format!("{out}__quantlens_float") } else { out.clone() };
+    let mut inputs = vec![x_float.clone(), weight];
+    if let Some(b) = bias_slot.and_then(input).and(float(2)) {
+        inputs.push(b);
+    }
+    let named = |suffix: &str| format!("{}__quantlens_{suffix}", node.name);
+    let mut nodes = vec![
+        pb::NodeProto {
+            name: named("dq"),
+            op_type: "DequantizeLinear".into(),
+            input: [input(x), input(xs), input(xz)].into_iter().map(Option::unwrap_or_default).collect(),
+            output: vec![x_float],
+            ..Default::default()
+        },
+        pb::NodeProto {
+            name: named("float"),
+            op_type: op.into(),
+            input: inputs,
+            output: vec![y_float.clone()],
+            attribute: node.attribute.iter().filter(|a| a.name != "beta").cloned().collect(),
+            ..Default::default()
+        },
+    ];
+    if let Some([ys, yz]) = y {
+        nodes.push(pb::NodeProto {
+            name: named("q"),
+            op_type: "QuantizeLinear".into(),
+            input: vec![y_float, input(ys).unwrap_or_default(), input(yz).unwrap_or_default()],
+            output: vec![out],
+            ..Default::default()
+        });
+    }
+    graph.node.splice(n..=n, nodes);
+    Ok(())
+}
+
+/// Rewires layer `layer` of variant `vi` in `graph` (its protobuf) to run in float: float
+/// parameters from the reference variant's matched layer, its input activations read
+/// before their `QuantizeLinear`, its output not quantized.
+fn keep_in_float(
+    variants: &[Variant],
+    reference: usize,
+    vi: usize,
+    rows: &[crate::model::MatchRow],
+    layer: &str,
+    graph: &mut pb::GraphProto,
+) -> Result<(), String> {
+    let v = variants.get(vi).ok_or("no such variant")?;
+    let g = &v.model.graph;
+    let li = find_layer(v, layer)?;
+    let l = v.layers.get(li).ok_or("no such layer")?;
+    let op = g.node(l.node).map(|n| n.op_type.clone()).unwrap_or_default();
+    if op.starts_with("QLinear") || op.ends_with("Integer") || op.starts_with("DynamicQuantize") {
+        return Err(format!("`{layer}` is {op}: QDQ layers, QLinearConv, QLinearMatMul and QGemm are kept in float"));
+    }
+    let node_index = l.node;
+    let mut new_inputs = float_params(variants, reference, vi, li, rows, layer, graph)?;
     // the inputs are read before their QuantizeLinear. An input whose quantization starts
     // at 0 carries the previous layer's fused ReLU: the float input is that ReLU of the
     // tensor before its QuantizeLinear
