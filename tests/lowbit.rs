@@ -363,3 +363,27 @@ fn matmul_nbits_in_external_data_reads_as_in_memory() {
     assert!(m.graph.issues.iter().any(|i| i.to_string().contains("past the end")), "{:?}", m.graph.issues);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn matmul_nbits_read_in_stored_order_holds_the_same_values() {
+    let variants = load("lowbit");
+    let mut checked = 0;
+    for v in variants.iter().filter(|v| v.spec.path.to_string_lossy().contains("nbits") || v.spec.name.contains("hqq"))
+    {
+        for l in &v.layers {
+            let LayerWeight::Quantized(q) = &l.weight else { continue };
+            let (t, p) = (v.model.graph.tensors[q.q_tensor].data.as_ref().unwrap(), q.params.as_ref().unwrap());
+            let ordered = Values::Dequantized(t, p);
+            let stored = ordered.any_order();
+            assert!(matches!(stored, Values::DequantizedStored(..)), "{}", v.spec.name);
+            let sorted = |vals: Values<'_>| {
+                let mut x = common::all_values(vals);
+                x.sort_by(f32::total_cmp);
+                x
+            };
+            assert_eq!(sorted(ordered), sorted(stored), "{} {}", v.spec.name, l.node);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 6 * 7, "6 MatMulNBits weights in each of the 7 MatMulNBits variants");
+}

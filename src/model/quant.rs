@@ -435,9 +435,8 @@ fn resolve_at(g: &Graph, n: NodeId, k: usize, plumbing: &mut HashSet<NodeId>) ->
         }
         // B unpacked at import into a [K, N] view with blocked parameters (`onnx::nbits`)
         "MatMulNBits" if k == 1 => {
-            let block = node.attr_int("block_size").filter(|&b| b != 0);
             let mut problems = Vec::new();
-            let params = read_params(g, t, g.input(n, 2), g.input(n, 3), Some(0), None, block, &mut problems);
+            let params = super::onnx::nbits::params(g, n).map_err(|e| problems.push(format!("MatMulNBits: {e}"))).ok();
             Some(LayerWeight::Quantized(QuantizedWeight {
                 q_tensor: t,
                 form: QuantForm::MatMulNBits,

@@ -79,20 +79,37 @@ impl TensorBytes {
         }
     }
 
-    /// Element `i` of a [`Self::Transposed`] view of `dtype` (2 to 8 bits), as stored.
-    fn transposed(&self, dtype: DType, i: usize) -> Option<u8> {
-        let Self::Transposed { buf, range, rows, stride, .. } = self else { return None };
-        let (k, n) = (i / (*rows).max(1), i % (*rows).max(1));
-        let at = n * stride + k;
-        let bytes = buf.get(range.clone())?;
+    /// Elements `start..start + out.len()` of a [`Self::Transposed`] view of `dtype` (2 to
+    /// 8 bits), as stored (unsigned), into `out`; the stored positions are walked
+    /// incrementally (one step of `stride` per element, no division).
+    fn transposed_into(&self, dtype: DType, start: usize, out: &mut [u8]) {
+        let Self::Transposed { buf, range, rows, stride, .. } = self else { return };
+        let bytes = buf.get(range.clone()).unwrap_or_default();
+        let rows = (*rows).max(1);
+        let (mut k, mut n) = (start / rows, start % rows);
+        let mut at = n * stride + k;
+        macro_rules! walk {
+            ($get:expr) => {
+                for o in out.iter_mut() {
+                    *o = $get(at);
+                    n += 1;
+                    if n == rows {
+                        n = 0;
+                        k += 1;
+                        at = k;
+                    } else {
+                        at += stride;
+                    }
+                }
+            };
+        }
         match dtype {
-            DType::Int8 | DType::Uint8 => bytes.get(at).copied(),
+            DType::Int8 | DType::Uint8 => walk!(|at: usize| bytes.get(at).copied().unwrap_or(0)),
             DType::Int4 | DType::Uint4 => {
-                let b = bytes.get(at / 2).copied()?;
-                Some(if at.is_multiple_of(2) { b & 0x0f } else { b >> 4 })
+                walk!(|at: usize| bytes.get(at >> 1).map_or(0, |b| (b >> ((at & 1) << 2)) & 0x0f));
             }
-            DType::UintBits(bits) => Some(super::dtype::bits_at(bytes, at, bits)),
-            _ => None,
+            DType::UintBits(bits) => walk!(|at: usize| super::dtype::bits_at(bytes, at, bits)),
+            _ => out.fill(0),
         }
     }
 }
@@ -136,10 +153,10 @@ impl TensorData {
         let step = (bytes / elem).max(1);
         if let TensorBytes::Transposed { .. } = self.bytes {
             // gathered element by element (8-bit views only: 4-bit ones have no elem size)
+            let mut block = Vec::new();
             for start in (0..len).step_by(step) {
-                let n = step.min(len - start);
-                let block: Vec<u8> =
-                    (start..start + n).map(|i| self.bytes.transposed(self.dtype, i).unwrap_or(0)).collect();
+                block.resize(step.min(len - start), 0);
+                self.bytes.transposed_into(self.dtype, start, &mut block);
                 f(start, &block);
             }
             return Ok(());
@@ -233,14 +250,14 @@ impl ChunkReader<'_> {
         let dtype = self.data.dtype;
         match (&self.data.bytes, self.external.as_mut()) {
             (TensorBytes::Transposed { .. }, _) => {
-                let signed = dtype == DType::Int4 || dtype == DType::Int8;
-                for (m, o) in out.iter_mut().enumerate() {
-                    let v = self.data.bytes.transposed(dtype, start + m).unwrap_or(0);
-                    *o = match (signed, dtype.elem_bytes()) {
-                        (true, Some(_)) => f32::from(v.cast_signed()),
-                        (true, None) => f32::from((v << 4).cast_signed() >> 4),
-                        (false, _) => f32::from(v),
-                    };
+                self.raw.resize(count, 0);
+                self.data.bytes.transposed_into(dtype, start, &mut self.raw);
+                match dtype {
+                    DType::Int8 => out.iter_mut().zip(&self.raw).for_each(|(o, &v)| *o = f32::from(v.cast_signed())),
+                    DType::Int4 => {
+                        out.iter_mut().zip(&self.raw).for_each(|(o, &v)| *o = f32::from((v << 4).cast_signed() >> 4));
+                    }
+                    _ => out.iter_mut().zip(&self.raw).for_each(|(o, &v)| *o = f32::from(v)),
                 }
             }
             (TensorBytes::Memory { .. }, _) => {

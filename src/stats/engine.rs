@@ -30,7 +30,8 @@ impl<'a> FirstPass<'a> {
         if let Some(c) = counted(values)? {
             return Ok(Self::Counted(c));
         }
-        Ok(Self::Streamed(Streamed::first_pass(values, FEW)?))
+        // (summaries and histograms do not depend on order)
+        Ok(Self::Streamed(Streamed::first_pass(values.any_order(), FEW)?))
     }
 
     pub(crate) fn bounds(&self) -> Option<(f64, f64)> {

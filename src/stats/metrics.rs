@@ -350,10 +350,16 @@ fn channel_sq_error(xs: &[f32], ys: &[f32], start: usize, m: ChannelMap, dd: &mu
     let pairs =
         |r: std::ops::Range<usize>| xs.get(r.clone()).unwrap_or_default().iter().zip(ys.get(r).unwrap_or_default());
     if m.is_blocked() {
-        for (p, c) in xs.iter().zip(ys).zip(m.block_of_each(start, xs.len())) {
-            if let (Some(d), Some(k)) = (dd.get_mut(c), n.get_mut(c)) {
-                *d += sq(p);
-                *k += 1;
+        for (base, consecutive, r) in m.block_segments(start, xs.len()) {
+            if consecutive {
+                let (ds, ks) = (dd.get_mut(base..).unwrap_or_default(), n.get_mut(base..).unwrap_or_default());
+                for ((p, d), k) in pairs(r).zip(ds).zip(ks) {
+                    *d += sq(p);
+                    *k += 1;
+                }
+            } else if let (Some(d), Some(k)) = (dd.get_mut(base), n.get_mut(base)) {
+                *k = k.saturating_add(u32::try_from(r.len()).unwrap_or(u32::MAX));
+                *d += pairs(r).map(sq).sum::<f64>();
             }
         }
     } else if m.rowwise() {

@@ -16,6 +16,11 @@ pub enum Values<'a> {
     Requantized(&'a TensorData, &'a QuantParams),
     /// Values already in memory.
     Slice(&'a [f32]),
+    /// The values of `Dequantized` in the order they are stored (a `MatMulNBits` weight
+    /// is viewed in the float `MatMul`'s `[K, N]` order but stored `[N, K]`: read row by
+    /// row, not strided): for statistics that do not depend on order. See
+    /// [`Values::any_order`].
+    DequantizedStored(&'a TensorData, &'a QuantParams),
 }
 
 impl<'a> Values<'a> {
@@ -23,7 +28,7 @@ impl<'a> Values<'a> {
     #[must_use]
     pub fn len(&self) -> u64 {
         match self {
-            Self::Raw(t) | Self::Dequantized(t, _) | Self::Requantized(t, _) => t.len(),
+            Self::Raw(t) | Self::Dequantized(t, _) | Self::Requantized(t, _) | Self::DequantizedStored(t, _) => t.len(),
             Self::Slice(s) => s.len() as u64,
         }
     }
@@ -38,8 +43,21 @@ impl<'a> Values<'a> {
     #[must_use]
     pub fn shape(&self) -> Vec<u64> {
         match self {
-            Self::Raw(t) | Self::Dequantized(t, _) | Self::Requantized(t, _) => t.shape.clone(),
+            Self::Raw(t) | Self::Dequantized(t, _) | Self::Requantized(t, _) | Self::DequantizedStored(t, _) => {
+                t.shape.clone()
+            }
             Self::Slice(s) => vec![s.len() as u64],
+        }
+    }
+
+    /// The same values in the order fastest to read: a transposed view of unsigned 2–8
+    /// bit values blocked along its first axis ([`TensorBytes::Transposed`]) is read in
+    /// its stored order; anything else is itself.
+    #[must_use]
+    pub fn any_order(self) -> Self {
+        match self {
+            Self::Dequantized(t, p) if stored_order(t, p).is_some() => Self::DequantizedStored(t, p),
+            other => other,
         }
     }
 
@@ -68,6 +86,16 @@ impl<'a> Values<'a> {
                 channel: ChannelMap::new(&t.shape, p),
                 lanes: None,
                 requantize: true,
+            },
+            Self::DequantizedStored(t, p) => match stored_order(t, p) {
+                Some(stored) => ValueReader {
+                    inner: Inner::Stored(stored),
+                    params: None,
+                    channel: ChannelMap::none(),
+                    lanes: None,
+                    requantize: false,
+                },
+                None => return Self::Dequantized(t, p).reader(),
             },
             Self::Slice(s) => ValueReader {
                 inner: Inner::Slice(s, 0),
@@ -155,26 +183,41 @@ impl ChannelMap {
         self.block > 0
     }
 
-    /// The blocks of elements `start..start + len` of a blocked map, one per element,
-    /// walked incrementally (no division per element).
-    pub fn block_of_each(self, start: usize, len: usize) -> impl Iterator<Item = usize> {
+    /// The elements `start..start + len` of a blocked map as segments over which the
+    /// parameter index is either consecutive (`true`: one step per element, the elements
+    /// after the blocked axis) or constant (`false`: blocks along the last axis):
+    /// `(first parameter, consecutive, range counted from start)`, walked incrementally.
+    pub fn block_segments(
+        self,
+        start: usize,
+        len: usize,
+    ) -> impl Iterator<Item = (usize, bool, std::ops::Range<usize>)> {
         let (inner, dim, block) = (self.inner.max(1), self.dim.max(1), self.block.max(1));
         let blocks = dim.div_ceil(block);
         let (mut o, mut k, mut j) = (start / (dim * inner), (start / inner) % dim, start % inner);
-        let mut base = (o * blocks + k / block) * inner;
-        (0..len).map(move |_| {
-            let c = base + j;
-            j += 1;
-            if j == inner {
-                j = 0;
-                k += 1;
-                if k == dim {
-                    k = 0;
-                    o += 1;
-                }
-                base = (o * blocks + k / block) * inner;
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            if at >= len {
+                return None;
             }
-            c
+            let base = (o * blocks + k / block) * inner + j;
+            let n = if inner > 1 { inner - j } else { ((k / block + 1) * block).min(dim) - k }.min(len - at);
+            let segment = (base, inner > 1, at..at + n);
+            at += n;
+            if inner > 1 {
+                j += n;
+                if j == inner {
+                    j = 0;
+                    k += 1;
+                }
+            } else {
+                k += n;
+            }
+            if k == dim {
+                k = 0;
+                o += 1;
+            }
+            Some(segment)
         })
     }
 
@@ -260,6 +303,87 @@ impl ChannelMap {
 enum Inner<'a> {
     Tensor(ChunkReader<'a>),
     Slice(&'a [f32], usize),
+    Stored(Stored<'a>),
+}
+
+/// A transposed blocked view read in its stored order, dequantized as it goes: stored row
+/// `n` (column `n` of the `[cols, rows]` view) holds elements `(k, n)` at `n · stride + k`,
+/// whose parameters are `(k / block) · rows + n`.
+struct Stored<'a> {
+    bytes: &'a [u8],
+    bits: u8,
+    rows: usize,
+    stride: usize,
+    cols: usize,
+    block: usize,
+    params: &'a QuantParams,
+    /// Next element: stored row and position in it; values handed out so far.
+    n: usize,
+    k: usize,
+    done: usize,
+}
+
+/// The stored-order reader of `t` under `p`, when it applies.
+fn stored_order<'a>(t: &'a TensorData, p: &'a QuantParams) -> Option<Stored<'a>> {
+    let crate::model::tensor::TensorBytes::Transposed { buf, range, rows, stride, cols } = &t.bytes else {
+        return None;
+    };
+    let bits = match t.dtype {
+        crate::model::DType::Uint8 => 8,
+        crate::model::DType::Uint4 => 4,
+        crate::model::DType::UintBits(b) => b,
+        _ => return None,
+    };
+    let block = p.block.filter(|_| p.axis == Some(0) && t.shape.len() == 2)?;
+    Some(Stored {
+        bytes: buf.get(range.clone())?,
+        bits,
+        rows: *rows,
+        stride: *stride,
+        cols: *cols,
+        block: block.max(1),
+        params: p,
+        n: 0,
+        k: 0,
+        done: 0,
+    })
+}
+
+impl Stored<'_> {
+    /// The next chunk, dequantized; `None` at the end.
+    fn next_chunk(&mut self, out: &mut Vec<f32>) -> Option<usize> {
+        let total = self.rows * self.cols;
+        if self.done >= total {
+            return None;
+        }
+        let count = crate::model::tensor::CHUNK_ELEMS.min(total - self.done);
+        out.clear();
+        while out.len() < count {
+            let block_end = ((self.k / self.block + 1) * self.block).min(self.cols);
+            let take = (block_end - self.k).min(count - out.len());
+            let (scale, zp) = self.params.channel_f((self.k / self.block) * self.rows + self.n);
+            let at = self.n * self.stride + self.k;
+            match self.bits {
+                4 => out.extend((at..at + take).map(|i| {
+                    let q = self.bytes.get(i >> 1).map_or(0, |b| (b >> ((i & 1) << 2)) & 0x0f);
+                    (f32::from(q) - zp) * scale
+                })),
+                8 => out.extend(
+                    self.bytes.get(at..at + take).unwrap_or_default().iter().map(|&q| (f32::from(q) - zp) * scale),
+                ),
+                b => out.extend(
+                    (at..at + take).map(|i| (f32::from(crate::model::dtype::bits_at(self.bytes, i, b)) - zp) * scale),
+                ),
+            }
+            self.k += take;
+            if self.k == self.cols {
+                (self.k, self.n) = (0, self.n + 1);
+            }
+        }
+        let start = self.done;
+        self.done += count;
+        Some(start)
+    }
 }
 
 /// Reads [`Values`] chunk by chunk.
@@ -282,6 +406,7 @@ impl ValueReader<'_> {
     pub fn next_chunk(&mut self, out: &mut Vec<f32>) -> Result<Option<usize>, ReadError> {
         let start = match &mut self.inner {
             Inner::Tensor(r) => r.next_chunk(out)?,
+            Inner::Stored(r) => return Ok(r.next_chunk(out)),
             Inner::Slice(s, pos) => {
                 if *pos >= s.len() {
                     return Ok(None);
@@ -299,12 +424,7 @@ impl ValueReader<'_> {
             (Some(start), Some(p), _) if p.float_arithmetic() => dequantize_float(out, start, p, self.channel),
             (Some(start), Some(_), Some((scales, zps))) => dequantize_rows(out, start, self.channel, scales, zps),
             (Some(start), Some(p), None) if self.channel.is_blocked() => {
-                for (v, c) in out.iter_mut().zip(self.channel.block_of_each(start, usize::MAX)) {
-                    let (scale, zp) = p.channel(c);
-                    #[allow(clippy::cast_possible_truncation)]
-                    let q = *v as i32;
-                    *v = (q - zp) as f32 * scale;
-                }
+                dequantize_blocked(out, start, p, self.channel);
             }
             (Some(start), Some(p), None) => dequantize_chunk(out, start, p, self.channel),
             _ => {}
@@ -322,6 +442,26 @@ fn dequantize_rows(out: &mut [f32], start: usize, map: ChannelMap, scales: &[f32
         let (scales, zps) = (scales.get(c..).unwrap_or_default(), zps.get(c..).unwrap_or_default());
         for ((v, &s), &z) in vals.iter_mut().zip(scales).zip(zps) {
             *v = ((*v as i32) - z) as f32 * s;
+        }
+    }
+}
+
+/// `(q − zp) · scale` of a blocked chunk starting at element `start`, segment by segment
+/// (rows zipped with consecutive block parameters, or runs of one block).
+#[allow(clippy::cast_possible_truncation)]
+fn dequantize_blocked(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap) {
+    for (base, consecutive, range) in map.block_segments(start, out.len()) {
+        let vals = out.get_mut(range).unwrap_or_default();
+        if consecutive {
+            let (scales, zps) = (p.scale.get(base..).unwrap_or_default(), p.zero_point.get(base..).unwrap_or_default());
+            for ((v, &s), &z) in vals.iter_mut().zip(scales).zip(zps) {
+                *v = ((*v as i32) - z) as f32 * s;
+            }
+        } else {
+            let (s, z) = p.channel(base);
+            for v in vals {
+                *v = ((*v as i32) - z) as f32 * s;
+            }
         }
     }
 }
@@ -426,6 +566,32 @@ mod tests {
         assert!((y[5] - 11.7).abs() < 1e-5, "{}", y[5]);
         assert!((y[6] + 13.8).abs() < 1e-5, "-128 − 10 → {}", y[6]);
         assert!((y[7] - 0.3).abs() < 1e-6);
+    }
+
+    #[test]
+    fn block_segments_cover_each_element_with_its_block() {
+        // blocks of 4 along axis 1 of [3, 10, 5] (inner 5) and along the last axis of [6, 10]
+        for (shape, axis) in [(vec![3u64, 10, 5], 1usize), (vec![6, 10], 1)] {
+            let map = ChannelMap::blocked(&shape, axis, 4);
+            let n: usize = shape.iter().product::<u64>() as usize;
+            for (start, len) in [(0, n), (7, 23), (13, n - 13)] {
+                let mut seen = 0;
+                for (base, consecutive, range) in map.block_segments(start, len) {
+                    assert_eq!(range.start, seen);
+                    for (k, i) in range.clone().enumerate() {
+                        let expected = map.channel(start + i);
+                        assert_eq!(
+                            if consecutive { base + k } else { base },
+                            expected,
+                            "{shape:?} element {}",
+                            start + i
+                        );
+                    }
+                    seen = range.end;
+                }
+                assert_eq!(seen, len);
+            }
+        }
     }
 
     #[test]
