@@ -163,6 +163,34 @@ fn slot(counts: &mut [u64], t: f64, first: i64) -> Option<&mut u64> {
     counts.get_mut(usize::try_from(j).ok()?)
 }
 
+/// `(Σ (x − shift), Σ (x − shift)², min, max)` of `xs` over eight lanes; `None` when a
+/// value is not finite.
+fn lanes(xs: &[f32], shift: f64) -> Option<(f64, f64, f32, f32)> {
+    let (mut a1, mut a2) = ([0.0f64; 8], [0.0f64; 8]);
+    let (mut mn, mut mx) = ([f32::INFINITY; 8], [f32::NEG_INFINITY; 8]);
+    let mut c = xs.chunks_exact(8);
+    for v in &mut c {
+        for l in 0..8 {
+            let d = f64::from(v[l]) - shift;
+            a1[l] += d;
+            a2[l] += d * d;
+            mn[l] = mn[l].min(v[l]);
+            mx[l] = mx[l].max(v[l]);
+        }
+    }
+    for &v in c.remainder() {
+        let d = f64::from(v) - shift;
+        a1[0] += d;
+        a2[0] += d * d;
+        mn[0] = mn[0].min(v);
+        mx[0] = mx[0].max(v);
+    }
+    let (s1, s2) = (a1.iter().sum::<f64>(), a2.iter().sum::<f64>());
+    let min = mn.iter().copied().fold(f32::INFINITY, f32::min);
+    let max = mx.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    (s1.is_finite() && s2.is_finite()).then_some((s1, s2, min, max))
+}
+
 /// `floor(log2(v))` of a positive finite `v`.
 #[allow(clippy::cast_possible_truncation)]
 fn exponent(v: f64) -> i32 {
@@ -233,28 +261,73 @@ impl RunningStats {
             return;
         };
         let (scale, first) = (width(-self.hist.level), self.hist.first);
-        let counts = &mut self.hist.counts;
+        // the common case, every value finite: moments over eight lanes (loops that
+        // vectorise; a NaN or infinity shows as a non-finite sum), then the bins
         let (mut s1, mut s2, mut n, mut lo, mut hi) = (0.0f64, 0.0f64, 0u64, f64::INFINITY, f64::NEG_INFINITY);
         let (mut nan, mut inf, mut missed) = (0u64, 0u64, 0u64);
-        for &v in xs {
-            if !v.is_finite() {
-                if v.is_nan() {
-                    nan += 1;
-                } else {
-                    inf += 1;
+        if let Some((a1, a2, min, max)) = lanes(xs, shift) {
+            (s1, s2, n, lo, hi) = (a1, a2, xs.len() as u64, f64::from(min), f64::from(max));
+            // (v · scale − first is exact: f32 values scaled by a power of two, less an
+            // integer of the bins' range; a truncation of a value in [0, len) is its floor)
+            // four interleaved tables, so that runs of equal values (a ReLU's zeros) do not
+            // wait on one counter
+            let counts = &mut self.hist.counts;
+            let bins = counts.len();
+            #[allow(clippy::cast_precision_loss)]
+            let (len, first) = (bins as f64, first as f64);
+            let mut tables = vec![0u32; 4 * bins];
+            let mut quads = xs.chunks_exact(4);
+            for q in &mut quads {
+                for (lane, &v) in q.iter().enumerate() {
+                    let u = f64::from(v) * scale - first;
+                    if (0.0..len).contains(&u) {
+                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                        if let Some(c) = tables.get_mut(lane * bins + u as usize) {
+                            *c += 1;
+                        }
+                    } else {
+                        missed += 1;
+                    }
                 }
-                continue;
             }
-            let f = f64::from(v);
-            let d = f - shift;
-            s1 += d;
-            s2 += d * d;
-            n += 1;
-            lo = lo.min(f);
-            hi = hi.max(f);
-            match slot(counts, f * scale, first) {
-                Some(c) => *c += 1,
-                None => missed += 1,
+            for &v in quads.remainder() {
+                let u = f64::from(v) * scale - first;
+                if (0.0..len).contains(&u) {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    if let Some(c) = tables.get_mut(u as usize) {
+                        *c += 1;
+                    }
+                } else {
+                    missed += 1;
+                }
+            }
+            for t in tables.chunks_exact(bins.max(1)) {
+                for (c, &k) in counts.iter_mut().zip(t) {
+                    *c += u64::from(k);
+                }
+            }
+        } else {
+            let counts = &mut self.hist.counts;
+            for &v in xs {
+                if !v.is_finite() {
+                    if v.is_nan() {
+                        nan += 1;
+                    } else {
+                        inf += 1;
+                    }
+                    continue;
+                }
+                let f = f64::from(v);
+                let d = f - shift;
+                s1 += d;
+                s2 += d * d;
+                n += 1;
+                lo = lo.min(f);
+                hi = hi.max(f);
+                match slot(counts, f * scale, first) {
+                    Some(c) => *c += 1,
+                    None => missed += 1,
+                }
             }
         }
         self.nan += nan;
