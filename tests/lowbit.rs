@@ -387,3 +387,19 @@ fn matmul_nbits_read_in_stored_order_holds_the_same_values() {
     }
     assert_eq!(checked, 6 * 7, "6 MatMulNBits weights in each of the 7 MatMulNBits variants");
 }
+
+#[test]
+fn float8_activations_represent_plus_minus_the_largest_value() {
+    let m = load_model(&data("lowbit/transformer_fp8.onnx")).unwrap();
+    let layers = quantlens::model::quant::find_layers(&m.graph, &m.topo_order);
+    let q_proj = layers.iter().find(|l| m.graph.nodes[l.node].name == "q_proj").unwrap();
+    let acts = quantlens::model::layer_activations(&m.graph, q_proj.node);
+    assert!(!acts.is_empty());
+    for a in acts {
+        assert_eq!(a.dtype, quantlens::model::DType::Float8E4M3FN, "{}", a.tensor);
+        assert_eq!(a.zero_point, 0);
+        let (lo, hi) = a.range().unwrap();
+        let expected = 448.0 * f64::from(a.scale);
+        assert_eq!((lo, hi), (-expected, expected), "{}", a.tensor);
+    }
+}

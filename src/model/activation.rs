@@ -38,11 +38,16 @@ pub struct ActivationQuant {
 }
 
 impl ActivationQuant {
-    /// The float range the parameters can represent, `[(qmin − zp)·s, (qmax − zp)·s]`.
+    /// The float range the parameters can represent, `[(qmin − zp)·s, (qmax − zp)·s]`
+    /// (float8: `±max · s`, its largest finite value; quantizing saturates there).
     #[must_use]
     pub fn range(&self) -> Option<(f64, f64)> {
-        let (qmin, qmax) = self.dtype.int_range()?;
         let (s, zp) = (f64::from(self.scale), f64::from(self.zero_point));
+        if let Some(max) = self.dtype.float8_max() {
+            let m = f64::from(max);
+            return Some(((-m - zp) * s, (m - zp) * s));
+        }
+        let (qmin, qmax) = self.dtype.int_range()?;
         Some(((qmin as f64 - zp) * s, (qmax as f64 - zp) * s))
     }
 }
