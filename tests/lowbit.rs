@@ -1,10 +1,11 @@
-//! Blocked low-bit weights from onnxruntime's `MatMulNBitsQuantizer`, in its QDQ form
-//! (opset 21 `DequantizeLinear` with `block_size`: int4 symmetric block 32, uint4
-//! asymmetric block 16) and its `QOperator` form (`MatMulNBits`: symmetric block 16 with the
-//! implied midpoint, asymmetric block 32 with packed zero points), all from
-//! `scripts/make_lowbit_fixtures.py`, read exactly against numpy's dequantization
-//! (`lowbit_golden.json`, `MatMulNBits` in the float `MatMul`'s `[K, N]` orientation); and
-//! blocked parameters that do not fit refused with a reason.
+//! Low-bit weights of large models, read exactly against numpy's dequantization
+//! (`lowbit_golden.json`, from `scripts/make_lowbit_fixtures.py`; `MatMulNBits` in the float
+//! `MatMul`'s `[K, N]` orientation): onnxruntime's `MatMulNBitsQuantizer` in its QDQ form
+//! (opset 21 `DequantizeLinear` with `block_size`: int4 blocks 32 and 128, uint4 block 16)
+//! and its `QOperator` form (`MatMulNBits`: 4 bits in blocks 16, 32 and 128, 8 bits, HQQ's
+//! float zero points; 2 and 3 bits packed by numpy), float8 in its four types,
+//! `GatherBlockQuantized` embeddings in both data forms; the worst block and the block view;
+//! external data; stored-order reads; and every misfit refused with a reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
