@@ -241,3 +241,38 @@ fn the_run_panel_asks_for_runs_and_shows_accuracy_side_by_side() {
     drop(harness);
     assert_eq!(actions, vec![UiAction::Run(RunCommand::Cancel)], "disabled while running");
 }
+
+#[test]
+fn the_inspector_shows_the_blocks_of_a_4_bit_weight() {
+    let variants = load("lowbit_tokens");
+    let model = inspect_with(&variants, "dense", true);
+    let v = variants.iter().find(|v| v.spec.path.ends_with("tokens_q4_asym.onnx")).unwrap();
+    let member = model.members.iter().find(|m| m.variant == v.spec.name).unwrap();
+    let q = member.quant.as_ref().unwrap();
+    // blocks are summarised: no per-block strip plot, a block view instead
+    assert!(q.scales.is_empty());
+    let b = q.blocks.as_ref().unwrap();
+    assert_eq!((b.rows, b.blocks, b.block), (64, 2, 16), "dense [32, 64] in blocks of 16 along K");
+    let worst = member.metrics.as_ref().unwrap().channels.as_ref().unwrap().worst[0].clone();
+    let mut harness = Harness::new_ui(|ui| {
+        inspector_ui(ui, &model);
+    });
+    harness.run();
+    assert!(harness.query_all_by_label_contains("64 rows × 2 blocks of 16 along axis 0").next().is_some());
+    assert!(harness.query_all_by_label_contains("of 128 blocks over twice rounding's error").next().is_some());
+    // the worst block's row, block and rmse/scale are listed
+    assert!(harness.query_all_by_label(&format!("{:.3}", worst.rmse_over_scale)).next().is_some());
+    assert!(harness.query_all_by_label(&worst.row.unwrap().to_string()).next().is_some());
+}
+
+#[test]
+fn the_run_panel_switches_rerun_on_edit() {
+    use quantlens::ui::run::{RunView, run_ui};
+    let view = RunView { inputs: "random".into(), samples: 16, rerun_on_edit: true, ..RunView::default() };
+    let mut actions = Vec::new();
+    let mut harness = Harness::new_ui(|ui| actions.extend(run_ui(ui, &view)));
+    harness.get_by_label("Re-run on edit").click();
+    harness.run();
+    drop(harness);
+    assert_eq!(actions, vec![UiAction::SetRerunOnEdit(false)]);
+}
