@@ -272,3 +272,22 @@ fn an_edit_runs_the_activations_again_with_it() {
     let state = app.world().resource::<RunState>();
     assert!(state.stale && state.running.is_none() && state.finished == finished);
 }
+
+#[test]
+fn the_worst_block_colours_4_bit_towers() {
+    // GatherBlockQuantized and MatMulNBits variants: their statistics come in like any
+    // variant's, and the towers colour by each weight's worst block
+    let mut app = opened("lowbit_tokens");
+    let count = |app: &mut App| {
+        let mut q = app.world_mut().query::<&BlockSwatch>();
+        q.iter(app.world()).filter(|s| s.0 != Swatch::NEUTRAL).count()
+    };
+    app.world_mut().resource_mut::<ViewSettings>().metric = ColourMetric::WorstBlock;
+    app.update();
+    app.update();
+    // 4 quantized variants × 4 blocked weights (2 embeddings, 2 MatMuls)
+    assert_eq!(count(&mut app), 16);
+    let open = app.world().resource::<OpenModel>();
+    assert_eq!(open.data.variants.len(), 5);
+    assert!(open.data.variants.iter().all(|v| v.model.graph.issues.is_empty()));
+}
