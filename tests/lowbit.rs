@@ -404,3 +404,24 @@ fn float8_activations_represent_plus_minus_the_largest_value() {
         assert_eq!((lo, hi), (-expected, expected), "{}", a.tensor);
     }
 }
+
+#[test]
+fn the_gate_checks_the_worst_block() {
+    let dir = data("lowbit_tokens");
+    let dir = dir.to_str().unwrap();
+    // the worst block of every weight is well within 1.0 (rounding alone is 0.289)
+    let (code, _, err) = common::cli(&["check", dir, "--max-block-rmse-scale", "1.0"]);
+    assert_eq!(code, 0, "{err}");
+    // at 0.35 some blocks fail, each named by its row and block
+    let (code, out, _) = common::cli(&["check", dir, "--max-block-rmse-scale", "0.35"]);
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(!lines.is_empty());
+    assert!(
+        lines.iter().all(|l| l.contains(" row ") && l.contains(" block ") && l.contains("block_rmse_over_scale")),
+        "{out}"
+    );
+    // the tensor's own rmse/scale stays below it: only the block gate sees them
+    let (code, _, _) = common::cli(&["check", dir, "--max-rmse-scale", "0.35"]);
+    assert_eq!(code, 0);
+}

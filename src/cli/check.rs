@@ -8,7 +8,12 @@ use super::{EXIT_FAILED, Input, load};
 
 /// `quantlens check`: 0 when every compared tensor meets the thresholds, 1 otherwise
 /// (including tensors that could not be read: the gate cannot vouch for them).
-pub fn run(input: &Input, min_sqnr_db: Option<f64>, max_rmse_over_scale: Option<f64>) -> ExitCode {
+pub fn run(
+    input: &Input,
+    min_sqnr_db: Option<f64>,
+    max_rmse_over_scale: Option<f64>,
+    max_block_rmse_over_scale: Option<f64>,
+) -> ExitCode {
     let variant = match input.selected() {
         Ok(v) => v.map(String::from),
         Err(e) => {
@@ -16,7 +21,7 @@ pub fn run(input: &Input, min_sqnr_db: Option<f64>, max_rmse_over_scale: Option<
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let thresholds = Thresholds { min_sqnr_db, max_rmse_over_scale, variant };
+    let thresholds = Thresholds { min_sqnr_db, max_rmse_over_scale, max_block_rmse_over_scale, variant };
     if let Err(e) = thresholds.validate() {
         eprintln!("quantlens: error: {e}");
         return ExitCode::from(EXIT_FAILED);

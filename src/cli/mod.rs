@@ -157,6 +157,9 @@ enum Command {
         /// Highest acceptable rmse/scale (0.289 is rounding alone).
         #[arg(long, value_name = "X")]
         max_rmse_scale: Option<f64>,
+        /// Highest acceptable rmse/scale of any one channel or block of a weight.
+        #[arg(long, value_name = "X")]
+        max_block_rmse_scale: Option<f64>,
     },
     #[cfg(feature = "gui")]
     /// Renders what the window shows into a PNG, without a display (Vulkan, e.g. Mesa lavapipe).
@@ -391,7 +394,9 @@ pub fn run() -> ExitCode {
             let run = inputs.map(|spec| report::RunInputs { spec: run.spec(spec), samples, dims: run.dims() });
             report::run(&input, format, sort, bins, metric, run.as_ref(), out.as_deref())
         }
-        Some(Command::Check { input, min_sqnr, max_rmse_scale }) => check::run(&input, min_sqnr, max_rmse_scale),
+        Some(Command::Check { input, min_sqnr, max_rmse_scale, max_block_rmse_scale }) => {
+            check::run(&input, min_sqnr, max_rmse_scale, max_block_rmse_scale)
+        }
         Some(Command::Export { input, edits, out }) => export::run(&input, &edits, &out),
         Some(Command::Sensitivity { input, data, inputs, samples, format, run }) => {
             let data = data.map(|d| run.spec(d));

@@ -13,6 +13,9 @@ pub struct Thresholds {
     pub min_sqnr_db: Option<f64>,
     /// Highest acceptable `rmse/scale` (0.289 is rounding alone).
     pub max_rmse_over_scale: Option<f64>,
+    /// Highest acceptable `rmse/scale` of any one channel or block (one bad block of a
+    /// 4-bit weight hides in the tensor's figure).
+    pub max_block_rmse_over_scale: Option<f64>,
     /// Only this variant (default: every quantized one).
     pub variant: Option<String>,
 }
@@ -23,8 +26,9 @@ impl Thresholds {
     /// # Errors
     /// When neither threshold is given.
     pub fn validate(&self) -> Result<(), String> {
-        if self.min_sqnr_db.is_none() && self.max_rmse_over_scale.is_none() {
-            return Err("give a threshold: --min-sqnr DB and/or --max-rmse-scale X".into());
+        if self.min_sqnr_db.is_none() && self.max_rmse_over_scale.is_none() && self.max_block_rmse_over_scale.is_none()
+        {
+            return Err("give a threshold: --min-sqnr DB, --max-rmse-scale X and/or --max-block-rmse-scale X".into());
         }
         Ok(())
     }
@@ -133,6 +137,17 @@ pub fn check(report: &Report, t: &Thresholds) -> Result<Verdict, String> {
                         && r.partial_cmp(&max).is_none_or(std::cmp::Ordering::is_gt)
                     {
                         verdict.failures.push(fail("rmse_over_scale", r, max, None));
+                    }
+                    let worst = m.channels.as_ref().and_then(|c| c.worst.first());
+                    if let (Some(max), Some(w)) = (t.max_block_rmse_over_scale, worst)
+                        && w.rmse_over_scale.partial_cmp(&max).is_none_or(std::cmp::Ordering::is_gt)
+                    {
+                        let mut f = fail("block_rmse_over_scale", w.rmse_over_scale, max, None);
+                        f.tensor = match (w.row, w.block) {
+                            (Some(r), Some(b)) => format!("{} row {r} block {b}", init.name),
+                            _ => format!("{} channel {}", init.name, w.index),
+                        };
+                        verdict.failures.push(f);
                     }
                 }
             }
