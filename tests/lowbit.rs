@@ -425,3 +425,54 @@ fn the_gate_checks_the_worst_block() {
     let (code, _, _) = common::cli(&["check", dir, "--max-rmse-scale", "0.35"]);
     assert_eq!(code, 0);
 }
+
+#[test]
+fn blocked_int8_and_int16_read_like_int4() {
+    // the int4 fixture's blocked weights rewritten as int8 and int16 (same values, same
+    // block scales): each dequantizes to the int4 file's values exactly
+    use prost::Message as _;
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data("lowbit_golden.json")).unwrap()).unwrap();
+    let src = std::fs::read(data("lowbit/transformer_int4.onnx")).unwrap();
+    let dir = std::env::temp_dir().join(format!("quantlens-blocked-wide-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (code, width) in [(3, 1usize), (5, 2)] {
+        let mut proto = tract_onnx::pb::ModelProto::decode(src.as_slice()).unwrap();
+        for t in &mut proto.graph.as_mut().unwrap().initializer {
+            if t.data_type != 22 {
+                continue; // int4 only
+            }
+            let n: usize = t.dims.iter().product::<i64>() as usize;
+            let nibble = |i: usize| {
+                let b = t.raw_data[i / 2];
+                let v = if i.is_multiple_of(2) { b & 0x0f } else { b >> 4 };
+                i16::from((v << 4).cast_signed() >> 4)
+            };
+            let values: Vec<i16> = (0..n).map(nibble).collect();
+            t.raw_data = values
+                .iter()
+                .flat_map(|&v| if width == 1 { vec![v as u8] } else { v.to_le_bytes().to_vec() })
+                .collect();
+            t.data_type = code;
+        }
+        let path = dir.join(format!("wide_{code}.onnx"));
+        std::fs::write(&path, proto.encode_to_vec()).unwrap();
+        let spec = quantlens::model::VariantSpec {
+            name: "wide".into(),
+            kind: quantlens::model::VariantKind::Int8,
+            path: path.clone(),
+        };
+        let v = quantlens::model::variants::load_variants(&[spec]).pop().unwrap().unwrap();
+        let mut checked = 0;
+        for (qname, g) in golden["int4"].as_object().unwrap() {
+            let (p, t) = params(&v, qname);
+            assert_eq!(p.dtype.name(), if code == 3 { "int8" } else { "int16" });
+            assert_eq!(p.block, Some(32));
+            let values = common::all_values(Values::Dequantized(t, p));
+            assert_eq!(fnv1a64(&values), g["fnv1a64"].as_str().unwrap(), "{qname} as type {code}");
+            checked += 1;
+        }
+        assert_eq!(checked, 6);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
