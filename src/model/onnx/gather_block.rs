@@ -14,7 +14,8 @@ use crate::model::tensor::{TensorBytes, TensorData};
 /// Rewrites the packed `uint8` form of every `GatherBlockQuantized` of `g`; one that
 /// cannot be read keeps its tensors and gets an issue naming it.
 pub(crate) fn unpack(g: &mut Graph) {
-    let nodes: Vec<usize> = (0..g.nodes.len()).filter(|&n| g.nodes[n].op_type == "GatherBlockQuantized").collect();
+    let nodes: Vec<usize> =
+        g.nodes.iter().enumerate().filter(|(_, n)| n.op_type == "GatherBlockQuantized").map(|(i, _)| i).collect();
     for n in nodes {
         if let Err(reason) = unpack_one(g, n) {
             let subject = g.nodes.get(n).map(|node| node.label(n)).unwrap_or_default();

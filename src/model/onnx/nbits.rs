@@ -53,7 +53,8 @@ fn shared_range(bytes: &TensorBytes, maps: &mut Maps) -> Result<(Arc<FileBytes>,
 /// Views every `MatMulNBits`' `B` as described above; one that cannot be read keeps its
 /// tensors and gets an issue.
 pub(crate) fn unpack(g: &mut Graph) {
-    let nodes: Vec<usize> = (0..g.nodes.len()).filter(|&n| g.nodes[n].op_type == "MatMulNBits").collect();
+    let nodes: Vec<usize> =
+        g.nodes.iter().enumerate().filter(|(_, n)| n.op_type == "MatMulNBits").map(|(i, _)| i).collect();
     let mut maps = HashMap::new();
     for n in nodes {
         if let Err(reason) = unpack_one(g, n, &mut maps) {
