@@ -94,20 +94,21 @@ fn channel_errors(dd: &[f64], n: &[u32], p: &QuantParams, layout: Option<BlockLa
             if k == 0 { f32::NAN } else { ((d / f64::from(k)).sqrt() / s) as f32 }
         })
         .collect();
-    let mut order: Vec<usize> = (0..rmse.len()).filter(|&c| rmse[c].is_finite()).collect();
+    let at = |c: usize| rmse.get(c).copied().unwrap_or(f32::NAN);
+    let mut order: Vec<usize> = (0..rmse.len()).filter(|&c| at(c).is_finite()).collect();
     let count = order.len();
-    let off = order.iter().filter(|&&c| f64::from(rmse[c]) > 2.0 * HEALTHY_RMSE_OVER_SCALE).count();
+    let off = order.iter().filter(|&&c| f64::from(at(c)) > 2.0 * HEALTHY_RMSE_OVER_SCALE).count();
     let kept = WORST_KEPT.min(order.len());
     if kept > 0 {
-        order.select_nth_unstable_by(kept - 1, |&a, &b| rmse[b].total_cmp(&rmse[a]));
+        order.select_nth_unstable_by(kept - 1, |&a, &b| at(b).total_cmp(&at(a)));
     }
     order.truncate(kept);
-    order.sort_by(|&a, &b| rmse[b].total_cmp(&rmse[a]).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| at(b).total_cmp(&at(a)).then(a.cmp(&b)));
     let worst = order
         .into_iter()
         .map(|c| {
             let (row, block) = layout.map(|l| l.cell(c)).unzip();
-            WorstChannel { index: c, row, block, rmse_over_scale: f64::from(rmse[c]), scale: p.channel(c).0 }
+            WorstChannel { index: c, row, block, rmse_over_scale: f64::from(at(c)), scale: p.channel(c).0 }
         })
         .collect();
     ChannelErrors {
