@@ -133,6 +133,10 @@ struct VariantRun {
     finite: u64,
 }
 
+/// Values of an activation taken at a time: three tiles of f32 (float, pre, post) fit in
+/// a core's L2 cache.
+const TILE: usize = 64 * 1024;
+
 /// One activation row, summed over the samples so far.
 struct RowRun {
     key: String,
@@ -141,7 +145,7 @@ struct RowRun {
 }
 
 impl RowRun {
-    fn add(&mut self, plans: &HashMap<usize, Plan>, runs: &Runs, sample: &Sample, reference: usize) {
+    fn add<'a>(&mut self, plans: &HashMap<usize, Plan>, runs: &'a Runs, sample: &'a Sample, reference: usize) {
         let x = lookup(plans, runs, sample, reference, &self.key);
         if let Some(x) = x {
             self.float.add(x);
@@ -149,16 +153,23 @@ impl RowRun {
         for v in &mut self.variants {
             let pre = lookup(plans, runs, sample, v.variant, &v.pair.pre);
             let Some(post) = lookup(plans, runs, sample, v.variant, &v.pair.post) else { continue };
-            v.post.add(post);
-            if let Some(pre) = pre {
-                v.qdq.add(pre, post);
-            }
-            if let Some(x) = x {
-                v.xmodel.add(x, post);
-                if let Some(range) = v.pair.quant.range() {
-                    let (outside, finite) = outside_range(x, range);
-                    v.outside += outside;
-                    v.finite += finite;
+            // tile by tile, so that the four passes over a tile find it in the cache
+            let (pre, x) = (pre.filter(|p| p.len() == post.len()), x.filter(|x| x.len() == post.len()));
+            let range = v.pair.quant.range();
+            for start in (0..post.len()).step_by(TILE) {
+                let end = (start + TILE).min(post.len());
+                let tile = |a: &'a [f32]| -> &'a [f32] { a.get(start..end).unwrap_or_default() };
+                v.post.add(tile(post));
+                if let Some(pre) = pre {
+                    v.qdq.add(tile(pre), tile(post));
+                }
+                if let Some(x) = x {
+                    v.xmodel.add(tile(x), tile(post));
+                    if let Some(range) = range {
+                        let (outside, finite) = outside_range(tile(x), range);
+                        v.outside += outside;
+                        v.finite += finite;
+                    }
                 }
             }
         }

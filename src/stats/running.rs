@@ -265,7 +265,7 @@ impl RunningStats {
         // vectorise; a NaN or infinity shows as a non-finite sum), then the bins
         let (mut s1, mut s2, mut n, mut lo, mut hi) = (0.0f64, 0.0f64, 0u64, f64::INFINITY, f64::NEG_INFINITY);
         let (mut nan, mut inf, mut missed) = (0u64, 0u64, 0u64);
-        if let Some((a1, a2, min, max)) = lanes(xs, shift) {
+        if let Some((a1, a2, min, max)) = lanes(xs, shift).filter(|_| xs.len() >= 4 * self.hist.counts.len()) {
             (s1, s2, n, lo, hi) = (a1, a2, xs.len() as u64, f64::from(min), f64::from(max));
             // (v · scale − first is exact: f32 values scaled by a power of two, less an
             // integer of the bins' range; a truncation of a value in [0, len) is its floor)
