@@ -253,6 +253,10 @@ fn the_inspector_shows_the_blocks_of_a_4_bit_weight() {
     assert!(q.scales.is_empty());
     let b = q.blocks.as_ref().unwrap();
     assert_eq!((b.rows, b.blocks, b.block), (64, 2, 16), "dense [32, 64] in blocks of 16 along K");
+    // integer zero points read as integers
+    let (p, _) = common::params(v, "dense.weight_Q4");
+    let (zmin, zmax) = (p.zero_point.iter().min().unwrap(), p.zero_point.iter().max().unwrap());
+    assert!(q.summary.contains(&format!("zero point {zmin}..{zmax} (uint4)")), "{}", q.summary);
     let worst = member.metrics.as_ref().unwrap().channels.as_ref().unwrap().worst[0].clone();
     let mut harness = Harness::new_ui(|ui| {
         inspector_ui(ui, &model);

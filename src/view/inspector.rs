@@ -175,11 +175,14 @@ fn attr_text(v: &AttrValue) -> String {
 #[must_use]
 pub fn quant_summary(p: &QuantParams) -> String {
     let (smin, smax, smean) = spread(p.scale.iter().map(|&s| f64::from(s)));
-    let (zmin, zmax, _) = match &p.float_zero_point {
-        Some(f) => spread(f.iter().map(|&z| f64::from(z))),
-        None => spread(p.zero_point.iter().map(|&z| f64::from(z))),
+    // (integer zero points as integers; HQQ's float ones as numbers)
+    let (zmin, zmax) = if let Some(f) = &p.float_zero_point {
+        let (lo, hi, _) = spread(f.iter().map(|&z| f64::from(z)));
+        (fmt_num(lo), fmt_num(hi))
+    } else {
+        let (lo, hi) = (p.zero_point.iter().min(), p.zero_point.iter().max());
+        (lo.map_or_else(|| "–".into(), ToString::to_string), hi.map_or_else(|| "–".into(), ToString::to_string))
     };
-    let (zmin, zmax) = (fmt_num(zmin), fmt_num(zmax));
     let groups = match p.block {
         Some(b) => format!("blocked, {} blocks of {b}", p.scale.len()),
         None if p.per_channel() => format!("per-channel, {} channels", p.scale.len()),
