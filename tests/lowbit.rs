@@ -276,17 +276,20 @@ fn block_view_and_worst_block_colour() {
     let v = variants.iter().find(|v| v.spec.path.ends_with("tokens_q4_asym.onnx")).unwrap();
     // the embedding [50, 32] in blocks of 16 along axis 1: 50 rows × 2 blocks
     let (p, t) = params(v, "word_embeddings_Q4");
-    let b = quantlens::view::inspector::block_view(&t.shape, p).unwrap();
+    // the heatmap of its scales comes with the statistics (the report), not per frame
+    let report = build_report(&variants, ReportOptions::default());
+    let row = report.layers.iter().find(|l| l.variants.iter().any(|lv| lv.node.starts_with("word"))).unwrap();
+    let lv = row.variants.iter().find(|lv| lv.variant == v.spec.name).unwrap();
+    let scales = lv.quant.as_ref().unwrap().block_scales.clone();
+    let b = quantlens::view::inspector::block_view(&t.shape, p, scales).unwrap();
     assert_eq!((b.rows, b.blocks, b.block, b.axis), (50, 2, 16, 1));
-    assert_eq!((b.scales.rows, b.scales.cols), (50, 2), "under the heatmap's bound: one cell per block");
-    let (lo, hi) = b.scales.range().unwrap();
+    let scales = b.scales.unwrap();
+    assert_eq!((scales.rows, scales.cols), (50, 2), "under the heatmap's bound: one cell per block");
+    let (lo, hi) = scales.range().unwrap();
     let abs: Vec<f32> = p.scale.iter().map(|s| s.abs()).collect();
     assert_eq!(lo, abs.iter().copied().fold(f32::INFINITY, f32::min));
     assert_eq!(hi, abs.iter().copied().fold(0.0, f32::max));
     // the towers: coloured by the worst block, neutral without a quantized weight
-    let report = build_report(&variants, ReportOptions::default());
-    let row = report.layers.iter().find(|l| l.variants.iter().any(|lv| lv.node.starts_with("word"))).unwrap();
-    let lv = row.variants.iter().find(|lv| lv.variant == v.spec.name).unwrap();
     let worst = lv.metrics.as_ref().unwrap().channels.as_ref().unwrap().worst[0].rmse_over_scale;
     let swatch = |own| {
         quantlens::layout::colour::block_swatch(

@@ -50,6 +50,10 @@ pub struct QuantSummary {
     pub zero_point: Spread,
     pub scale_tensor: Option<String>,
     pub zero_point_tensor: Option<String>,
+    /// Blocked parameters: `|scale|` as a rows × blocks heatmap (computed with the
+    /// statistics, on their task, not in the frame that draws it).
+    #[serde(skip)]
+    pub block_scales: Option<crate::stats::blocks::Heatmap>,
 }
 
 /// One layer as one variant has it. The top-level weight fields describe the main
@@ -321,7 +325,7 @@ impl ParamKey {
     }
 }
 
-fn quant_summary(g: &Graph, form: QuantForm, p: &QuantParams) -> Option<QuantSummary> {
+fn quant_summary(g: &Graph, form: QuantForm, p: &QuantParams, shape: &[u64]) -> Option<QuantSummary> {
     let name = |t: Option<usize>| g.tensor(t?).map(|t| t.name.clone());
     Some(QuantSummary {
         form,
@@ -333,6 +337,7 @@ fn quant_summary(g: &Graph, form: QuantForm, p: &QuantParams) -> Option<QuantSum
         zero_point: stats::spread(p.zero_point.iter().map(|&z| f64::from(z)))?,
         scale_tensor: name(p.scale_tensor),
         zero_point_tensor: name(p.zero_point_tensor),
+        block_scales: crate::stats::blocks::scale_heatmap(shape, p, stats::metrics::HEATMAP_SIDE),
     })
 }
 
@@ -459,7 +464,8 @@ fn param_row(
         let quant = match w {
             LayerWeight::Quantized(q) => {
                 problems.extend(q.problems.iter().cloned());
-                edited.or(q.params.as_ref()).and_then(|p| quant_summary(g, q.form, p))
+                let shape = tensor.and_then(|t| t.data.as_ref()).map(|d| d.shape.as_slice()).unwrap_or_default();
+                edited.or(q.params.as_ref()).and_then(|p| quant_summary(g, q.form, p, shape))
             }
             LayerWeight::Float(_) => None,
         };

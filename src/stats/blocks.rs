@@ -51,6 +51,14 @@ impl BlockLayout {
     }
 }
 
+/// `|scale|` of blocked `params` on a weight of `shape`, mean-pooled to at most
+/// `max_side²` cells; `None` when not blocked.
+#[must_use]
+pub fn scale_heatmap(shape: &[u64], params: &QuantParams, max_side: usize) -> Option<Heatmap> {
+    let layout = BlockLayout::of(shape, params)?;
+    Some(Heatmap::pooled(layout, max_side, Pool::Mean, |i| params.scale.get(i).map_or(f32::NAN, |s| s.abs())))
+}
+
 /// How cells pool the blocks they cover.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pool {

@@ -22,16 +22,18 @@ pub fn blocks_ui(ui: &mut egui::Ui, b: &BlockView, errors: Option<&ChannelErrors
         if h.row_step * h.col_step > 1 { format!(" (cells of {}×{})", h.row_step, h.col_step) } else { String::new() }
     };
     ui.horizontal(|ui| {
-        ui.vertical(|ui| {
-            ui.label(RichText::new(format!("|scale|{}", pooled(&b.scales))).small());
-            let (lo, hi) = b.scales.range().unwrap_or((1.0, 1.0));
-            let (llo, lhi) = (lo.max(f32::MIN_POSITIVE).log10(), hi.max(f32::MIN_POSITIVE).log10());
-            heatmap_ui(ui, &b.scales, |v| {
-                let t = if lhi > llo { (v.max(f32::MIN_POSITIVE).log10() - llo) / (lhi - llo) } else { 0.5 };
-                colour(theme::magnitude_rgb(t))
+        if let Some(scales) = &b.scales {
+            ui.vertical(|ui| {
+                ui.label(RichText::new(format!("|scale|{}", pooled(scales))).small());
+                let (lo, hi) = scales.range().unwrap_or((1.0, 1.0));
+                let (llo, lhi) = (lo.max(f32::MIN_POSITIVE).log10(), hi.max(f32::MIN_POSITIVE).log10());
+                heatmap_ui(ui, scales, |v| {
+                    let t = if lhi > llo { (v.max(f32::MIN_POSITIVE).log10() - llo) / (lhi - llo) } else { 0.5 };
+                    colour(theme::magnitude_rgb(t))
+                });
+                ui.label(RichText::new(format!("{} … {}", fmt_num(f64::from(lo)), fmt_num(f64::from(hi)))).small());
             });
-            ui.label(RichText::new(format!("{} … {}", fmt_num(f64::from(lo)), fmt_num(f64::from(hi)))).small());
-        });
+        }
         if let Some(h) = errors.and_then(|e| e.heatmap.as_ref()) {
             ui.vertical(|ui| {
                 ui.label(RichText::new(format!("rmse/scale, worst per cell{}", pooled(h))).small());

@@ -7,8 +7,7 @@ use crate::model::graph::{AttrValue, TensorKind, shape_string};
 use crate::model::quant::{LayerWeight, QuantParams};
 use crate::model::{NodeId, Variant};
 use crate::report::{ActivationReport, InitializerReport, LayerReport};
-use crate::stats::blocks::{BlockLayout, Heatmap, Pool};
-use crate::stats::metrics::HEATMAP_SIDE;
+use crate::stats::blocks::{BlockLayout, Heatmap};
 use crate::stats::{ErrorMetrics, Summary};
 
 use super::fmt_num;
@@ -41,21 +40,21 @@ pub struct QuantView {
 }
 
 /// The blocks of a blocked weight: `rows × blocks` (every index but the blocked axis ×
-/// blocks along it), and `|scale|` mean-pooled into a bounded heatmap.
+/// blocks along it), and `|scale|` as a bounded heatmap once the statistics are in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BlockView {
     pub rows: usize,
     pub blocks: usize,
     pub block: usize,
     pub axis: usize,
-    pub scales: Heatmap,
+    pub scales: Option<Heatmap>,
 }
 
-/// The block view of blocked `p` on a weight of `shape`.
+/// The block view of blocked `p` on a weight of `shape`, with the heatmap of its
+/// scales the report computed (see `QuantSummary::block_scales`).
 #[must_use]
-pub fn block_view(shape: &[u64], p: &QuantParams) -> Option<BlockView> {
+pub fn block_view(shape: &[u64], p: &QuantParams, scales: Option<Heatmap>) -> Option<BlockView> {
     let layout = BlockLayout::of(shape, p)?;
-    let scales = Heatmap::pooled(layout, HEATMAP_SIDE, Pool::Mean, |i| p.scale.get(i).map_or(f32::NAN, |s| s.abs()));
     Some(BlockView { rows: layout.rows(), blocks: layout.blocks, block: p.block?, axis: p.axis?, scales })
 }
 
@@ -306,7 +305,8 @@ pub fn inspector(variants: &[Variant], members: &[Member<'_>], report: Option<&L
                 problems: q.problems.clone(),
                 blocks: q.params.as_ref().and_then(|p| {
                     let shape = &g.tensor(q.q_tensor)?.data.as_ref()?.shape;
-                    block_view(shape, p)
+                    let scales = entry.and_then(|e| e.quant.as_ref()?.block_scales.clone());
+                    block_view(shape, p, scales)
                 }),
             }),
             LayerWeight::Float(_) => None,
