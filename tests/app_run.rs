@@ -37,10 +37,18 @@ fn opened(rel: &str) -> App {
 
 /// Asks for `command` and updates until the run is over (bounded).
 fn run(app: &mut App, command: RunCommand) {
+    let finished = app.world().resource::<RunState>().finished;
     app.world_mut().write_message(RunRequest(command));
+    settle(app, finished);
+}
+
+/// Updates until a run has ended since `finished_before` and none is in progress or due
+/// (bounded).
+fn settle(app: &mut App, finished_before: u64) {
     for _ in 0..30_000 {
         app.update();
-        if app.world().resource::<RunState>().running.is_none() {
+        let s = app.world().resource::<RunState>();
+        if s.finished > finished_before && s.running.is_none() && !s.stale {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
@@ -221,19 +229,6 @@ fn activation_scale_edits_reach_the_run_and_undo() {
     app.update();
     let mut q = app.world_mut().query::<(&quantlens::app::model::ActivationEntity, &quantlens::app::model::ActScale)>();
     assert!(q.iter(app.world()).all(|(_, s)| s.0 == 1.0), "undone");
-}
-
-/// Waits for the runs asked for to be over (bounded), after at least one more has ended.
-fn settle(app: &mut App, finished_before: u64) {
-    for _ in 0..30_000 {
-        app.update();
-        let s = app.world().resource::<RunState>();
-        if s.finished > finished_before && s.running.is_none() && !s.stale {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    panic!("no run followed the edit");
 }
 
 #[test]

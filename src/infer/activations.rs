@@ -279,11 +279,7 @@ pub fn activation_report_edited(
                 let ps = pairs.get(vi).filter(|p| !p.is_empty())?;
                 ps.iter().flat_map(|p| [p.pre.clone(), p.post.clone()]).collect()
             };
-            let runner = match edited.get(&vi) {
-                Some(bytes) => Runner::from_bytes(bytes, &v.spec.name, &first, &names),
-                None => Runner::new(&v.spec.path, &v.spec.name, &first, &names),
-            };
-            Some((vi, runner))
+            Some((vi, Runner::of_variant(v, edited.get(&vi).map(Vec::as_slice), &first, &names)))
         })
         .collect();
     let mut plans: HashMap<usize, Plan> = HashMap::new();

@@ -220,18 +220,31 @@ pub fn edit_proto(
     for e in edits.iter().filter(|e| e.field == Field::Float) {
         let li = find_layer(v, &e.layer)?;
         let node = v.layers.get(li).map_or(0, |l| l.node);
-        if qoperator_float_op(&v.model.graph, node).is_some() {
-            qoperator.push((node, e.layer.as_str()));
+        let target = FloatTarget { variants, reference, vi, li, rows, layer: &e.layer };
+        if let Some(slots) = qoperator_float_op(&v.model.graph, node) {
+            qoperator.push((node, target, slots));
         } else {
-            keep_in_float(variants, reference, vi, rows, &e.layer, graph)?;
+            keep_in_float(&target, graph)?;
         }
     }
-    qoperator.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
-    qoperator.dedup();
-    for (_, layer) in qoperator {
-        keep_qoperator_in_float(variants, reference, vi, rows, layer, graph)?;
+    qoperator.sort_by_key(|(n, _, _)| std::cmp::Reverse(*n));
+    qoperator.dedup_by_key(|(n, _, _)| *n);
+    for (node, target, slots) in qoperator {
+        keep_qoperator_in_float(&target, node, slots, graph)?;
     }
     Ok(())
+}
+
+/// A layer to keep in float: layer `li` (named `layer`) of variant `vi`, its float
+/// counterpart found through the matching `rows` in the reference variant.
+#[derive(Clone, Copy)]
+struct FloatTarget<'a> {
+    variants: &'a [Variant],
+    reference: usize,
+    vi: usize,
+    li: usize,
+    rows: &'a [crate::model::MatchRow],
+    layer: &'a str,
 }
 
 /// A `QOperator` layer's float op and its input slots: `(float op, [x, x_scale, x_zp],
@@ -251,15 +264,8 @@ fn qoperator_float_op(g: &Graph, n: usize) -> Option<QOperatorSlots> {
 
 /// The float parameters of layer `li` of variant `vi`, from its matched float layer: an
 /// initializer per quantized parameter, added to `graph` once, by float-op slot.
-fn float_params(
-    variants: &[Variant],
-    reference: usize,
-    vi: usize,
-    li: usize,
-    rows: &[crate::model::MatchRow],
-    layer: &str,
-    graph: &mut pb::GraphProto,
-) -> Result<Vec<(usize, String)>, String> {
+fn float_params(t: &FloatTarget<'_>, graph: &mut pb::GraphProto) -> Result<Vec<(usize, String)>, String> {
+    let FloatTarget { variants, reference, vi, li, rows, layer } = *t;
     let v = variants.get(vi).ok_or("no such variant")?;
     let l = v.layers.get(li).ok_or("no such layer")?;
     let refv = variants.get(reference).ok_or("no reference variant")?;
@@ -301,19 +307,13 @@ fn float_params(
 /// weight and bias (and the node's own attributes), and `QuantizeLinear` of the result
 /// with the node's output parameters, so that the next quantized op reads what it expects.
 fn keep_qoperator_in_float(
-    variants: &[Variant],
-    reference: usize,
-    vi: usize,
-    rows: &[crate::model::MatchRow],
-    layer: &str,
+    t: &FloatTarget<'_>,
+    n: usize,
+    (op, [x, xs, xz], w_slot, bias_slot, y): QOperatorSlots,
     graph: &mut pb::GraphProto,
 ) -> Result<(), String> {
-    let v = variants.get(vi).ok_or("no such variant")?;
-    let li = find_layer(v, layer)?;
-    let n = v.layers.get(li).ok_or("no such layer")?.node;
-    let (op, [x, xs, xz], w_slot, bias_slot, y) =
-        qoperator_float_op(&v.model.graph, n).ok_or_else(|| format!("`{layer}` is not a QOperator layer"))?;
-    let params = float_params(variants, reference, vi, li, rows, layer, graph)?;
+    let layer = t.layer;
+    let params = float_params(t, graph)?;
     let node = graph.node.get(n).ok_or("the layer's node is not in the main graph")?.clone();
     let input = |k: usize| node.input.get(k).filter(|s| !s.is_empty()).cloned();
     let (Some(_), Some(out)) = (input(x), node.output.first().cloned()) else {
@@ -361,24 +361,17 @@ fn keep_qoperator_in_float(
 /// Rewires layer `layer` of variant `vi` in `graph` (its protobuf) to run in float: float
 /// parameters from the reference variant's matched layer, its input activations read
 /// before their `QuantizeLinear`, its output not quantized.
-fn keep_in_float(
-    variants: &[Variant],
-    reference: usize,
-    vi: usize,
-    rows: &[crate::model::MatchRow],
-    layer: &str,
-    graph: &mut pb::GraphProto,
-) -> Result<(), String> {
-    let v = variants.get(vi).ok_or("no such variant")?;
+fn keep_in_float(t: &FloatTarget<'_>, graph: &mut pb::GraphProto) -> Result<(), String> {
+    let layer = t.layer;
+    let v = t.variants.get(t.vi).ok_or("no such variant")?;
     let g = &v.model.graph;
-    let li = find_layer(v, layer)?;
-    let l = v.layers.get(li).ok_or("no such layer")?;
+    let l = v.layers.get(t.li).ok_or("no such layer")?;
     let op = g.node(l.node).map(|n| n.op_type.clone()).unwrap_or_default();
     if op.starts_with("QLinear") || op.ends_with("Integer") || op.starts_with("DynamicQuantize") {
         return Err(format!("`{layer}` is {op}: QDQ layers, QLinearConv, QLinearMatMul and QGemm are kept in float"));
     }
     let node_index = l.node;
-    let mut new_inputs = float_params(variants, reference, vi, li, rows, layer, graph)?;
+    let mut new_inputs = float_params(t, graph)?;
     // the inputs are read before their QuantizeLinear. An input whose quantization starts
     // at 0 carries the previous layer's fused ReLU: the float input is that ReLU of the
     // tensor before its QuantizeLinear

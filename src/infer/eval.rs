@@ -128,10 +128,7 @@ pub fn evaluate_edited(
         let built: Vec<Result<Runner, InferError>> = variants
             .par_iter()
             .enumerate()
-            .map(|(vi, v)| match edited.get(&vi) {
-                Some(bytes) => Runner::from_bytes(bytes, &v.spec.name, &first, &[]),
-                None => Runner::new(&v.spec.path, &v.spec.name, &first, &[]),
-            })
+            .map(|(vi, v)| Runner::of_variant(v, edited.get(&vi).map(Vec::as_slice), &first, &[]))
             .collect();
         let mut runners: Vec<(usize, Runner)> = Vec::new();
         for (vi, r) in built.into_iter().enumerate() {

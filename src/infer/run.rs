@@ -51,6 +51,22 @@ impl Runner {
         Self::build(model.map_err(|e| tract_error(variant, &e))?, variant, sample, capture)
     }
 
+    /// Variant `v` from its edited model when `edited` holds one, else from its file.
+    ///
+    /// # Errors
+    /// As [`Runner::new`].
+    pub fn of_variant(
+        v: &crate::model::Variant,
+        edited: Option<&[u8]>,
+        sample: &Sample,
+        capture: &[String],
+    ) -> Result<Self, InferError> {
+        match edited {
+            Some(bytes) => Self::from_bytes(bytes, &v.spec.name, sample, capture),
+            None => Self::new(&v.spec.path, &v.spec.name, sample, capture),
+        }
+    }
+
     fn build(
         mut model: InferenceModel,
         variant: &str,
