@@ -276,25 +276,11 @@ impl RunningStats {
             #[allow(clippy::cast_precision_loss)]
             let (len, first) = (bins as f64, first as f64);
             let mut tables = vec![0u32; 4 * bins];
-            let mut quads = xs.chunks_exact(4);
-            for q in &mut quads {
-                for (lane, &v) in q.iter().enumerate() {
-                    let u = f64::from(v) * scale - first;
-                    if (0.0..len).contains(&u) {
-                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                        if let Some(c) = tables.get_mut(lane * bins + u as usize) {
-                            *c += 1;
-                        }
-                    } else {
-                        missed += 1;
-                    }
-                }
-            }
-            for &v in quads.remainder() {
+            for (i, &v) in xs.iter().enumerate() {
                 let u = f64::from(v) * scale - first;
                 if (0.0..len).contains(&u) {
                     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                    if let Some(c) = tables.get_mut(u as usize) {
+                    if let Some(c) = tables.get_mut((i & 3) * bins + u as usize) {
                         *c += 1;
                     }
                 } else {
