@@ -35,6 +35,13 @@ Also (issue 11, second part):
   symmetric (int4 data) and asymmetric (uint4 data, zero points); and both rewritten in
   GatherBlockQuantized's packed uint8 form (tokens_q4_u8 / tokens_q4_asym_u8; onnxruntime
   runs them to the same outputs);
+- transformer_nbits_actorder.onnx / transformer_nbits_actorder_asym.onnx: MatMulNBits with
+  act-order GPTQ's `g_idx` (rows grouped by importance, here the row's sum of squares as
+  the Hessian diagonal's stand-in), 4 bits, symmetric block 16 (no zero points) and
+  asymmetric block 32 (packed zero points), written with numpy by the operator's
+  definition `(q[n, k] - zp[n, g[k]]) * scale[n, g[k]]`. onnxruntime runs the symmetric one
+  to the same outputs as the float model holding numpy's weights (checked here); it
+  ignores packed zero points under g_idx (1.23.2: it subtracts 8), which is printed;
 - transformer_hqq.onnx, when present (written by scripts/make_hqq_fixture.py, which needs
   torch): MatMulNBits with HQQ's float zero points, recorded like the others.
 Every weight's record gains its block size, element type and std.
@@ -184,18 +191,21 @@ def dequantized(model: onnx.ModelProto) -> dict[str, dict]:
         q = np.stack([unpack_bits(row, bits, blocks * block) for row in packed])
         scale = numpy_helper.to_array(inits[n.input[2]]).reshape(nn, blocks).astype(np.float32)
         zt = inits.get(n.input[3]) if len(n.input) > 3 and n.input[3] else None
+        # the block of each row k: g_idx's (act order) or k / block
+        gt = inits.get(n.input[4]) if len(n.input) > 4 and n.input[4] else None
+        g = numpy_helper.to_array(gt).astype(np.int64) if gt is not None else np.arange(k) // block
+        q = q[:, :k]
         if zt is not None and zt.data_type == TensorProto.FLOAT:
             # HQQ: float zero points, one per block, subtracted as floats
             zp = numpy_helper.to_array(zt).reshape(nn, blocks).astype(np.float32)
-            values = (q.astype(np.float32) - np.repeat(zp, block, axis=1)) * np.repeat(scale, block, axis=1)
+            values = (q.astype(np.float32) - zp[:, g]) * scale[:, g]
         else:
             if zt is not None:
                 zb = numpy_helper.to_array(zt).reshape(nn, -1)
                 zp = np.stack([unpack_bits(row, bits, blocks) for row in zb])
             else:
                 zp = np.full((nn, blocks), 1 << (bits - 1), np.int32)
-            values = (q - np.repeat(zp, block, axis=1)).astype(np.float32) * np.repeat(scale, block, axis=1)
-        values = values[:, :k]
+            values = (q - zp[:, g]).astype(np.float32) * scale[:, g]
         out[n.input[1]] = {
             "float": n.input[1].split("_Q")[0],
             "values": np.ascontiguousarray(values.T.astype(np.float32)),
@@ -203,13 +213,25 @@ def dequantized(model: onnx.ModelProto) -> dict[str, dict]:
             "dtype": "uint4" if bits == 4 else "uint8" if bits == 8 else f"uint{bits}",
             "scale": np.ascontiguousarray(scale.T),  # [n_blocks, N]: blocks along axis 0 of [K, N]
             "axis": 0,
+            "groups": g if gt is not None else None,
         }
     return out
 
 
-def nbits_by_numpy(src: Path, dst: Path, bits: int, block: int) -> None:
-    """MatMulNBits with `bits` bits, asymmetric round-to-nearest per block, packed as
-    onnxruntime's kernels read it (see `unpack_bits`)."""
+def act_order_groups(b: np.ndarray, block: int) -> np.ndarray:
+    """Act-order GPTQ's g_idx for a [K, N] weight: rows sorted by importance (sum of
+    squares, standing in for the Hessian diagonal), each run of `block` of them a group."""
+    perm = np.argsort(-(b.astype(np.float64) ** 2).sum(axis=1), kind="stable")
+    g = np.empty(b.shape[0], np.int32)
+    g[perm] = np.arange(b.shape[0]) // block
+    return g
+
+
+def nbits_by_numpy(src: Path, dst: Path, bits: int, block: int, act_order: bool = False,
+                   symmetric: bool = False) -> None:
+    """MatMulNBits with `bits` bits, round-to-nearest per block (asymmetric with packed zero
+    points, or symmetric around the implicit midpoint), packed as onnxruntime's kernels read
+    it (see `unpack_bits`); with `act_order`, blocks are g_idx's groups of rows."""
     m = onnx.load(str(src))
     inits = init_values(m)
     qmax = (1 << bits) - 1
@@ -222,26 +244,40 @@ def nbits_by_numpy(src: Path, dst: Path, bits: int, block: int) -> None:
         b = numpy_helper.to_array(w).astype(np.float32)  # [K, N]
         k, n = b.shape
         blocks = -(-k // block)
-        padded = np.zeros((blocks * block, n), np.float32)
-        padded[:k] = b
-        per = padded.T.reshape(n, blocks, block)
-        lo, hi = np.minimum(per.min(axis=2), 0), np.maximum(per.max(axis=2), 0)
-        scale = ((hi - lo) / qmax).astype(np.float32)
-        scale[scale == 0] = 1.0
-        zp = np.clip(np.round(-lo / scale), 0, qmax).astype(np.int32)
-        q = np.clip(np.round(per / scale[:, :, None]) + zp[:, :, None], 0, qmax).astype(np.int32)
-        packed = np.stack([pack_bits(q[r].reshape(-1), bits) for r in range(n)]).reshape(n, blocks, block * bits // 8)
+        # the block of each row: its position's, or act-order's group
+        g = act_order_groups(b, block) if act_order else np.arange(k) // block
+        lo = np.zeros((n, blocks), np.float32)
+        hi = np.zeros((n, blocks), np.float32)
+        for j in range(blocks):
+            rows = b[g == j]
+            lo[:, j], hi[:, j] = np.minimum(rows.min(axis=0), 0), np.maximum(rows.max(axis=0), 0)
+        if symmetric:
+            half = 1 << (bits - 1)
+            scale = (np.maximum(-lo, hi) / (half - 1)).astype(np.float32)
+            scale[scale == 0] = 1.0
+            zp = np.full((n, blocks), half, np.int32)
+        else:
+            scale = ((hi - lo) / qmax).astype(np.float32)
+            scale[scale == 0] = 1.0
+            zp = np.clip(np.round(-lo / scale), 0, qmax).astype(np.int32)
+        q = np.zeros((n, blocks * block), np.int32)
+        q[:, :k] = np.clip(np.round(b.T / scale[:, g]) + zp[:, g], 0, qmax)
+        packed = np.stack([pack_bits(q[r], bits) for r in range(n)]).reshape(n, blocks, block * bits // 8)
         zpacked = np.stack([pack_bits(zp[r], bits) for r in range(n)])
         name = w.name
         m.graph.initializer.remove(w)
+        inputs = [node.input[0], f"{name}_Q{bits}", f"{name}_scales", "" if symmetric else f"{name}_zero_points"]
         m.graph.initializer.extend([
             numpy_helper.from_array(packed, f"{name}_Q{bits}"),
             numpy_helper.from_array(scale.reshape(-1), f"{name}_scales"),
-            numpy_helper.from_array(zpacked.reshape(-1), f"{name}_zero_points"),
         ])
+        if not symmetric:
+            m.graph.initializer.append(numpy_helper.from_array(zpacked.reshape(-1), f"{name}_zero_points"))
+        if act_order:
+            m.graph.initializer.append(numpy_helper.from_array(g.astype(np.int32), f"{name}_g_idx"))
+            inputs.append(f"{name}_g_idx")
         nodes.append(helper.make_node(
-            "MatMulNBits", [node.input[0], f"{name}_Q{bits}", f"{name}_scales", f"{name}_zero_points"],
-            list(node.output), name=f"{node.name}_Q{bits}", domain="com.microsoft",
+            "MatMulNBits", inputs, list(node.output), name=f"{node.name}_Q{bits}", domain="com.microsoft",
             K=k, N=n, bits=bits, block_size=block))
     del m.graph.node[:]
     m.graph.node.extend(nodes)
@@ -335,11 +371,33 @@ def check_runs(dst: Path, src: Path, feeds: dict) -> float:
     return float(20 * np.log10(np.linalg.norm(f) / max(np.linalg.norm(f - y), 1e-30)))
 
 
+def act_order_agreement(path: Path, src: Path, feeds: dict) -> float:
+    """Max |difference| between onnxruntime's outputs of the MatMulNBits file `path` and of
+    the float model `src` holding numpy's dequantized weights (`dequantized`)."""
+    m = onnx.load(str(src))
+    weights = {w["float"]: w["values"] for w in dequantized(onnx.load(str(path))).values()}
+    for t in m.graph.initializer:
+        if t.name in weights:
+            t.CopyFrom(numpy_helper.from_array(weights[t.name], t.name))
+    opts = onnxruntime.SessionOptions()
+    opts.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    run = lambda b: onnxruntime.InferenceSession(b, opts, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    return float(np.abs(run(m.SerializeToString()) - run(str(path))).max())
+
+
 def worst_block(x: np.ndarray, v: np.ndarray, w: dict) -> dict | None:
     """The block with the highest rmse/scale: its index in parameter order (the blocked
     shape, C order) and its rmse/scale, float64."""
     if not w["block"]:
         return None
+    if w.get("groups") is not None:
+        # act order: the rows of each group, wherever they are ([K, N], blocks along axis 0)
+        g, nb = w["groups"], w["scale"].shape[0]
+        sums = np.zeros((nb, x.shape[1]))
+        np.add.at(sums, g, (x - v.astype(np.float64)) ** 2)
+        rmse = np.sqrt(sums / np.bincount(g, minlength=nb)[:, None]) / np.abs(w["scale"].astype(np.float64))
+        i = int(np.argmax(rmse.reshape(-1)))
+        return {"index": i, "rmse_over_scale": float(rmse.reshape(-1)[i]), "blocks": int(rmse.size)}
     axis, block = w["axis"] % x.ndim, w["block"]
     d2 = (x - v.astype(np.float64)) ** 2
     nb = -(-x.shape[axis] // block)
@@ -387,6 +445,8 @@ def main() -> None:
     nbits_q(src, OUT / "transformer_nbits8.onnx", 32, False, bits=8)
     nbits_by_numpy(src, OUT / "transformer_nbits2.onnx", 2, 32)
     nbits_by_numpy(src, OUT / "transformer_nbits3.onnx", 3, 32)
+    nbits_by_numpy(src, OUT / "transformer_nbits_actorder.onnx", 4, 16, act_order=True, symmetric=True)
+    nbits_by_numpy(src, OUT / "transformer_nbits_actorder_asym.onnx", 4, 32, act_order=True)
     float8(src, OUT / "transformer_fp8.onnx")
     for code, suffix in ((TensorProto.FLOAT8E4M3FNUZ, "e4m3fnuz"), (TensorProto.FLOAT8E5M2, "e5m2"),
                          (TensorProto.FLOAT8E5M2FNUZ, "e5m2fnuz")):
@@ -416,6 +476,9 @@ def main() -> None:
     for path in sorted(tokens.glob("tokens_q4*.onnx")):
         golden[f"tokens_{path.stem.removeprefix('tokens_')}"] = record(tfloats, dequantized(onnx.load(str(path))))
         print(path.stem, "output SQNR in onnxruntime", round(check_runs(path, tsrc, feeds), 2))
+    for stem in ("nbits_actorder", "nbits_actorder_asym"):
+        print(stem, "onnxruntime against numpy's weights in a float model: max |diff|",
+              act_order_agreement(OUT / f"transformer_{stem}.onnx", src, x))
     (DATA / "lowbit_golden.json").write_text(json.dumps(golden, indent=1) + "\n")
 
 

@@ -99,9 +99,9 @@ fn low_bit_weights_dequantize_as_numpy_does() {
             *checked.entry(variant.clone()).or_default() += 1;
         }
     }
-    // 6 MatMul weights in each of the 14 transformer variants; 2 embeddings and 2 MatMuls in
+    // 6 MatMul weights in each of the 16 transformer variants; 2 embeddings and 2 MatMuls in
     // each of the 4 token ones
-    assert_eq!(checked.len(), 18, "{checked:?}");
+    assert_eq!(checked.len(), 20, "{checked:?}");
     assert!(checked.iter().all(|(v, n)| *n == if v.starts_with("tokens") { 4 } else { 6 }), "{checked:?}");
 }
 
@@ -238,22 +238,27 @@ fn hostile_low_bit_forms_get_a_reason() {
         t.dims = vec![i64::try_from(t.raw_data.len()).unwrap()];
     });
     assert!(complaints(&m).iter().any(|x| x.contains("zero-point bytes for N 64")), "{:?}", complaints(&m));
-    let m = load_edited("lowbit/transformer_nbits.onnx", "MatMulNBits", "g_idx", |p| {
-        let g = p.graph.as_mut().unwrap();
-        let k = 64i32;
-        let reordered: Vec<i32> = (0..k).map(|i| (i % 4) * 16 / 16).collect();
-        g.initializer.push(tract_onnx::pb::TensorProto {
-            name: "g_idx".into(),
-            data_type: 6,
-            dims: vec![i64::from(k)],
-            int32_data: reordered,
-            ..Default::default()
+    // g_idx naming a block that is not there, or not one entry per row
+    for (what, g_idx, reason) in [
+        ("g_idx-range", (0..64).map(|i| if i == 5 { 4 } else { i % 4 }).collect::<Vec<i32>>(), "row 5 block 4"),
+        ("g_idx-sign", (0..64).map(|i| if i == 9 { -1 } else { i % 4 }).collect(), "row 9 block -1"),
+        ("g_idx-length", (0..63).map(|i| i % 4).collect(), "g_idx holds 63 entries for K 64"),
+    ] {
+        let m = load_edited("lowbit/transformer_nbits.onnx", "MatMulNBits", what, |p| {
+            let g = p.graph.as_mut().unwrap();
+            g.initializer.push(tract_onnx::pb::TensorProto {
+                name: "g_idx".into(),
+                data_type: 6,
+                dims: vec![i64::try_from(g_idx.len()).unwrap()],
+                int32_data: g_idx.clone(),
+                ..Default::default()
+            });
+            let n = g.node.iter_mut().find(|n| n.op_type == "MatMulNBits").unwrap();
+            n.input.resize(4, String::new());
+            n.input.push("g_idx".into());
         });
-        let n = g.node.iter_mut().find(|n| n.op_type == "MatMulNBits").unwrap();
-        n.input.resize(4, String::new());
-        n.input.push("g_idx".into());
-    });
-    assert!(complaints(&m).iter().any(|x| x.contains("g_idx that reorders")), "{:?}", complaints(&m));
+        assert!(complaints(&m).iter().any(|x| x.contains(reason)), "{what}: {:?}", complaints(&m));
+    }
     let m = load_edited(
         "lowbit/transformer_nbits3.onnx",
         "MatMulNBits",
@@ -389,7 +394,7 @@ fn matmul_nbits_read_in_stored_order_holds_the_same_values() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 6 * 7, "6 MatMulNBits weights in each of the 7 MatMulNBits variants");
+    assert_eq!(checked, 6 * 9, "6 MatMulNBits weights in each of the 9 MatMulNBits variants");
 }
 
 #[test]
@@ -478,4 +483,33 @@ fn blocked_int8_and_int16_read_like_int4() {
         assert_eq!(checked, 6);
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn act_order_g_idx_groups_rows_and_warns_where_onnxruntime_differs() {
+    // (values bit for bit and the worst group are checked against numpy with the others)
+    let variants = load("lowbit");
+    for (stem, warned) in [("transformer_nbits_actorder", false), ("transformer_nbits_actorder_asym", true)] {
+        let v = variants.iter().find(|v| v.spec.path.file_stem().is_some_and(|s| s == stem)).unwrap();
+        let mut layers = 0;
+        for l in &v.layers {
+            let LayerWeight::Quantized(q) = &l.weight else { continue };
+            let p = q.params.as_ref().unwrap();
+            let g = p.groups.as_ref().unwrap_or_else(|| panic!("{stem}: no groups"));
+            let t = v.model.graph.tensors[q.q_tensor].data.as_ref().unwrap();
+            let (k, block) = (t.shape[0] as usize, p.block.unwrap());
+            // every group holds `block` rows (the last may be short), not by position
+            let mut sizes = vec![0usize; k.div_ceil(block)];
+            for &b in g {
+                sizes[b as usize] += 1;
+            }
+            assert!(sizes.iter().all(|&s| s == block.min(k)), "{stem}: {sizes:?}");
+            assert!(g.iter().enumerate().any(|(i, &b)| b as usize != i / block));
+            assert!(quantlens::view::inspector::quant_summary(p).contains("act-order"));
+            layers += 1;
+        }
+        assert_eq!(layers, 6, "{stem}");
+        let notes = v.model.graph.issues.iter().filter(|i| i.message.contains("ignores such zero points")).count();
+        assert_eq!(notes, if warned { 6 } else { 0 }, "{stem}");
+    }
 }

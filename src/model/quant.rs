@@ -60,6 +60,11 @@ pub struct QuantParams {
     /// Zero points stored as floats (HQQ's `MatMulNBits`): dequantization subtracts these,
     /// as floats; `zero_point` then holds them rounded, for display.
     pub float_zero_point: Option<Vec<f32>>,
+    /// The block of each index along `axis` where it is not `index / block`: act-order
+    /// GPTQ's `g_idx` (`MatMulNBits`), which groups rows by importance, not by position.
+    /// Every entry is below the number of blocks (checked at import).
+    #[serde(skip)]
+    pub groups: Option<Vec<u32>>,
 }
 
 impl QuantParams {
@@ -121,6 +126,8 @@ pub struct QuantizedWeight {
 }
 
 /// The parameter input of a layer.
+// (one per layer, a few hundred in a model: not worth a box per quantized weight)
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum LayerWeight {
     /// A float initializer or constant (also float16/bfloat16).
@@ -391,6 +398,7 @@ fn qlinear_bias(g: &Graph, n: NodeId, k: usize) -> Option<LayerWeight> {
                     scale_tensor: None,
                     zero_point_tensor: None,
                     float_zero_point: None,
+                    groups: None,
                 })
             }
         }
@@ -847,6 +855,7 @@ fn read_params(
         scale_tensor: Some(scale_t),
         zero_point_tensor: zp,
         float_zero_point: float_zero_point.filter(|z| z.len() == scales_len),
+        groups: None,
     })
 }
 
@@ -924,6 +933,7 @@ mod tests {
             scale_tensor: None,
             zero_point_tensor: None,
             float_zero_point: None,
+            groups: None,
         };
         // q = 3 < zp: in uint8 arithmetic this would wrap to 131
         assert_eq!(p.dequantize(3.0, 0), -62.5);

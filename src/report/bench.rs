@@ -175,6 +175,7 @@ pub fn kernels(reps: usize) -> Vec<(String, f64)> {
             scale_tensor: None,
             zero_point_tensor: None,
             float_zero_point: None,
+            groups: None,
         };
         time(format!("int8 [{k}, {channels}] axis 1"), Values::Dequantized(&t, &p), k * channels);
     }

@@ -139,6 +139,7 @@ mod tests {
             scale_tensor: None,
             zero_point_tensor: None,
             float_zero_point: None,
+            groups: None,
         }
     }
 

@@ -452,7 +452,7 @@ fn running_sums(counts: &mut [u32]) -> u32 {
 }
 
 /// The lanes, channel map and sign flip of `t` under `p`, when the counted path applies.
-fn plan(t: &TensorData, p: &QuantParams) -> Option<(Vec<Lane>, ChannelMap, u8)> {
+fn plan<'p>(t: &TensorData, p: &'p QuantParams) -> Option<(Vec<Lane>, ChannelMap<'p>, u8)> {
     let (offset, flip) = match t.dtype {
         DType::Int8 => (128, 0x80),
         DType::Uint8 => (0, 0),
@@ -482,7 +482,7 @@ fn plan(t: &TensorData, p: &QuantParams) -> Option<(Vec<Lane>, ChannelMap, u8)> 
 }
 
 /// Counts one raw chunk (starting at element `start`) into the per-channel tables.
-fn count_into(tables: &mut [[u32; SLOTS]], map: ChannelMap, start: usize, bytes: &[u8], flip: u8) {
+fn count_into(tables: &mut [[u32; SLOTS]], map: ChannelMap<'_>, start: usize, bytes: &[u8], flip: u8) {
     let channels = tables.len().max(1);
     if !map.rowwise() {
         for (c, range) in map.runs(start, bytes.len()) {
@@ -562,6 +562,7 @@ mod tests {
             scale_tensor: None,
             zero_point_tensor: None,
             float_zero_point: None,
+            groups: None,
         }
     }
 

@@ -90,6 +90,7 @@ mod tests {
                 scale_tensor: None,
                 zero_point_tensor: None,
                 float_zero_point: None,
+                groups: None,
             };
             (TensorData { dtype, shape: vec![k as u64, n as u64], bytes: TensorBytes::from_vec(bytes) }, p)
         };

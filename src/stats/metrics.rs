@@ -317,7 +317,7 @@ impl Sums {
         xs: &[f32],
         ys: &[f32],
         start: usize,
-        mut channels: Option<(ChannelMap, &mut [f64], &mut [u32])>,
+        mut channels: Option<(ChannelMap<'_>, &mut [f64], &mut [u32])>,
     ) {
         for (k, (&a, &b)) in xs.iter().zip(ys).enumerate() {
             if !(a.is_finite() && b.is_finite()) {
@@ -346,7 +346,7 @@ impl Sums {
 /// Adds `(x − y)²` and the count of a chunk starting at element `start` to each element's
 /// channel: per run of a channel, or whole rows zipped with the channels when each
 /// element is its own channel's, or block by block.
-fn channel_sq_error(xs: &[f32], ys: &[f32], start: usize, m: ChannelMap, dd: &mut [f64], n: &mut [u32]) {
+fn channel_sq_error(xs: &[f32], ys: &[f32], start: usize, m: ChannelMap<'_>, dd: &mut [f64], n: &mut [u32]) {
     let sq = |(&a, &b): (&f32, &f32)| (f64::from(a) - f64::from(b)).powi(2);
     let pairs =
         |r: std::ops::Range<usize>| xs.get(r.clone()).unwrap_or_default().iter().zip(ys.get(r).unwrap_or_default());
@@ -502,6 +502,7 @@ mod tests {
                 scale_tensor: None,
                 zero_point_tensor: None,
                 float_zero_point: None,
+                groups: None,
             };
             x[n / 2] = f32::NAN; // one chunk takes the element-by-element path
             let mut y = Vec::new();

@@ -124,27 +124,35 @@ impl<'a> Values<'a> {
 /// Maps a flat element index to its channel along a quantization axis (or, for blocked
 /// parameters, to its block: the index into the parameters).
 #[derive(Clone, Copy, Debug)]
-pub struct ChannelMap {
+pub struct ChannelMap<'a> {
     /// Elements per step of the axis (product of the dims after it); 0 means per-tensor.
     inner: usize,
     channels: usize,
     /// Blocked: elements per block along the axis (0: not blocked), and the axis length.
     block: usize,
     dim: usize,
+    /// Blocked: the block of each index along the axis where it is not `k / block`
+    /// ([`QuantParams::groups`], act-order `g_idx`).
+    groups: Option<&'a [u32]>,
 }
 
-impl ChannelMap {
+impl<'a> ChannelMap<'a> {
     /// Per-tensor: every element is channel 0.
     #[must_use]
     pub fn none() -> Self {
-        Self { inner: 0, channels: 1, block: 0, dim: 0 }
+        Self { inner: 0, channels: 1, block: 0, dim: 0, groups: None }
     }
 
     /// The map for `params` on a tensor of `shape`.
     #[must_use]
-    pub fn new(shape: &[u64], params: &QuantParams) -> Self {
+    pub fn new(shape: &[u64], params: &'a QuantParams) -> Self {
         match (params.axis, params.block) {
-            (Some(a), Some(b)) => Self::blocked(shape, a, b),
+            (Some(a), Some(b)) => {
+                let map = Self::blocked(shape, a, b);
+                // (a table that does not cover the axis is ignored, never indexed past)
+                let groups = params.groups.as_deref().filter(|g| g.len() == map.dim);
+                Self { groups, ..map }
+            }
             (Some(a), None) if params.scale.len() > 1 => Self::along(shape, a),
             _ => Self::none(),
         }
@@ -160,6 +168,7 @@ impl ChannelMap {
             channels: usize::try_from(channels.max(1)).unwrap_or(1),
             block: 0,
             dim: 0,
+            groups: None,
         }
     }
 
@@ -174,7 +183,32 @@ impl ChannelMap {
         let dim = size(shape.get(axis).copied().unwrap_or(1));
         let block = block.max(1);
         let channels = outer.saturating_mul(dim.div_ceil(block)).saturating_mul(inner);
-        Self { inner, channels, block, dim }
+        Self { inner, channels, block, dim, groups: None }
+    }
+
+    /// The block of index `k` along the blocked axis.
+    fn block_of(&self, k: usize) -> usize {
+        match self.groups {
+            Some(g) => g.get(k).map_or(0, |&b| b as usize),
+            None => k / self.block.max(1),
+        }
+    }
+
+    /// How many indices from `k` on (at most `limit`) share `k`'s block.
+    fn same_block(&self, k: usize, limit: usize) -> usize {
+        match self.groups {
+            Some(g) => {
+                let b = g.get(k);
+                1 + g
+                    .get(k + 1..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take(limit.saturating_sub(1))
+                    .take_while(|x| Some(*x) == b)
+                    .count()
+            }
+            None => (((k / self.block.max(1) + 1) * self.block.max(1)).min(self.dim) - k).min(limit),
+        }
     }
 
     /// Whether the parameters are per block (see [`Self::blocked`]).
@@ -200,8 +234,8 @@ impl ChannelMap {
             if at >= len {
                 return None;
             }
-            let base = (o * blocks + k / block) * inner + j;
-            let n = if inner > 1 { inner - j } else { ((k / block + 1) * block).min(dim) - k }.min(len - at);
+            let base = (o * blocks + self.block_of(k)) * inner + j;
+            let n = if inner > 1 { (inner - j).min(len - at) } else { self.same_block(k, len - at) };
             let segment = (base, inner > 1, at..at + n);
             at += n;
             if inner > 1 {
@@ -235,7 +269,7 @@ impl ChannelMap {
             let (inner, dim) = (self.inner, self.dim);
             let o = i / (dim * inner);
             let k = (i / inner) % dim;
-            return (o * dim.div_ceil(self.block) + k / self.block) * inner + i % inner;
+            return (o * dim.div_ceil(self.block) + self.block_of(k)) * inner + i % inner;
         }
         i.checked_div(self.inner).map_or(0, |c| c % self.channels)
     }
@@ -359,9 +393,17 @@ impl Stored<'_> {
         let count = crate::model::tensor::CHUNK_ELEMS.min(total - self.done);
         out.clear();
         while out.len() < count {
-            let block_end = ((self.k / self.block + 1) * self.block).min(self.cols);
-            let take = (block_end - self.k).min(count - out.len());
-            let (scale, zp) = self.params.channel_f((self.k / self.block) * self.rows + self.n);
+            // (the rest of this block, or of this run of rows of one act-order group)
+            let (block, take) = match self.params.groups.as_deref() {
+                Some(g) => {
+                    let b = g.get(self.k).copied();
+                    let rest = g.get(self.k..self.cols).unwrap_or_default();
+                    (b.map_or(0, |b| b as usize), rest.iter().take_while(|&&x| Some(x) == b).count().max(1))
+                }
+                None => (self.k / self.block, ((self.k / self.block + 1) * self.block).min(self.cols) - self.k),
+            };
+            let take = take.min(count - out.len());
+            let (scale, zp) = self.params.channel_f(block * self.rows + self.n);
             let at = self.n * self.stride + self.k;
             match self.bits {
                 4 => out.extend((at..at + take).map(|i| {
@@ -390,7 +432,7 @@ impl Stored<'_> {
 pub struct ValueReader<'a> {
     inner: Inner<'a>,
     params: Option<&'a QuantParams>,
-    channel: ChannelMap,
+    channel: ChannelMap<'a>,
     /// Per channel `(scale, zero point)` when every element is its own channel's (the
     /// quantization axis is the last one): rows then dequantize as whole vectors.
     lanes: Option<(Vec<f32>, Vec<i32>)>,
@@ -436,7 +478,7 @@ impl ValueReader<'_> {
 /// `(q − zp) · scale` of a chunk starting at element `start` when element `i` is channel
 /// `i mod channels`: whole rows zip with the per-channel parameters (loops that vectorise).
 #[allow(clippy::cast_possible_truncation)]
-fn dequantize_rows(out: &mut [f32], start: usize, map: ChannelMap, scales: &[f32], zps: &[i32]) {
+fn dequantize_rows(out: &mut [f32], start: usize, map: ChannelMap<'_>, scales: &[f32], zps: &[i32]) {
     for (c, range) in map.rows(start, out.len()) {
         let vals = out.get_mut(range).unwrap_or_default();
         let (scales, zps) = (scales.get(c..).unwrap_or_default(), zps.get(c..).unwrap_or_default());
@@ -449,7 +491,7 @@ fn dequantize_rows(out: &mut [f32], start: usize, map: ChannelMap, scales: &[f32
 /// `(q − zp) · scale` of a blocked chunk starting at element `start`, segment by segment
 /// (rows zipped with consecutive block parameters, or runs of one block).
 #[allow(clippy::cast_possible_truncation)]
-fn dequantize_blocked(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap) {
+fn dequantize_blocked(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap<'_>) {
     for (base, consecutive, range) in map.block_segments(start, out.len()) {
         let vals = out.get_mut(range).unwrap_or_default();
         if consecutive {
@@ -469,7 +511,7 @@ fn dequantize_blocked(out: &mut [f32], start: usize, p: &QuantParams, map: Chann
 /// `(q − zp) · scale` of a chunk starting at element `start`, run by run of a channel, in
 /// i32 then f32 like [`QuantParams::dequantize`].
 #[allow(clippy::cast_possible_truncation)]
-fn dequantize_chunk(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap) {
+fn dequantize_chunk(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap<'_>) {
     for (c, range) in map.runs(start, out.len()) {
         let (scale, zp) = p.channel(c);
         for v in out.get_mut(range).unwrap_or_default() {
@@ -480,7 +522,7 @@ fn dequantize_chunk(out: &mut [f32], start: usize, p: &QuantParams, map: Channel
 
 /// `(x − zp) · scale` in floats (float8 values decoded exactly, or float zero points),
 /// run by run of a channel.
-fn dequantize_float(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap) {
+fn dequantize_float(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap<'_>) {
     for (c, range) in map.runs(start, out.len()) {
         let (scale, zp) = p.channel_f(c);
         for v in out.get_mut(range).unwrap_or_default() {
@@ -492,7 +534,7 @@ fn dequantize_float(out: &mut [f32], start: usize, p: &QuantParams, map: Channel
 /// `QuantizeLinear` then `DequantizeLinear` of float values, run by run of a channel:
 /// `q = clamp(round_half_even(x / scale) + zp, qmin, qmax)`, then `(q − zp) · scale`.
 #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-fn requantize_chunk(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap) {
+fn requantize_chunk(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap<'_>) {
     let (qmin, qmax) = p.dtype.int_range().unwrap_or((0, 255));
     let (qmin, qmax) = (qmin as f32, qmax as f32);
     for (c, range) in map.runs(start, out.len()) {
@@ -537,6 +579,7 @@ mod tests {
             scale_tensor: None,
             zero_point_tensor: None,
             float_zero_point: None,
+            groups: None,
         };
         (t, p)
     }
@@ -556,6 +599,7 @@ mod tests {
             scale_tensor: None,
             zero_point_tensor: None,
             float_zero_point: None,
+            groups: None,
         };
         let mut y = Vec::new();
         Values::Requantized(&t, &p).for_each_chunk(|_, c| y.extend_from_slice(c)).unwrap();
@@ -570,10 +614,21 @@ mod tests {
 
     #[test]
     fn block_segments_cover_each_element_with_its_block() {
-        // blocks of 4 along axis 1 of [3, 10, 5] (inner 5) and along the last axis of [6, 10]
-        for (shape, axis) in [(vec![3u64, 10, 5], 1usize), (vec![6, 10], 1)] {
-            let map = ChannelMap::blocked(&shape, axis, 4);
+        // blocks of 4 along axis 1 of [3, 10, 5] (inner 5) and along the last axis of [6, 10],
+        // by position, and by act-order groups (`g_idx`) that scatter the 10 indices
+        let groups: [u32; 10] = [2, 0, 0, 1, 2, 2, 1, 0, 0, 1];
+        for ((shape, axis), act_order) in
+            [(vec![3u64, 10, 5], 1usize), (vec![6, 10], 1)].into_iter().flat_map(|c| [(c.clone(), false), (c, true)])
+        {
+            let plain = ChannelMap::blocked(&shape, axis, 4);
+            let map = if act_order { ChannelMap { groups: Some(&groups), ..plain } } else { plain };
             let n: usize = shape.iter().product::<u64>() as usize;
+            let inner = if shape.len() == 3 { 5 } else { 1 };
+            for i in 0..n {
+                let (o, k, j) = (i / (10 * inner), (i / inner) % 10, i % inner);
+                let block = if act_order { groups[k] as usize } else { k / 4 };
+                assert_eq!(map.channel(i), (o * 3 + block) * inner + j, "{shape:?} element {i}");
+            }
             for (start, len) in [(0, n), (7, 23), (13, n - 13)] {
                 let mut seen = 0;
                 for (base, consecutive, range) in map.block_segments(start, len) {

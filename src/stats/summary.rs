@@ -103,6 +103,7 @@ mod tests {
                 scale_tensor: None,
                 zero_point_tensor: None,
                 float_zero_point: None,
+                groups: None,
             };
             assert!(crate::stats::counted::Counted::of(&t, &p).unwrap().is_some());
             let fast = summarize(Values::Dequantized(&t, &p)).unwrap();

@@ -183,6 +183,7 @@ pub fn quant_summary(p: &QuantParams) -> String {
         (lo.map_or_else(|| "–".into(), ToString::to_string), hi.map_or_else(|| "–".into(), ToString::to_string))
     };
     let groups = match p.block {
+        Some(b) if p.groups.is_some() => format!("blocked by act-order g_idx, {} blocks of {b}", p.scale.len()),
         Some(b) => format!("blocked, {} blocks of {b}", p.scale.len()),
         None if p.per_channel() => format!("per-channel, {} channels", p.scale.len()),
         None => return format!("scale {}, zero point {} ({})", fmt_num(smin), zmin, p.dtype.name()),

@@ -57,23 +57,62 @@ pub(crate) fn unpack(g: &mut Graph) {
         g.nodes.iter().enumerate().filter(|(_, n)| n.op_type == "MatMulNBits").map(|(i, _)| i).collect();
     let mut maps = HashMap::new();
     for n in nodes {
-        if let Err(reason) = unpack_one(g, n, &mut maps) {
-            let subject = g.nodes.get(n).map(|node| node.label(n)).unwrap_or_default();
-            g.issues.push(Issue { severity: Severity::Error, subject, message: format!("MatMulNBits: {reason}") });
+        let subject = g.nodes.get(n).map(|node| node.label(n)).unwrap_or_default();
+        match unpack_one(g, n, &mut maps) {
+            Err(reason) => {
+                g.issues.push(Issue { severity: Severity::Error, subject, message: format!("MatMulNBits: {reason}") });
+            }
+            Ok(()) if act_order_with_packed_zero_points(g, n) => g.issues.push(Issue {
+                severity: Severity::Warning,
+                subject,
+                message: "MatMulNBits: act-order g_idx with packed zero points, read as the operator defines \
+                          them (zp[n, g_idx[k]]); onnxruntime 1.23's CPU kernel ignores such zero points (it \
+                          subtracts 8 for 4 bits), so its outputs differ from these weights"
+                    .into(),
+            }),
+            Ok(()) => {}
         }
     }
 }
 
-/// Whether `g_idx` (act-order GPTQ's block of each row of `B`) is the plain `k / block`:
-/// onnxruntime's writers may add it without reordering anything.
-fn g_idx_is_plain(g: &Graph, t: usize, k: u64, block: u64) -> Result<bool, String> {
+/// The block of each row `k` of `B` from `g_idx` (act-order GPTQ groups rows by
+/// importance): `None` when it is absent or the plain `k / block` (onnxruntime's writers
+/// may add it without reordering anything). Dequantization is then `(q[n, k] − zp[n,
+/// g[k]]) · scale[n, g[k]]`, the operator's definition, which onnxruntime follows with
+/// float zero points or none.
+fn g_idx(g: &Graph, n: usize, k: u64, block: u64) -> Result<Option<Vec<u32>>, String> {
+    let Some(t) = g.nodes.get(n).and_then(|node| node.input(4)) else { return Ok(None) };
     let d = g.tensors.get(t).and_then(|t| t.data.as_ref()).ok_or("g_idx has no data")?;
     if d.len() != k {
         return Err(format!("g_idx holds {} entries for K {k}", d.len()));
     }
+    let blocks = k.div_ceil(block);
     let v = d.to_f32_vec().map_err(|e| e.to_string())?;
-    #[allow(clippy::cast_precision_loss)]
-    Ok(v.iter().enumerate().all(|(i, &b)| b == (i as u64 / block) as f32))
+    let mut groups = Vec::with_capacity(v.len());
+    for (row, &b) in v.iter().enumerate() {
+        #[allow(clippy::cast_precision_loss)]
+        if !(b >= 0.0 && b < blocks as f32 && b.fract() == 0.0) {
+            return Err(format!("g_idx gives row {row} block {b}, not one of the {blocks} blocks"));
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        groups.push(b as u32);
+    }
+    let plain = groups.iter().enumerate().all(|(i, &b)| u64::from(b) == i as u64 / block);
+    Ok((!plain).then_some(groups))
+}
+
+/// Whether node `n` has a reordering `g_idx` and packed (integer) zero points: the case
+/// onnxruntime's CPU kernel reads differently (measured with 1.23.2: it runs float zero
+/// points and absent ones by the definition, and ignores packed ones).
+fn act_order_with_packed_zero_points(g: &Graph, n: usize) -> bool {
+    let packed = g
+        .nodes
+        .get(n)
+        .and_then(|node| node.input(3))
+        .and_then(|z| g.tensors.get(z))
+        .and_then(|t| t.data.as_ref())
+        .is_some_and(|z| z.dtype == DType::Uint8);
+    packed && shape_of(g, n).is_ok_and(|(k, _, _, block)| matches!(g_idx(g, n, k, block), Ok(Some(_))))
 }
 
 /// `K`, `N`, `bits`, `block_size` of node `n`, checked.
@@ -107,11 +146,6 @@ fn dtype_of(bits: u64) -> DType {
 fn unpack_one(g: &mut Graph, n: usize, maps: &mut Maps) -> Result<(), String> {
     let (k, nn, bits, block) = shape_of(g, n)?;
     let node = g.nodes.get(n).ok_or("no node")?;
-    if let Some(gi) = node.input(4)
-        && !g_idx_is_plain(g, gi, k, block)?
-    {
-        return Err("act-order g_idx that reorders rows into blocks is not read yet".into());
-    }
     let b_id = node.input(1).ok_or("no B")?;
     let blocks = k.div_ceil(block);
     let blob = block * bits / 8;
@@ -148,6 +182,7 @@ fn unpack_one(g: &mut Graph, n: usize, maps: &mut Maps) -> Result<(), String> {
 #[allow(clippy::cast_possible_truncation)]
 pub(crate) fn params(g: &Graph, n: usize) -> Result<QuantParams, String> {
     let (k, nn, bits, block) = shape_of(g, n)?;
+    let groups = g_idx(g, n, k, block)?;
     let node = g.nodes.get(n).ok_or("no node")?;
     let (s_id, zp_id) = (node.input(2).ok_or("no scales")?, node.input(3));
     let size = |v: u64| usize::try_from(v).map_err(|_| "too large".to_string());
@@ -215,5 +250,6 @@ pub(crate) fn params(g: &Graph, n: usize) -> Result<QuantParams, String> {
         scale_tensor: Some(s_id),
         zero_point_tensor: zp_id,
         float_zero_point,
+        groups,
     })
 }
