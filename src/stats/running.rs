@@ -165,6 +165,9 @@ fn slot(counts: &mut [u64], t: f64, first: i64) -> Option<&mut u64> {
 
 /// `(Σ (x − shift), Σ (x − shift)², min, max)` of `xs` over eight lanes; `None` when a
 /// value is not finite.
+// (inlined into `simd::wide`, so that it is compiled for AVX2 there)
+#[allow(clippy::inline_always)]
+#[inline(always)]
 fn lanes(xs: &[f32], shift: f64) -> Option<(f64, f64, f32, f32)> {
     let (mut a1, mut a2) = ([0.0f64; 8], [0.0f64; 8]);
     let (mut mn, mut mx) = ([f32::INFINITY; 8], [f32::NEG_INFINITY; 8]);
@@ -251,8 +254,14 @@ impl RunningStats {
     /// from sums shifted by the chunk's first finite value, so that a large mean does not
     /// cancel its variance); values beyond them are binned in a second pass once the
     /// histogram has coarsened to hold them.
-    #[allow(clippy::cast_precision_loss)]
     pub fn add(&mut self, xs: &[f32]) {
+        super::simd::wide(|| self.add_chunk(xs));
+    }
+
+    // (inlined into `simd::wide`, so that it is compiled for AVX2 there)
+    #[allow(clippy::inline_always, clippy::cast_precision_loss)]
+    #[inline(always)]
+    fn add_chunk(&mut self, xs: &[f32]) {
         self.count += xs.len() as u64;
         let Some(shift) = xs.iter().find(|v| v.is_finite()).map(|&v| f64::from(v)) else {
             let nan = xs.iter().filter(|v| v.is_nan()).count() as u64;
