@@ -150,7 +150,7 @@ pub fn compare(x: Values<'_>, y: Values<'_>, params: Option<&QuantParams>) -> Re
     while let (Some(start), Some(_)) = (rx.next_chunk(&mut bx)?, ry.next_chunk(&mut by)?) {
         let n = bx.len().min(by.len());
         let (xs, ys) = (bx.get(..n).unwrap_or_default(), by.get(..n).unwrap_or_default());
-        let chunk = super::simd::wide(|| Sums::of(xs, ys));
+        let chunk = Sums::of(xs, ys);
         if chunk.all_finite() {
             s.merge(&chunk);
             if let Some(m) = map {
@@ -194,7 +194,7 @@ impl RunningComparison {
             self.mismatched = true;
             return;
         }
-        let chunk = super::simd::wide(|| Sums::of(xs, ys));
+        let chunk = Sums::of(xs, ys);
         if chunk.all_finite() {
             self.sums.merge(&chunk);
         } else {
@@ -225,10 +225,14 @@ struct Sums {
 impl Sums {
     /// The sums of a chunk, over four lanes so that the loop vectorises (NaN or ±Inf in
     /// the chunk make them non-finite: see [`Self::all_finite`]).
+    fn of(xs: &[f32], ys: &[f32]) -> Self {
+        super::simd::wide(|| Self::of_lanes(xs, ys))
+    }
+
     // (inlined into `simd::wide`, so that it is compiled for AVX2 there)
     #[allow(clippy::inline_always)]
     #[inline(always)]
-    fn of(xs: &[f32], ys: &[f32]) -> Self {
+    fn of_lanes(xs: &[f32], ys: &[f32]) -> Self {
         let (mut xx, mut yy, mut xy, mut dd, mut mx) =
             ([0.0f64; 4], [0.0f64; 4], [0.0f64; 4], [0.0f64; 4], [0.0f64; 4]);
         let (mut cx, mut cy) = (xs.chunks_exact(4), ys.chunks_exact(4));

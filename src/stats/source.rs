@@ -342,14 +342,14 @@ enum Inner<'a> {
 
 /// A transposed blocked view read in its stored order, dequantized as it goes: stored row
 /// `n` (column `n` of the `[cols, rows]` view) holds elements `(k, n)` at `n · stride + k`,
-/// whose parameters are `(k / block) · rows + n`.
+/// whose parameters are `block_of(k) · rows + n` (the view's [`ChannelMap`]).
 struct Stored<'a> {
     bytes: &'a [u8],
     bits: u8,
     rows: usize,
     stride: usize,
     cols: usize,
-    block: usize,
+    map: ChannelMap<'a>,
     params: &'a QuantParams,
     /// Next element: stored row and position in it; values handed out so far.
     n: usize,
@@ -368,14 +368,14 @@ fn stored_order<'a>(t: &'a TensorData, p: &'a QuantParams) -> Option<Stored<'a>>
         crate::model::DType::UintBits(b) => b,
         _ => return None,
     };
-    let block = p.block.filter(|_| p.axis == Some(0) && t.shape.len() == 2)?;
+    p.block.filter(|_| p.axis == Some(0) && t.shape.len() == 2)?;
     Some(Stored {
         bytes: buf.get(range.clone())?,
         bits,
         rows: *rows,
         stride: *stride,
         cols: *cols,
-        block: block.max(1),
+        map: ChannelMap::new(&t.shape, p),
         params: p,
         n: 0,
         k: 0,
@@ -393,17 +393,9 @@ impl Stored<'_> {
         let count = crate::model::tensor::CHUNK_ELEMS.min(total - self.done);
         out.clear();
         while out.len() < count {
-            // (the rest of this block, or of this run of rows of one act-order group)
-            let (block, take) = match self.params.groups.as_deref() {
-                Some(g) => {
-                    let b = g.get(self.k).copied();
-                    let rest = g.get(self.k..self.cols).unwrap_or_default();
-                    (b.map_or(0, |b| b as usize), rest.iter().take_while(|&&x| Some(x) == b).count().max(1))
-                }
-                None => (self.k / self.block, ((self.k / self.block + 1) * self.block).min(self.cols) - self.k),
-            };
-            let take = take.min(count - out.len());
-            let (scale, zp) = self.params.channel_f(block * self.rows + self.n);
+            // the rest of this block (or of this run of rows of one act-order group)
+            let take = self.map.same_block(self.k, count - out.len());
+            let (scale, zp) = self.params.channel_f(self.map.block_of(self.k) * self.rows + self.n);
             let at = self.n * self.stride + self.k;
             match self.bits {
                 4 => out.extend((at..at + take).map(|i| {
