@@ -4,6 +4,7 @@
 //! Bevy (`cargo test --no-default-features`); `ui` (egui views) and `app` (Bevy plugins)
 //! come with the default `gui` feature.
 
+pub mod alloc;
 #[cfg(feature = "gui")]
 pub mod app;
 pub mod infer;

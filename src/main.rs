@@ -4,5 +4,6 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
+    quantlens::alloc::keep_freed_memory();
     cli::run()
 }

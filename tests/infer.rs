@@ -8,7 +8,10 @@ mod common;
 use std::collections::HashMap;
 
 use common::{assert_db_close, cli, data, load};
+use quantlens::infer::activations::qdq_pairs;
+use quantlens::infer::fake_quant::fuse_fake_quant;
 use quantlens::infer::{InputSpec, Progress, activation_report, samples};
+use tract_onnx::prelude::*;
 
 #[test]
 fn activation_errors_match_onnxruntime_qdq_loss_debug() {
@@ -38,6 +41,48 @@ fn activation_errors_match_onnxruntime_qdq_loss_debug() {
     let [lo, _] = stem.variants[0].range.unwrap();
     assert_eq!(lo, 0.0, "ReLU fused: zero point at qmin");
     assert!(stem.variants.iter().all(|v| v.clip_fraction.is_some_and(|c| (0.0..0.01).contains(&c))));
+}
+
+/// Every activation's `QuantizeLinear → DequantizeLinear` as one `FakeQuant` pass: the
+/// captured tensors and outputs equal tract's own two ops bit for bit (resnet8; the
+/// digits CNN, whose pairs follow each other through reshapes).
+#[test]
+fn fused_fake_quant_gives_tracts_values_bit_for_bit() {
+    for folder in ["resnet8", "digits"] {
+        let variants = load(folder);
+        let sample = samples(&variants[0].model.graph, &InputSpec::Random { seed: 3 }, 1, &HashMap::new()).unwrap();
+        let x = &sample[0][0];
+        let quantlens::infer::npy::NpyData::F32(input) = &x.data else { panic!("f32 inputs") };
+        for v in variants.iter().filter(|v| v.spec.name != "float") {
+            let pairs = qdq_pairs(&v.model.graph);
+            let names: Vec<String> = pairs.iter().flat_map(|p| [p.pre.clone(), p.post.clone()]).collect();
+            let mut model = tract_onnx::onnx().with_ignore_value_info(true).model_for_path(&v.spec.path).unwrap();
+            model = model.with_input_fact(0, f32::fact(&x.shape).into()).unwrap();
+            let out = model.output_outlets().unwrap()[0];
+            let first = model.outlet_label(out).unwrap().to_string();
+            model.select_outputs_by_name(std::iter::once(&first).chain(&names)).unwrap();
+            let typed = model.into_typed().unwrap().into_optimized().unwrap();
+            let mut fused = typed.clone();
+            let what = format!("{folder} {}", v.spec.name);
+            assert_eq!(fuse_fake_quant(&mut fused).unwrap(), pairs.len(), "{what}: every activation pair fused");
+            let ops = |m: &TypedModel| -> Vec<String> {
+                m.eval_order().unwrap().iter().map(|&n| m.node(n).op.name().to_string()).collect()
+            };
+            assert_eq!(ops(&fused).iter().filter(|n| *n == "FakeQuant").count(), pairs.len(), "{what}");
+            assert!(!ops(&fused).iter().any(|n| n.starts_with("DequantizeLinear")), "{what}: no pair run in two");
+            let run = |m: TypedModel| {
+                let t = Tensor::from_shape(&x.shape, input).unwrap();
+                m.into_runnable().unwrap().run(tvec![t.into()]).unwrap()
+            };
+            let (want, got) = (run(typed), run(fused));
+            assert_eq!((want.len(), got.len()), (1 + names.len(), 1 + names.len()));
+            for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+                let f = |t: &TValue| t.as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
+                let (w, g) = (f(w), f(g));
+                assert!(w.iter().zip(&g).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}: output {i} differs");
+            }
+        }
+    }
 }
 
 #[test]

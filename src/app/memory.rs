@@ -26,23 +26,5 @@ fn trim_when_settled(open: Option<Res<OpenModel>>, status: Res<Status>, mut trim
         return;
     }
     trimmed.0 = Some(open.root);
-    release_free_memory();
+    crate::alloc::release_free_memory();
 }
-
-/// Returns free heap pages to the kernel (glibc's `malloc_trim`).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn release_free_memory() {
-    unsafe extern "C" {
-        fn malloc_trim(pad: usize) -> i32;
-    }
-    // SAFETY: malloc_trim takes no pointer and only releases memory the allocator holds
-    // free; it is thread-safe (it locks each arena).
-    unsafe {
-        malloc_trim(0);
-    }
-}
-
-/// Other allocators return memory on their own.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn release_free_memory() {}

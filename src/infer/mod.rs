@@ -6,6 +6,7 @@
 pub mod activations;
 pub mod edit;
 pub mod eval;
+pub mod fake_quant;
 pub mod inputs;
 pub mod npy;
 pub mod run;
