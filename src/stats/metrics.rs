@@ -223,29 +223,31 @@ struct Sums {
 }
 
 impl Sums {
-    /// The sums of a chunk, over four lanes so that the loop vectorises (NaN or ±Inf in
+    /// The sums of a chunk, over sixteen lanes so that the loop vectorises (NaN or ±Inf in
     /// the chunk make them non-finite: see [`Self::all_finite`]).
     fn of(xs: &[f32], ys: &[f32]) -> Self {
         super::simd::wide(|| Self::of_lanes(xs, ys))
     }
 
-    // (inlined into `simd::wide`, so that it is compiled for AVX2 there)
+    // (inlined into `simd::wide`, so that it is compiled for AVX2 there: four vectors of
+    // four f64 per sum, so that no sum waits on the one before)
     #[allow(clippy::inline_always)]
     #[inline(always)]
     fn of_lanes(xs: &[f32], ys: &[f32]) -> Self {
+        const L: usize = 16;
         let (mut xx, mut yy, mut xy, mut dd, mut mx) =
-            ([0.0f64; 4], [0.0f64; 4], [0.0f64; 4], [0.0f64; 4], [0.0f64; 4]);
-        let (mut cx, mut cy) = (xs.chunks_exact(4), ys.chunks_exact(4));
+            ([0.0f64; L], [0.0f64; L], [0.0f64; L], [0.0f64; L], [0.0f64; L]);
+        let (mut cx, mut cy) = (xs.chunks_exact(L), ys.chunks_exact(L));
         for (a, b) in (&mut cx).zip(&mut cy) {
-            for l in 0..4 {
+            for l in 0..L {
                 let (a, b) = (f64::from(a[l]), f64::from(b[l]));
                 let d = a - b;
                 xx[l] += a * a;
                 yy[l] += b * b;
                 xy[l] += a * b;
                 dd[l] += d * d;
-                // NaN-propagating maximum (so that a NaN is seen by `all_finite`)
-                mx[l] = if d.abs() > mx[l] || d.is_nan() { d.abs() } else { mx[l] };
+                // (a NaN or infinity need not reach the maximum: it shows in xx or yy)
+                mx[l] = if d.abs() > mx[l] { d.abs() } else { mx[l] };
             }
         }
         for (&a, &b) in cx.remainder().iter().zip(cy.remainder()) {
@@ -255,16 +257,16 @@ impl Sums {
             yy[0] += b * b;
             xy[0] += a * b;
             dd[0] += d * d;
-            mx[0] = if d.abs() > mx[0] || d.is_nan() { d.abs() } else { mx[0] };
+            mx[0] = if d.abs() > mx[0] { d.abs() } else { mx[0] };
         }
-        let sum = |v: [f64; 4]| v.iter().sum::<f64>();
+        let sum = |v: [f64; L]| v.iter().sum::<f64>();
         Self {
             xx: sum(xx),
             yy: sum(yy),
             xy: sum(xy),
             dd: sum(dd),
             dd_scaled: 0.0,
-            max_abs: mx.iter().copied().fold(0.0, |m, v| if v > m || v.is_nan() { v } else { m }),
+            max_abs: mx.iter().copied().fold(0.0, f64::max),
             count: xs.len().min(ys.len()) as u64,
             skipped: 0,
         }

@@ -113,10 +113,56 @@ impl GridHistogram {
     #[cfg(test)]
     fn add_within(&mut self, xs: &[f32], lo: f64, hi: f64) {
         self.fit(lo, hi);
-        let (scale, first) = (width(-self.level), self.first);
-        for &v in xs.iter().filter(|v| v.is_finite()) {
-            if let Some(c) = slot(&mut self.counts, f64::from(v) * scale, first) {
-                *c += 1;
+        self.count(xs);
+    }
+
+    /// Counts the finite values of `xs`, which [`Self::fit`] made room for (others are
+    /// skipped). The bins of sixteen values at a time are found in vectors (`v · scale −
+    /// first` is exact: an f32 scaled by a power of two, less an integer of the bins'
+    /// range; the truncation of a value in `[0, len)` is its floor), then counted in u32
+    /// tables, four interleaved ones for a chunk much longer than the bins, so that runs
+    /// of equal values (a rectifier's zeros) do not wait on one counter. Each table's last slot
+    /// takes the values outside the bins.
+    // (inlined into `RunningStats::add_chunk`, so that it is compiled for AVX2 there)
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
+    fn count(&mut self, xs: &[f32]) {
+        let (bins, scale) = (self.counts.len(), width(-self.level));
+        let stride = bins + 1;
+        #[allow(clippy::cast_precision_loss)]
+        let (len, first) = (bins as f64, self.first as f64);
+        let index = |v: f32| -> usize {
+            let u = f64::from(v) * scale - first;
+            let u = if (0.0..len).contains(&u) { u } else { len };
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let j = u as u32 as usize;
+            j
+        };
+        // (u32 counts: at most 2^30 values per table)
+        for xs in xs.chunks(1 << 30) {
+            let ways = if xs.len() >= 16 * bins { 4 } else { 1 };
+            let mut tables = vec![0u32; ways * stride];
+            let mut blocks = xs.chunks_exact(16);
+            for block in &mut blocks {
+                let mut at = [0usize; 16];
+                for (a, &v) in at.iter_mut().zip(block) {
+                    *a = index(v);
+                }
+                for (l, &j) in at.iter().enumerate() {
+                    if let Some(t) = tables.get_mut((l & (ways - 1)) * stride + j) {
+                        *t += 1;
+                    }
+                }
+            }
+            for &v in blocks.remainder() {
+                if let Some(t) = tables.get_mut(index(v)) {
+                    *t += 1;
+                }
+            }
+            for t in tables.chunks_exact(stride) {
+                for (c, &k) in self.counts.iter_mut().zip(t) {
+                    *c += u64::from(k);
+                }
             }
         }
     }
@@ -147,38 +193,25 @@ impl GridHistogram {
     }
 }
 
-/// `floor(t)` as an integer (saturating far out), without a libm call.
-#[inline]
-#[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-fn floor_i64(t: f64) -> i64 {
-    let i = t as i64;
-    i.saturating_sub(i64::from((i as f64) > t))
-}
-
-/// The count of the bin holding `t` (a value over the bin width) when `counts` starts at
-/// bin `first`; `None` outside.
-#[inline]
-fn slot(counts: &mut [u64], t: f64, first: i64) -> Option<&mut u64> {
-    let j = floor_i64(t).checked_sub(first)?;
-    counts.get_mut(usize::try_from(j).ok()?)
-}
-
-/// `(Σ (x − shift), Σ (x − shift)², min, max)` of `xs` over eight lanes; `None` when a
-/// value is not finite.
-// (inlined into `simd::wide`, so that it is compiled for AVX2 there)
+/// `(Σ (x − shift), Σ (x − shift)², min, max)` of `xs` over sixteen lanes; `None` when
+/// a value is not finite.
+// (inlined into `simd::wide`, so that it is compiled for AVX2 there: four vectors of
+// four f64 per sum, so that no sum waits on the one before)
 #[allow(clippy::inline_always)]
 #[inline(always)]
 fn lanes(xs: &[f32], shift: f64) -> Option<(f64, f64, f32, f32)> {
-    let (mut a1, mut a2) = ([0.0f64; 8], [0.0f64; 8]);
-    let (mut mn, mut mx) = ([f32::INFINITY; 8], [f32::NEG_INFINITY; 8]);
-    let mut c = xs.chunks_exact(8);
+    const L: usize = 16;
+    let (mut a1, mut a2) = ([0.0f64; L], [0.0f64; L]);
+    let (mut mn, mut mx) = ([f32::INFINITY; L], [f32::NEG_INFINITY; L]);
+    let mut c = xs.chunks_exact(L);
     for v in &mut c {
-        for l in 0..8 {
+        for l in 0..L {
             let d = f64::from(v[l]) - shift;
             a1[l] += d;
             a2[l] += d * d;
-            mn[l] = mn[l].min(v[l]);
-            mx[l] = mx[l].max(v[l]);
+            // (a NaN need not reach min and max: it shows in the sums)
+            mn[l] = if v[l] < mn[l] { v[l] } else { mn[l] };
+            mx[l] = if v[l] > mx[l] { v[l] } else { mx[l] };
         }
     }
     for &v in c.remainder() {
@@ -250,10 +283,9 @@ pub struct RunningStats {
 }
 
 impl RunningStats {
-    /// Adds one chunk, in one pass when its values fall in the bins held so far (moments
-    /// from sums shifted by the chunk's first finite value, so that a large mean does not
-    /// cancel its variance); values beyond them are binned in a second pass once the
-    /// histogram has coarsened to hold them.
+    /// Adds one chunk: its moments (from sums shifted by the chunk's first finite value,
+    /// so that a large mean does not cancel its variance) and range first, then the
+    /// histogram, coarsened beforehand to hold that range, counts it.
     pub fn add(&mut self, xs: &[f32]) {
         super::simd::wide(|| self.add_chunk(xs));
     }
@@ -269,80 +301,29 @@ impl RunningStats {
             self.inf += xs.len() as u64 - nan;
             return;
         };
-        let (scale, first) = (width(-self.hist.level), self.hist.first);
-        // the common case, every value finite: moments over eight lanes (loops that
-        // vectorise; a NaN or infinity shows as a non-finite sum), then the bins
-        let (mut s1, mut s2, mut n, mut lo, mut hi) = (0.0f64, 0.0f64, 0u64, f64::INFINITY, f64::NEG_INFINITY);
-        let (mut nan, mut inf, mut missed) = (0u64, 0u64, 0u64);
-        if let Some((a1, a2, min, max)) = lanes(xs, shift).filter(|_| xs.len() >= 4 * self.hist.counts.len()) {
-            (s1, s2, n, lo, hi) = (a1, a2, xs.len() as u64, f64::from(min), f64::from(max));
-            // (v · scale − first is exact: f32 values scaled by a power of two, less an
-            // integer of the bins' range; a truncation of a value in [0, len) is its floor)
-            // four interleaved tables, so that runs of equal values (a ReLU's zeros) do not
-            // wait on one counter
-            let counts = &mut self.hist.counts;
-            let bins = counts.len();
-            #[allow(clippy::cast_precision_loss)]
-            let (len, first) = (bins as f64, first as f64);
-            let mut tables = vec![0u32; 4 * bins];
-            for (i, &v) in xs.iter().enumerate() {
-                let u = f64::from(v) * scale - first;
-                if (0.0..len).contains(&u) {
-                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                    if let Some(c) = tables.get_mut((i & 3) * bins + u as usize) {
-                        *c += 1;
-                    }
-                } else {
-                    missed += 1;
-                }
-            }
-            for t in tables.chunks_exact(bins.max(1)) {
-                for (c, &k) in counts.iter_mut().zip(t) {
-                    *c += u64::from(k);
-                }
-            }
+        // the common case, every value finite: moments over sixteen lanes (loops that
+        // vectorise; a NaN or infinity shows as a non-finite sum); else value by value
+        let (s1, s2, n, lo, hi) = if let Some((s1, s2, min, max)) = lanes(xs, shift) {
+            (s1, s2, xs.len() as u64, f64::from(min), f64::from(max))
         } else {
-            let counts = &mut self.hist.counts;
+            let (mut s1, mut s2, mut n, mut lo, mut hi) = (0.0f64, 0.0f64, 0u64, f64::INFINITY, f64::NEG_INFINITY);
             for &v in xs {
-                if !v.is_finite() {
-                    if v.is_nan() {
-                        nan += 1;
-                    } else {
-                        inf += 1;
-                    }
-                    continue;
-                }
-                let f = f64::from(v);
-                let d = f - shift;
-                s1 += d;
-                s2 += d * d;
-                n += 1;
-                lo = lo.min(f);
-                hi = hi.max(f);
-                match slot(counts, f * scale, first) {
-                    Some(c) => *c += 1,
-                    None => missed += 1,
+                if v.is_nan() {
+                    self.nan += 1;
+                } else if v.is_infinite() {
+                    self.inf += 1;
+                } else {
+                    let f = f64::from(v);
+                    let d = f - shift;
+                    (s1, s2, n, lo, hi) = (s1 + d, s2 + d * d, n + 1, lo.min(f), hi.max(f));
                 }
             }
-        }
-        self.nan += nan;
-        self.inf += inf;
+            (s1, s2, n, lo, hi)
+        };
         let nf = n as f64;
         self.moments.merge(n, shift + s1 / nf, (s2 - s1 * s1 / nf).max(0.0), lo, hi);
-        if missed > 0 {
-            // the values the old bins did not hold, at the level that holds them all (the
-            // others were counted at a finer level of the same grid: coarsening kept them)
-            let held = (!self.hist.counts.is_empty()).then(|| (self.hist.first, self.hist.last()));
-            self.hist.fit(lo, hi);
-            let (new_scale, new_first) = (width(-self.hist.level), self.hist.first);
-            for &v in xs.iter().filter(|v| v.is_finite()) {
-                let f = f64::from(v);
-                let was_held = held.is_some_and(|(a, b)| (a..=b).contains(&floor_i64(f * scale)));
-                if !was_held && let Some(c) = slot(&mut self.hist.counts, f * new_scale, new_first) {
-                    *c += 1;
-                }
-            }
-        }
+        self.hist.fit(lo, hi);
+        self.hist.count(xs);
     }
 
     /// Number of values added (NaN and Inf included).
