@@ -93,10 +93,10 @@ impl Runner {
             .collect();
         let n_outputs = outputs.len();
         model.select_outputs_by_name(outputs.iter().chain(&captured)).map_err(err)?;
-        let mut typed = model.into_typed().and_then(TypedModel::into_optimized).map_err(err)?;
+        let mut typed = model.into_typed().map_err(err)?;
         // each activation's QuantizeLinear → DequantizeLinear in one pass, same values
         super::fake_quant::fuse_fake_quant(&mut typed).map_err(err)?;
-        let plan = typed.into_runnable().map_err(err)?;
+        let plan = typed.into_optimized().and_then(TypedModel::into_runnable).map_err(err)?;
         Ok(Self { plan, captured, outputs: n_outputs, variant: variant.to_string() })
     }
 
