@@ -121,8 +121,8 @@ impl GridHistogram {
     /// first` is exact: an f32 scaled by a power of two, less an integer of the bins'
     /// range; the truncation of a value in `[0, len)` is its floor), then counted in u32
     /// tables, four interleaved ones for a chunk much longer than the bins, so that runs
-    /// of equal values (a rectifier's zeros) do not wait on one counter. Each table's last slot
-    /// takes the values outside the bins.
+    /// of equal values (a rectifier's zeros) do not wait on one counter. Each table's last
+    /// slot takes the values outside the bins.
     // (inlined into `RunningStats::add_chunk`, so that it is compiled for AVX2 there)
     #[allow(clippy::inline_always)]
     #[inline(always)]
