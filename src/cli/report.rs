@@ -7,10 +7,8 @@ use std::process::ExitCode;
 
 use std::collections::HashMap;
 
-use quantlens::infer::{InputSpec, Progress, activation_report, open_samples};
-
-/// Bins of the activation histograms when --bins is not given.
-const DEFAULT_ACTIVATION_BINS: usize = 64;
+use quantlens::infer::{ActivationRow, InferError, InputSpec, Progress, activation_report, open_samples};
+use quantlens::model::Variant;
 use quantlens::report::{
     ExplorerMetric, ReportOptions, SortKey, build_report, reference_index, sort_layers, to_csv, to_json, to_markdown,
     to_model_explorer, to_table,
@@ -18,6 +16,9 @@ use quantlens::report::{
 
 use super::{EXIT_DATA_ERRORS, EXIT_FAILED, Format, Input, load};
 use quantlens::write::write_atomically;
+
+/// Bins of the activation histograms when --bins is not given.
+const DEFAULT_ACTIVATION_BINS: usize = 64;
 
 /// What `--inputs` asks to run.
 pub struct RunInputs {
@@ -55,27 +56,36 @@ pub fn run(
         Ok(v) => v,
         Err(code) => return code,
     };
-    let mut report = build_report(&variants, ReportOptions { histogram_bins: bins });
+    // the runs (when asked for) beside the static report: its weight statistics fill the
+    // threads the variants' plans leave idle
+    let runs = |variants: &[Variant]| -> Result<Option<(Vec<ActivationRow>, Vec<InferError>)>, ExitCode> {
+        let Some(r) = run_inputs else { return Ok(None) };
+        let reference = reference_index(variants);
+        let Some(graph) = variants.get(reference).map(|v| &v.model.graph) else {
+            return Err(ExitCode::from(EXIT_FAILED));
+        };
+        let samples = open_samples(graph, &r.spec, r.samples.max(1), &r.dims).map_err(|e| {
+            eprintln!("quantlens: error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        })?;
+        let bins = bins.unwrap_or(DEFAULT_ACTIVATION_BINS);
+        Ok(Some(activation_report(variants, reference, samples, bins, &Progress::default())))
+    };
+    let (mut report, runs) =
+        rayon::join(|| build_report(&variants, ReportOptions { histogram_bins: bins }), || runs(&variants));
     sort_layers(&mut report, sort);
     let mut data_errors = data_errors;
-    if let Some(r) = run_inputs {
-        let reference = reference_index(&variants);
-        let Some(graph) = variants.get(reference).map(|v| &v.model.graph) else { return ExitCode::from(EXIT_FAILED) };
-        let samples = match open_samples(graph, &r.spec, r.samples.max(1), &r.dims) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("quantlens: error: {e}");
-                return ExitCode::from(EXIT_FAILED);
+    match runs {
+        Err(code) => return code,
+        Ok(None) => {}
+        Ok(Some((rows, failures))) => {
+            for f in &failures {
+                // the static report stands; the variant's activations are left out
+                eprintln!("quantlens: error: {f}");
             }
-        };
-        let bins = bins.unwrap_or(DEFAULT_ACTIVATION_BINS);
-        let (rows, failures) = activation_report(&variants, reference, samples, bins, &Progress::default());
-        for f in &failures {
-            // the static report stands; the variant's activations are left out
-            eprintln!("quantlens: error: {f}");
+            data_errors |= !failures.is_empty();
+            report.activations = Some(rows);
         }
-        data_errors |= !failures.is_empty();
-        report.activations = Some(rows);
     }
     let text = match format {
         Format::Table => Ok(to_table(&report)),
