@@ -395,7 +395,14 @@ pub fn time_capture(variants: &[Variant], samples: &[Sample]) -> Result<Vec<(Str
 
 /// Of the finite values of `x`: how many lie outside `[lo, hi]`, and how many there are
 /// (branch-free, so that it vectorises: NaN compares false, ±Inf is outside and not finite).
-fn outside_range(x: &[f32], (lo, hi): (f64, f64)) -> (u64, u64) {
+fn outside_range(x: &[f32], range: (f64, f64)) -> (u64, u64) {
+    crate::stats::simd::wide!(outside_range_lanes, (x: &[f32] = x, range: (f64, f64) = range) -> (u64, u64))
+}
+
+// (inlined into `simd::wide!`, so that it is compiled for AVX2 there)
+#[inline(always)]
+#[allow(clippy::inline_always)]
+fn outside_range_lanes(x: &[f32], (lo, hi): (f64, f64)) -> (u64, u64) {
     let (mut outside, mut infinite, mut nan) = (0u64, 0u64, 0u64);
     for &v in x {
         let f = f64::from(v);

@@ -45,7 +45,7 @@ impl FakeQuant {
 
     /// Writes the fake-quantized `xs` into `ys` (as long as each other).
     pub fn apply(&self, xs: &[f32], ys: &mut [f32]) {
-        crate::stats::simd::wide(|| self.apply_lanes(xs, ys));
+        crate::stats::simd::wide!(FakeQuant::apply_lanes, (op: &FakeQuant = self, xs: &[f32] = xs, ys: &mut [f32] = ys) -> ());
     }
 
     #[inline(always)]

@@ -226,10 +226,10 @@ impl Sums {
     /// The sums of a chunk, over sixteen lanes so that the loop vectorises (NaN or ±Inf in
     /// the chunk make them non-finite: see [`Self::all_finite`]).
     fn of(xs: &[f32], ys: &[f32]) -> Self {
-        super::simd::wide(|| Self::of_lanes(xs, ys))
+        super::simd::wide!(Sums::of_lanes, (xs: &[f32] = xs, ys: &[f32] = ys) -> Sums)
     }
 
-    // (inlined into `simd::wide`, so that it is compiled for AVX2 there: four vectors of
+    // (inlined into `simd::wide!`, so that it is compiled for AVX2 there: four vectors of
     // four f64 per sum, so that no sum waits on the one before)
     #[allow(clippy::inline_always)]
     #[inline(always)]

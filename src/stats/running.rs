@@ -195,7 +195,7 @@ impl GridHistogram {
 
 /// `(Σ (x − shift), Σ (x − shift)², min, max)` of `xs` over sixteen lanes; `None` when
 /// a value is not finite.
-// (inlined into `simd::wide`, so that it is compiled for AVX2 there: four vectors of
+// (inlined into `simd::wide!`, so that it is compiled for AVX2 there: four vectors of
 // four f64 per sum, so that no sum waits on the one before)
 #[allow(clippy::inline_always)]
 #[inline(always)]
@@ -287,10 +287,10 @@ impl RunningStats {
     /// so that a large mean does not cancel its variance) and range first, then the
     /// histogram, coarsened beforehand to hold that range, counts it.
     pub fn add(&mut self, xs: &[f32]) {
-        super::simd::wide(|| self.add_chunk(xs));
+        super::simd::wide!(RunningStats::add_chunk, (stats: &mut RunningStats = self, xs: &[f32] = xs) -> ());
     }
 
-    // (inlined into `simd::wide`, so that it is compiled for AVX2 there)
+    // (inlined into `simd::wide!`, so that it is compiled for AVX2 there)
     #[allow(clippy::inline_always, clippy::cast_precision_loss)]
     #[inline(always)]
     fn add_chunk(&mut self, xs: &[f32]) {
