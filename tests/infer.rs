@@ -65,7 +65,11 @@ fn fused_fake_quant_gives_tracts_values_bit_for_bit() {
             let typed = model.into_typed().unwrap();
             let mut fused = typed.clone();
             let what = format!("{folder} {}", v.spec.name);
-            assert_eq!(fuse_fake_quant(&mut fused).unwrap(), pairs.len(), "{what}: every activation pair fused");
+            assert_eq!(
+                fuse_fake_quant(&mut fused, &HashMap::new()).unwrap().0,
+                pairs.len(),
+                "{what}: every activation pair fused"
+            );
             let (typed, fused) = (typed.into_optimized().unwrap(), fused.into_optimized().unwrap());
             let ops = |m: &TypedModel| -> Vec<String> {
                 m.eval_order().unwrap().iter().map(|&n| m.node(n).op.name().to_string()).collect()
@@ -85,6 +89,60 @@ fn fused_fake_quant_gives_tracts_values_bit_for_bit() {
             }
         }
     }
+}
+
+/// A probed pair sums `qdq_err` and its output's statistics inside the run: the same
+/// figures as comparing the captured input and output afterwards, with the input not kept;
+/// a pair tract cannot probe keeps its input captured instead.
+#[test]
+fn probed_pairs_sum_in_the_run_what_the_captures_give() {
+    use quantlens::infer::fake_quant::Probe;
+    use quantlens::infer::run::{ProbedPair, Runner};
+    use quantlens::stats::{RunningComparison, RunningStats};
+    let variants = load("resnet8");
+    let s = samples(&variants[0].model.graph, &InputSpec::Random { seed: 5 }, 2, &HashMap::new()).unwrap();
+    let v = variants.iter().find(|v| v.spec.name == "int8").unwrap();
+    let pairs = qdq_pairs(&v.model.graph);
+    let probed: Vec<ProbedPair> = pairs
+        .iter()
+        .map(|p| ProbedPair { pre: p.pre.clone(), post: p.post.clone(), probe: Probe::default() })
+        .collect();
+    let runner = Runner::probed(v, None, &s[0], &[], &probed).unwrap();
+    assert_eq!(runner.probed.len(), pairs.len(), "every pair probed");
+    assert!(pairs.iter().all(|p| !runner.captured.contains(&p.pre)), "no input kept");
+    let names: Vec<String> = pairs.iter().flat_map(|p| [p.pre.clone(), p.post.clone()]).collect();
+    let plain = Runner::of_variant(v, None, &s[0], &names).unwrap();
+    let mut want: Vec<(RunningComparison, RunningStats)> = pairs.iter().map(|_| Default::default()).collect();
+    for sample in &s {
+        runner.run(sample).unwrap();
+        let got = plain.run(sample).unwrap();
+        let at = |name: &str| got.get(plain.captured.iter().position(|n| n == name).unwrap()).unwrap();
+        for (p, (qdq, post)) in pairs.iter().zip(&mut want) {
+            // the input may be the graph's own (the sample), as the report reads it
+            let pre = plain.captured.iter().position(|n| n == &p.pre).map_or_else(
+                || {
+                    let quantlens::infer::npy::NpyData::F32(x) = &sample[0].data else { panic!() };
+                    x.as_slice()
+                },
+                |i| got.get(i).unwrap(),
+            );
+            for (x, y) in pre.chunks(64 * 1024).zip(at(&p.post).chunks(64 * 1024)) {
+                qdq.add(x, y);
+                post.add(y);
+            }
+        }
+    }
+    for ((p, pp), (qdq, post)) in pairs.iter().zip(&probed).zip(&want) {
+        let sums = pp.probe.take();
+        assert_eq!(sums.qdq.metrics(), qdq.metrics(), "{} qdq_err", p.key);
+        assert_eq!(sums.post.summary(), post.summary(), "{} statistics", p.key);
+        assert_eq!(sums.post.histogram(), post.histogram(), "{} histogram", p.key);
+    }
+    // a pair whose output tract does not know gets no probe: its input is captured
+    let odd = [ProbedPair { pre: pairs[1].pre.clone(), post: "no such tensor".into(), probe: Probe::default() }];
+    let runner = Runner::probed(v, None, &s[0], &[], &odd).unwrap();
+    assert!(runner.probed.is_empty());
+    assert!(runner.captured.contains(&pairs[1].pre));
 }
 
 #[test]

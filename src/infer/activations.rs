@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::fake_quant::Probe;
 use super::inputs::Sample;
 use super::npy::NpyData;
-use super::run::{Captured, Runner};
+use super::run::{Captured, ProbedPair, Runner};
 use super::{InferError, Progress};
 use crate::model::activation::quantize_node;
 use crate::model::{ActRole, ActivationQuant, Graph, NodeId, Variant};
@@ -102,6 +103,13 @@ struct Plan {
     slots: HashMap<String, usize>,
 }
 
+impl Plan {
+    /// Whether the pair whose output is `post` sums its `qdq_err` and statistics in the run.
+    fn probed(&self, post: &str) -> bool {
+        self.runner.probed.iter().any(|p| p == post)
+    }
+}
+
 /// What one sample's runs gave, by variant.
 type Runs = HashMap<usize, Captured>;
 
@@ -128,6 +136,8 @@ struct VariantRun {
     qdq: RunningComparison,
     xmodel: RunningComparison,
     post: RunningStats,
+    /// Where the run sums `qdq` and `post` itself, when its plan took the probe.
+    probe: Option<Probe>,
     /// Float values outside the pair's range, and finite float values seen.
     outside: u64,
     finite: u64,
@@ -151,15 +161,19 @@ impl RowRun {
             self.float.add(x);
         }
         for v in &mut self.variants {
-            let pre = lookup(plans, runs, sample, v.variant, &v.pair.pre);
             let Some(post) = lookup(plans, runs, sample, v.variant, &v.pair.post) else { continue };
-            // tile by tile, so that the four passes over a tile find it in the cache
+            // a probed pair's qdq_err and statistics were summed in the run
+            let probed = v.probe.is_some();
+            let pre = if probed { None } else { lookup(plans, runs, sample, v.variant, &v.pair.pre) };
+            // tile by tile, so that the passes over a tile find it in the cache
             let (pre, x) = (pre.filter(|p| p.len() == post.len()), x.filter(|x| x.len() == post.len()));
             let range = v.pair.quant.range();
             for start in (0..post.len()).step_by(TILE) {
                 let end = (start + TILE).min(post.len());
                 let tile = |a: &'a [f32]| -> &'a [f32] { a.get(start..end).unwrap_or_default() };
-                v.post.add(tile(post));
+                if !probed {
+                    v.post.add(tile(post));
+                }
                 if let Some(pre) = pre {
                     v.qdq.add(tile(pre), tile(post));
                 }
@@ -268,18 +282,28 @@ pub fn activation_report_edited(
         Some(Err(e)) => return (Vec::new(), vec![e]),
         None => return (Vec::new(), failures),
     };
+    // one probe per quantized pair: its qdq_err and statistics are summed in the run
+    let probes: Vec<HashMap<String, Probe>> =
+        pairs.iter().map(|ps| ps.iter().map(|p| (p.post.clone(), Probe::default())).collect()).collect();
     // each variant's plan, built on threads of their own
     let built: Vec<(usize, Result<Runner, InferError>)> = variants
         .par_iter()
         .enumerate()
         .filter_map(|(vi, v)| {
-            let names: Vec<String> = if vi == reference {
-                keys.clone()
-            } else {
-                let ps = pairs.get(vi).filter(|p| !p.is_empty())?;
-                ps.iter().flat_map(|p| [p.pre.clone(), p.post.clone()]).collect()
-            };
-            Some((vi, Runner::of_variant(v, edited.get(&vi).map(Vec::as_slice), &first, &names)))
+            let edited = edited.get(&vi).map(Vec::as_slice);
+            if vi == reference {
+                return Some((vi, Runner::of_variant(v, edited, &first, &keys)));
+            }
+            let ps = pairs.get(vi).filter(|p| !p.is_empty())?;
+            let probed: Vec<ProbedPair> = ps
+                .iter()
+                .map(|p| ProbedPair {
+                    pre: p.pre.clone(),
+                    post: p.post.clone(),
+                    probe: probes[vi].get(&p.post).cloned().unwrap_or_default(),
+                })
+                .collect();
+            Some((vi, Runner::probed(v, edited, &first, &[], &probed)))
         })
         .collect();
     let mut plans: HashMap<usize, Plan> = HashMap::new();
@@ -311,6 +335,10 @@ pub fn activation_report_edited(
                     qdq: RunningComparison::default(),
                     xmodel: RunningComparison::default(),
                     post: RunningStats::default(),
+                    probe: plans
+                        .get(&variant)
+                        .filter(|p| p.probed(&pair.post))
+                        .and_then(|_| probes[variant].get(&pair.post).cloned()),
                     outside: 0,
                     finite: 0,
                 })
@@ -339,6 +367,13 @@ pub fn activation_report_edited(
         rows.par_iter_mut().for_each(|r| r.add(&plans, &runs, sample, reference));
         true
     });
+    // the sums the probed pairs took in the runs
+    for v in rows.iter_mut().flat_map(|r| &mut r.variants) {
+        if let Some(probe) = &v.probe {
+            let sums = probe.take();
+            (v.qdq, v.post) = (sums.qdq, sums.post);
+        }
+    }
     let producer_label = |name: &str| -> String {
         let g = &refv.model.graph;
         g.tensor_by_name(name)

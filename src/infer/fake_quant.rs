@@ -3,12 +3,49 @@
 //! about two thirds of a quantized variant's capture time. [`fuse_fake_quant`] replaces
 //! each such `DequantizeLinear` by [`FakeQuant`], one vectorised pass from the quantized
 //! tensor's float input, giving the same values bit for bit. Done once the model is typed,
-//! it also leaves the optimiser half the nodes of a QDQ graph to work through.
+//! it also leaves the optimiser half the nodes of a QDQ graph to work through. A pair can
+//! carry a [`Probe`]: the op then also sums `qdq_err` (its input against its output) and
+//! the output's statistics while both are in cache (sums that do not depend on the order
+//! of the values, so on no layout tract chooses), and the input need not be kept.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::change_axes::{AxisOp, IntoShape};
 use tract_onnx::tract_core::ops::element_wise::{ElementWiseMiniOp, ElementWiseOp};
 use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearI8, QuantizeLinearU8};
+
+use crate::stats::{RunningComparison, RunningStats};
+
+/// What a probed pair sums over every run: its input against its output (`qdq_err`), and
+/// its output's statistics.
+#[derive(Debug, Default)]
+pub struct ProbeSums {
+    pub qdq: RunningComparison,
+    pub post: RunningStats,
+}
+
+/// A pair's sums, shared between the op (which adds to them) and whoever reads them.
+#[derive(Clone, Debug, Default)]
+pub struct Probe(Arc<Mutex<ProbeSums>>);
+
+impl Probe {
+    /// The sums so far.
+    #[must_use]
+    pub fn take(&self) -> ProbeSums {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+impl PartialEq for Probe {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// Values of a probed pair summed at a time (input and output tiles stay in L2).
+const TILE: usize = 64 * 1024;
 
 /// `y = (clamp(round_ties_even(x · inv_scale), lo, hi) + shift) · scale`: tract's
 /// `QuantizeLinear` (`inv_scale` = 1/its scale, `[lo, hi]` = the type's range less its
@@ -20,9 +57,11 @@ pub struct FakeQuant {
     pub hi: f32,
     pub shift: f32,
     pub scale: f32,
+    pub probe: Option<Probe>,
 }
 
-// the parameters are finite (scales come from constant tensors, checked when fused)
+// the parameters are finite (scales come from constant tensors, checked when fused);
+// probes are equal when they are one
 impl Eq for FakeQuant {}
 
 /// Adding then subtracting 1.5·2²³ rounds an f32 of magnitude below 2²² to the nearest
@@ -39,7 +78,14 @@ impl FakeQuant {
             (q.scale, i32::from(q.zero_point), (0, i32::from(u8::MAX)))
         };
         let f = |v: i32| v as f32; // |v| ≤ 2³¹: these are small integers, exact
-        let op = Self { inv_scale, lo: f(min - zp), hi: f(max - zp), shift: f(zp - dq.zero_point), scale: dq.scale };
+        let op = Self {
+            inv_scale,
+            lo: f(min - zp),
+            hi: f(max - zp),
+            shift: f(zp - dq.zero_point),
+            scale: dq.scale,
+            probe: None,
+        };
         (inv_scale.is_finite() && dq.scale.is_finite() && dq.zero_point.unsigned_abs() < 1 << 20).then_some(op)
     }
 
@@ -51,7 +97,7 @@ impl FakeQuant {
     #[inline(always)]
     #[allow(clippy::inline_always)]
     fn apply_lanes(&self, xs: &[f32], ys: &mut [f32]) {
-        let Self { inv_scale, lo, hi, shift, scale } = *self;
+        let Self { inv_scale, lo, hi, shift, scale, .. } = *self;
         for (x, y) in xs.iter().zip(ys.iter_mut()) {
             let v = x * inv_scale;
             // NaN rounds to 0 in tract (a saturating cast), inside the range: zp ∈ [min, max]
@@ -82,7 +128,16 @@ impl ElementWiseMiniOp for FakeQuant {
         let xs = t.try_as_plain_ram()?;
         let xs = xs.as_slice::<f32>()?;
         let mut out = Tensor::zero::<f32>(t.shape())?;
-        self.apply(xs, out.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?);
+        let mut view = out.try_as_plain_ram_mut()?;
+        let ys = view.as_slice_mut::<f32>()?;
+        self.apply(xs, ys);
+        if let Some(probe) = &self.probe {
+            let mut sums = probe.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (x, y) in xs.chunks(TILE).zip(ys.chunks(TILE)) {
+                sums.qdq.add(x, y);
+                sums.post.add(y);
+            }
+        }
         Ok(out)
     }
 
@@ -128,16 +183,23 @@ fn pair_of(model: &TypedModel, dq_node: &TypedNode) -> Option<Pair> {
 /// Replaces every `DequantizeLinear` of a per-tensor `QuantizeLinear`'s output in `model`
 /// (directly or through reshapes) by one [`FakeQuant`] of the `QuantizeLinear`'s input,
 /// reshaped the same way (the outputs and labels move to it; a `QuantizeLinear` left
-/// without successors is not run). Returns how many.
+/// without successors is not run). A pair whose output tensor is named in `probes` gets
+/// that probe. Returns the pairs fused, and the names of the probes given to one.
 ///
 /// # Errors
 /// When tract refuses a patch.
-pub fn fuse_fake_quant(model: &mut TypedModel) -> TractResult<usize> {
+#[allow(clippy::implicit_hasher)]
+pub fn fuse_fake_quant(model: &mut TypedModel, probes: &HashMap<String, Probe>) -> TractResult<(usize, Vec<String>)> {
     // one pair at a time, each found in the model as the last patch left it (a pair's
     // QuantizeLinear may read the DequantizeLinear of the pair before); the patches only
     // append nodes, so the scan goes on from the last pair
-    let (mut next, mut fused) = (0, 0);
-    while let Some(pair) = model.nodes().get(next..).unwrap_or_default().iter().find_map(|n| pair_of(model, n)) {
+    let (mut next, mut fused, mut probed) = (0, 0, Vec::new());
+    while let Some(mut pair) = model.nodes().get(next..).unwrap_or_default().iter().find_map(|n| pair_of(model, n)) {
+        let label = model.outlet_label(OutletId::new(pair.dq, 0)).map(String::from);
+        if let Some((name, probe)) = label.and_then(|l| probes.get_key_value(&l)) {
+            pair.op.probe = Some(probe.clone());
+            probed.push(name.clone());
+        }
         let mut patch = TypedModelPatch::default();
         let mut wire = patch.tap_model(model, pair.input)?;
         let dq_name = &model.node(pair.dq).name;
@@ -151,7 +213,7 @@ pub fn fuse_fake_quant(model: &mut TypedModel) -> TractResult<usize> {
         patch.apply(model)?;
         (next, fused) = (pair.dq + 1, fused + 1);
     }
-    Ok(fused)
+    Ok((fused, probed))
 }
 
 #[cfg(test)]
@@ -185,6 +247,7 @@ mod tests {
                 hi: (max - zp) as f32,
                 shift: (zp - dq_zp) as f32,
                 scale: s,
+                probe: None,
             };
             let mut ys = vec![0.0; xs.len()];
             op.apply(&xs, &mut ys);

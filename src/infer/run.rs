@@ -6,8 +6,18 @@ use std::path::Path;
 use tract_onnx::prelude::*;
 
 use super::InferError;
+use super::fake_quant::{Probe, fuse_fake_quant};
 use super::inputs::{InputTensor, Sample};
 use super::npy::NpyData;
+
+/// An activation pair whose `qdq_err` and output statistics a run sums inside tract
+/// ([`Probe`]): its output `post` is captured, its input `pre` only when the pair could
+/// not be probed.
+pub struct ProbedPair {
+    pub pre: String,
+    pub post: String,
+    pub probe: Probe,
+}
 
 type Plan = std::sync::Arc<TypedRunnableModel>;
 
@@ -17,6 +27,8 @@ pub struct Runner {
     /// The captured tensors' names, in the order of [`Runner::run`]'s results (names tract
     /// does not know are left out).
     pub captured: Vec<String>,
+    /// The probed pairs' output tensors (those given a [`Probe`]).
+    pub probed: Vec<String>,
     /// How many of the model's own outputs precede the captured ones.
     outputs: usize,
     variant: String,
@@ -38,7 +50,7 @@ impl Runner {
         // the file's value_info is left out: quantizers keep symbolic dims there that then
         // contradict the concrete input facts (tract re-infers every shape)
         let model = tract_onnx::onnx().with_ignore_value_info(true).model_for_path(path);
-        Self::build(model.map_err(|e| tract_error(variant, &e))?, variant, sample, capture)
+        Self::build(model.map_err(|e| tract_error(variant, &e))?, variant, sample, capture, &[])
     }
 
     /// [`Runner::new`] for a model held in memory (an edited variant; external data is
@@ -48,7 +60,7 @@ impl Runner {
     /// As [`Runner::new`].
     pub fn from_bytes(bytes: &[u8], variant: &str, sample: &Sample, capture: &[String]) -> Result<Self, InferError> {
         let model = tract_onnx::onnx().with_ignore_value_info(true).model_for_read(&mut &bytes[..]);
-        Self::build(model.map_err(|e| tract_error(variant, &e))?, variant, sample, capture)
+        Self::build(model.map_err(|e| tract_error(variant, &e))?, variant, sample, capture, &[])
     }
 
     /// Variant `v` from its edited model when `edited` holds one, else from its file.
@@ -61,10 +73,29 @@ impl Runner {
         sample: &Sample,
         capture: &[String],
     ) -> Result<Self, InferError> {
-        match edited {
-            Some(bytes) => Self::from_bytes(bytes, &v.spec.name, sample, capture),
-            None => Self::new(&v.spec.path, &v.spec.name, sample, capture),
-        }
+        Self::probed(v, edited, sample, capture, &[])
+    }
+
+    /// [`Runner::of_variant`] with `pairs` probed: each pair's output captured, and its
+    /// input too when tract could not give it a probe (its `pre` then is in
+    /// [`Runner::captured`]).
+    ///
+    /// # Errors
+    /// As [`Runner::new`].
+    pub fn probed(
+        v: &crate::model::Variant,
+        edited: Option<&[u8]>,
+        sample: &Sample,
+        capture: &[String],
+        pairs: &[ProbedPair],
+    ) -> Result<Self, InferError> {
+        let variant = &v.spec.name;
+        let onnx = tract_onnx::onnx().with_ignore_value_info(true);
+        let model = match edited {
+            Some(bytes) => onnx.model_for_read(&mut &bytes[..]),
+            None => onnx.model_for_path(&v.spec.path),
+        };
+        Self::build(model.map_err(|e| tract_error(variant, &e))?, variant, sample, capture, pairs)
     }
 
     fn build(
@@ -72,6 +103,7 @@ impl Runner {
         variant: &str,
         sample: &Sample,
         capture: &[String],
+        pairs: &[ProbedPair],
     ) -> Result<Self, InferError> {
         let err = |e: TractError| tract_error(variant, &e);
         for (i, t) in sample.iter().enumerate() {
@@ -82,7 +114,9 @@ impl Runner {
             model = model.with_input_fact(i, InferenceFact::dt_shape(dt, t.shape.clone())).map_err(err)?;
         }
         let known: std::collections::HashSet<&str> = model.outlet_labels.values().map(String::as_str).collect();
-        let captured: Vec<String> = capture.iter().filter(|n| known.contains(n.as_str())).cloned().collect();
+        let posts = pairs.iter().map(|p| &p.post);
+        let mut captured: Vec<String> =
+            capture.iter().chain(posts).filter(|n| known.contains(n.as_str())).cloned().collect();
         let outputs: Vec<String> = model
             .output_outlets()
             .map_err(err)?
@@ -95,9 +129,19 @@ impl Runner {
         model.select_outputs_by_name(outputs.iter().chain(&captured)).map_err(err)?;
         let mut typed = model.into_typed().map_err(err)?;
         // each activation's QuantizeLinear → DequantizeLinear in one pass, same values
-        super::fake_quant::fuse_fake_quant(&mut typed).map_err(err)?;
+        let probes = pairs.iter().map(|p| (p.post.clone(), p.probe.clone())).collect();
+        let (_, probed) = fuse_fake_quant(&mut typed, &probes).map_err(err)?;
+        // the inputs of pairs left without a probe are kept, to be compared outside
+        let mut outlets = typed.output_outlets().map_err(err)?.to_vec();
+        for p in pairs.iter().filter(|p| !probed.contains(&p.post)) {
+            if let Some(o) = typed.find_outlet_label(&p.pre) {
+                outlets.push(o);
+                captured.push(p.pre.clone());
+            }
+        }
+        typed.select_output_outlets(&outlets).map_err(err)?;
         let plan = typed.into_optimized().and_then(TypedModel::into_runnable).map_err(err)?;
-        Ok(Self { plan, captured, outputs: n_outputs, variant: variant.to_string() })
+        Ok(Self { plan, captured, probed, outputs: n_outputs, variant: variant.to_string() })
     }
 
     /// Runs one sample: the captured tensors, in [`Runner::captured`]'s order.
