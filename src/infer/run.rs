@@ -34,6 +34,12 @@ pub struct Runner {
     variant: String,
 }
 
+/// tract's ONNX reader. The files' `value_info` is left out: quantizers keep symbolic dims
+/// there that then contradict the concrete input facts (tract re-infers every shape).
+fn onnx() -> tract_onnx::Onnx {
+    tract_onnx::onnx().with_ignore_value_info(true)
+}
+
 fn tract_error(variant: &str, e: &TractError) -> InferError {
     // the cause chain on one line, without the backtrace `{:?}` would add
     InferError::Tract { variant: variant.to_string(), reason: format!("{e:#}") }
@@ -47,10 +53,7 @@ impl Runner {
     /// When tract cannot load or type the model (an op it does not implement names itself
     /// and its node).
     pub fn new(path: &Path, variant: &str, sample: &Sample, capture: &[String]) -> Result<Self, InferError> {
-        // the file's value_info is left out: quantizers keep symbolic dims there that then
-        // contradict the concrete input facts (tract re-infers every shape)
-        let model = tract_onnx::onnx().with_ignore_value_info(true).model_for_path(path);
-        Self::build(model.map_err(|e| tract_error(variant, &e))?, variant, sample, capture, &[])
+        Self::build(variant, onnx().model_for_path(path), sample, capture, &[])
     }
 
     /// [`Runner::new`] for a model held in memory (an edited variant; external data is
@@ -59,8 +62,7 @@ impl Runner {
     /// # Errors
     /// As [`Runner::new`].
     pub fn from_bytes(bytes: &[u8], variant: &str, sample: &Sample, capture: &[String]) -> Result<Self, InferError> {
-        let model = tract_onnx::onnx().with_ignore_value_info(true).model_for_read(&mut &bytes[..]);
-        Self::build(model.map_err(|e| tract_error(variant, &e))?, variant, sample, capture, &[])
+        Self::build(variant, onnx().model_for_read(&mut &bytes[..]), sample, capture, &[])
     }
 
     /// Variant `v` from its edited model when `edited` holds one, else from its file.
@@ -89,23 +91,22 @@ impl Runner {
         capture: &[String],
         pairs: &[ProbedPair],
     ) -> Result<Self, InferError> {
-        let variant = &v.spec.name;
-        let onnx = tract_onnx::onnx().with_ignore_value_info(true);
         let model = match edited {
-            Some(bytes) => onnx.model_for_read(&mut &bytes[..]),
-            None => onnx.model_for_path(&v.spec.path),
+            Some(bytes) => onnx().model_for_read(&mut &bytes[..]),
+            None => onnx().model_for_path(&v.spec.path),
         };
-        Self::build(model.map_err(|e| tract_error(variant, &e))?, variant, sample, capture, pairs)
+        Self::build(&v.spec.name, model, sample, capture, pairs)
     }
 
     fn build(
-        mut model: InferenceModel,
         variant: &str,
+        model: TractResult<InferenceModel>,
         sample: &Sample,
         capture: &[String],
         pairs: &[ProbedPair],
     ) -> Result<Self, InferError> {
         let err = |e: TractError| tract_error(variant, &e);
+        let mut model = model.map_err(err)?;
         for (i, t) in sample.iter().enumerate() {
             let dt = match t.data {
                 NpyData::F32(_) => f32::datum_type(),
