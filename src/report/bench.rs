@@ -121,7 +121,9 @@ pub fn run_phases(variants: &[Variant], bins: usize) -> Phases {
 /// Nanoseconds per value (best of three rounds of `reps`) of the statistics kernels on
 /// synthetic tensors, one thread (no files needed): the float (streamed) path and the
 /// 8-bit (counted) path at three channel sizes, each with and without a 64-bin
-/// histogram. `quantlens bench-kernels` prints it.
+/// histogram; and the kernels `report --inputs` runs over each 64K-value tile of an
+/// activation: running statistics, a running comparison and the fused fake-quant pass.
+/// `quantlens bench-kernels` prints it.
 #[must_use]
 pub fn kernels(reps: usize) -> Vec<(String, f64)> {
     use crate::model::{DType, QuantParams, TensorBytes, TensorData};
@@ -179,6 +181,38 @@ pub fn kernels(reps: usize) -> Vec<(String, f64)> {
         };
         time(format!("int8 [{k}, {channels}] axis 1"), Values::Dequantized(&t, &p), k * channels);
     }
+    // an activation tile, and its fake-quantized values (int8, scale 1/64)
+    let tile = 64 * 1024;
+    let x: Vec<f32> =
+        (0..tile).map(|_| (uniform() + uniform() + uniform()) as f32 / (3 << 24) as f32 * 4.0 - 2.0).collect();
+    let fq = crate::infer::fake_quant::FakeQuant {
+        inv_scale: 64.0,
+        lo: -128.0,
+        hi: 127.0,
+        shift: 0.0,
+        scale: 1.0 / 64.0,
+        probe: None,
+    };
+    let mut y = vec![0.0; tile];
+    fq.apply(&x, &mut y);
+    let mut best = |name: &str, f: &mut dyn FnMut()| {
+        let ns = (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..reps.max(1) {
+                    f();
+                }
+                t.elapsed().as_secs_f64() * 1e9 / (reps.max(1) * tile) as f64
+            })
+            .fold(f64::INFINITY, f64::min);
+        out.push((format!("activation tile [65536]: {name}"), ns));
+    };
+    let mut running = stats::RunningStats::default();
+    best("running statistics", &mut || running.add(std::hint::black_box(&x)));
+    let mut comparison = stats::RunningComparison::default();
+    best("running comparison", &mut || comparison.add(std::hint::black_box(&x), &y));
+    let mut z = vec![0.0; tile];
+    best("fake-quant pass", &mut || fq.apply(std::hint::black_box(&x), &mut z));
     out
 }
 
@@ -187,8 +221,9 @@ mod tests {
     #[test]
     fn kernels_time_every_path() {
         let k = super::kernels(1);
-        assert_eq!(k.len(), 8, "{k:?}");
+        assert_eq!(k.len(), 11, "{k:?}");
         assert!(k.iter().all(|(_, ns)| ns.is_finite() && *ns > 0.0), "{k:?}");
         assert!(k.iter().any(|(name, _)| name.starts_with("int8 [64, 2048]")));
+        assert!(k.iter().any(|(name, _)| name.ends_with("fake-quant pass")));
     }
 }
