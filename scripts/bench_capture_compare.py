@@ -23,12 +23,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import onnx
 import onnxruntime as ort
+from bench_qdq_loss_debug import feeds  # the same seeded inputs as the report benchmark
 
 SUFFIX = "_QuantizeLinear_Input"
-TYPES = {1: np.float32, 7: np.int64, 6: np.int32}
 
 
 def pairs(model: onnx.ModelProto) -> list[tuple[str, str]]:
@@ -53,23 +52,6 @@ def with_outputs(model: onnx.ModelProto, names: list[str]) -> bytes:
     return model.SerializeToString()
 
 
-def feeds(model: onnx.ModelProto, n: int, dims: dict[str, int]) -> list[dict]:
-    inits = {i.name for i in model.graph.initializer}
-    rng = np.random.default_rng(0)
-    out = []
-    for _ in range(n):
-        feed = {}
-        for inp in model.graph.input:
-            if inp.name in inits:
-                continue
-            t = inp.type.tensor_type
-            shape = [d.dim_value if d.HasField("dim_value") else dims[d.dim_param] for d in t.shape.dim]
-            dtype = TYPES.get(t.elem_type, np.float32)
-            feed[inp.name] = rng.standard_normal(shape).astype(dtype) if dtype == np.float32 else np.zeros(shape, dtype)
-        out.append(feed)
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("dir", type=Path)
@@ -82,12 +64,11 @@ def main() -> None:
     models = {p: onnx.load(str(p)) for p in files}
     name = lambda p: next((v for v in ("uint8", "int8", "float") if v in p.name.lower()), p.stem)
     keys = sorted({pre.removesuffix(SUFFIX) for m in models.values() for pre, _ in pairs(m)})
-    samples = None
+    samples = feeds(files[0], a.samples, 0, dims)
     theirs = {}
     for p, m in models.items():
         ps = pairs(m)
         names = [t for pr in ps for t in pr] if ps else keys
-        samples = samples or feeds(m, a.samples, dims)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         opts.intra_op_num_threads = 1

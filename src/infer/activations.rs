@@ -399,12 +399,12 @@ pub fn activation_report_edited(
 /// # Errors
 /// When a variant cannot be run.
 pub fn time_capture(variants: &[Variant], samples: &[Sample]) -> Result<Vec<(String, f64, f64, usize)>, InferError> {
-    let mut keys: Vec<String> = variants.iter().flat_map(|v| qdq_pairs(&v.model.graph)).map(|p| p.key).collect();
+    let pairs: Vec<Vec<QdqPair>> = variants.iter().map(|v| qdq_pairs(&v.model.graph)).collect();
+    let mut keys: Vec<String> = pairs.iter().flatten().map(|p| p.key.clone()).collect();
     keys.sort();
     keys.dedup();
     let mut out = Vec::new();
-    for v in variants {
-        let pairs = qdq_pairs(&v.model.graph);
+    for (v, pairs) in variants.iter().zip(&pairs) {
         let names: Vec<String> = if pairs.is_empty() {
             keys.clone()
         } else {

@@ -135,16 +135,9 @@ pub fn kernels(reps: usize) -> Vec<(String, f64)> {
     let mut out = Vec::new();
     let mut time = |name: String, values: Values<'_>, n: usize| {
         for bins in [Some(64), None] {
-            // the best of three rounds: a shared host only ever adds time
-            let ns = (0..3)
-                .map(|_| {
-                    let t = Instant::now();
-                    for _ in 0..reps.max(1) {
-                        std::hint::black_box(stats::layer_stats(&[values], bins));
-                    }
-                    t.elapsed().as_secs_f64() * 1e9 / (reps.max(1) * n) as f64
-                })
-                .fold(f64::INFINITY, f64::min);
+            let ns = best_of_three(reps, n, &mut || {
+                std::hint::black_box(stats::layer_stats(&[values], bins));
+            });
             out.push((format!("{name}{}", if bins.is_some() { " + histogram" } else { "" }), ns));
         }
     };
@@ -196,16 +189,7 @@ pub fn kernels(reps: usize) -> Vec<(String, f64)> {
     let mut y = vec![0.0; tile];
     fq.apply(&x, &mut y);
     let mut best = |name: &str, f: &mut dyn FnMut()| {
-        let ns = (0..3)
-            .map(|_| {
-                let t = Instant::now();
-                for _ in 0..reps.max(1) {
-                    f();
-                }
-                t.elapsed().as_secs_f64() * 1e9 / (reps.max(1) * tile) as f64
-            })
-            .fold(f64::INFINITY, f64::min);
-        out.push((format!("activation tile [65536]: {name}"), ns));
+        out.push((format!("activation tile [65536]: {name}"), best_of_three(reps, tile, f)));
     };
     let mut running = stats::RunningStats::default();
     best("running statistics", &mut || running.add(std::hint::black_box(&x)));
@@ -214,6 +198,21 @@ pub fn kernels(reps: usize) -> Vec<(String, f64)> {
     let mut z = vec![0.0; tile];
     best("fake-quant pass", &mut || fq.apply(std::hint::black_box(&x), &mut z));
     out
+}
+
+/// Nanoseconds per value of `f` over `n` values, the best of three rounds of `reps` calls
+/// (a shared host only ever adds time).
+#[allow(clippy::cast_precision_loss)]
+fn best_of_three(reps: usize, n: usize, f: &mut dyn FnMut()) -> f64 {
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps.max(1) {
+                f();
+            }
+            t.elapsed().as_secs_f64() * 1e9 / (reps.max(1) * n) as f64
+        })
+        .fold(f64::INFINITY, f64::min)
 }
 
 #[cfg(test)]
