@@ -3,10 +3,12 @@
 //! about two thirds of a quantized variant's capture time. [`fuse_fake_quant`] replaces
 //! each such `DequantizeLinear` by [`FakeQuant`], one vectorised pass from the quantized
 //! tensor's float input, giving the same values bit for bit. Done once the model is typed,
-//! it also leaves the optimiser half the nodes of a QDQ graph to work through. A pair can
-//! carry a [`Probe`]: the op then also sums `qdq_err` (its input against its output) and
-//! the output's statistics while both are in cache (sums that do not depend on the order
-//! of the values, so on no layout tract chooses), and the input need not be kept.
+//! it also leaves the optimiser half the nodes of a QDQ graph to work through. It works in
+//! place (no new tensor to fault in). A pair can carry a [`Probe`]: the op then also sums
+//! `qdq_err` (its input against its output) while both are in cache, and counts its
+//! output's levels (at most 256), from which the output's statistics follow: sums that do
+//! not depend on the order of the values, so on no layout tract chooses, and the input
+//! need not be kept.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -89,56 +91,130 @@ impl FakeQuant {
         (inv_scale.is_finite() && dq.scale.is_finite() && dq.zero_point.unsigned_abs() < 1 << 20).then_some(op)
     }
 
-    /// Writes the fake-quantized `xs` into `ys` (as long as each other).
-    pub fn apply(&self, xs: &[f32], ys: &mut [f32]) {
-        crate::stats::simd::wide!(FakeQuant::apply_lanes, (op: &FakeQuant = self, xs: &[f32] = xs, ys: &mut [f32] = ys) -> ());
+    /// Fake-quantizes `ys` in place.
+    pub fn apply(&self, ys: &mut [f32]) {
+        crate::stats::simd::wide!(FakeQuant::apply_lanes, (op: &FakeQuant = self, ys: &mut [f32] = ys) -> ());
+    }
+
+    /// The level of `x`, `round_ties_even(x · inv_scale)` clamped to `[lo, hi]`: a small
+    /// integer, as f32.
+    #[inline(always)]
+    #[allow(clippy::inline_always)]
+    fn level(&self, x: f32) -> f32 {
+        let v = x * self.inv_scale;
+        // NaN rounds to 0 in tract (a saturating cast), inside the range: zp ∈ [min, max]
+        let v = if v.is_nan() { 0.0 } else { v };
+        let v = if v < self.lo {
+            self.lo
+        } else if v > self.hi {
+            self.hi
+        } else {
+            v
+        };
+        // rounding after the clamp is rounding before it: the bounds are integers
+        (v + ROUND) - ROUND
+    }
+
+    /// The value of level `k`.
+    #[inline(always)]
+    #[allow(clippy::inline_always)]
+    fn value(&self, k: f32) -> f32 {
+        (k + self.shift) * self.scale
     }
 
     #[inline(always)]
     #[allow(clippy::inline_always)]
-    fn apply_lanes(&self, xs: &[f32], ys: &mut [f32]) {
-        let Self { inv_scale, lo, hi, shift, scale, .. } = *self;
-        for (x, y) in xs.iter().zip(ys.iter_mut()) {
-            let v = x * inv_scale;
-            // NaN rounds to 0 in tract (a saturating cast), inside the range: zp ∈ [min, max]
-            let v = if v.is_nan() { 0.0 } else { v };
-            let v = if v < lo {
-                lo
-            } else if v > hi {
-                hi
-            } else {
-                v
-            };
-            // rounding after the clamp is rounding before it: the bounds are integers
-            *y = ((v + ROUND) - ROUND + shift) * scale;
+    fn apply_lanes(&self, ys: &mut [f32]) {
+        for y in ys {
+            *y = self.value(self.level(*y));
         }
     }
+
+    /// The table slot of level `k` (`k − lo`, in `[0, 256)`): the low bits of `k − lo +
+    /// 2²³`, whose unit is the last bit of the mantissa (a conversion that vectorises).
+    #[inline(always)]
+    #[allow(clippy::inline_always)]
+    fn slot(&self, k: f32) -> usize {
+        ((k - self.lo + 8_388_608.0).to_bits() as usize) & (LEVELS - 1)
+    }
+
+    /// Levels from `lo` to `hi`: at most 256 (the parameters come from an 8-bit type).
+    fn levels(&self) -> usize {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let n = (self.hi - self.lo) as usize + 1;
+        n.min(LEVELS)
+    }
+
+    /// Fake-quantizes `ys` in place, counting each level's values (from `lo`) in `tables`.
+    fn apply_counting(&self, ys: &mut [f32], tables: &mut [[u32; LEVELS]; 4]) {
+        crate::stats::simd::wide!(FakeQuant::apply_counting_lanes, (op: &FakeQuant = self, ys: &mut [f32] = ys, tables: &mut [[u32; LEVELS]; 4] = tables) -> ());
+    }
+
+    // sixteen levels found in vectors, then counted into four interleaved tables (runs of
+    // one level, a rectifier's zeros, do not wait on one counter)
+    #[inline(always)]
+    #[allow(clippy::inline_always)]
+    fn apply_counting_lanes(&self, ys: &mut [f32], tables: &mut [[u32; LEVELS]; 4]) {
+        let mut blocks = ys.chunks_exact_mut(16);
+        for block in &mut blocks {
+            let mut at = [0usize; 16];
+            for (y, a) in block.iter_mut().zip(&mut at) {
+                let k = self.level(*y);
+                *a = self.slot(k);
+                *y = self.value(k);
+            }
+            for (l, &j) in at.iter().enumerate() {
+                tables[l & 3][j] += 1;
+            }
+        }
+        for y in blocks.into_remainder() {
+            let k = self.level(*y);
+            tables[0][self.slot(k)] += 1;
+            *y = self.value(k);
+        }
+    }
+
+    /// Fake-quantizes `ys` in place and adds to the probe's sums: the values before
+    /// against after, tile by tile while both are in cache, and the count of each level.
+    pub(crate) fn apply_probed(&self, ys: &mut [f32], probe: &Probe) {
+        let mut sums = probe.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut before = vec![0.0f32; ys.len().min(TILE)];
+        let mut counts = [0u64; LEVELS];
+        for tile in ys.chunks_mut(TILE) {
+            let x = before.get_mut(..tile.len()).unwrap_or_default();
+            x.copy_from_slice(tile);
+            let mut tables = [[0u32; LEVELS]; 4];
+            self.apply_counting(tile, &mut tables);
+            sums.qdq.add(x, tile);
+            for t in &tables {
+                for (c, &k) in counts.iter_mut().zip(t) {
+                    *c += u64::from(k);
+                }
+            }
+        }
+        let n = self.levels();
+        #[allow(clippy::cast_precision_loss)]
+        let values: Vec<f32> = (0..n).map(|j| self.value(self.lo + j as f32)).collect();
+        sums.post.add_counts(&values, counts.get(..n).unwrap_or_default());
+    }
 }
+
+/// Levels of an 8-bit type.
+const LEVELS: usize = 256;
 
 impl ElementWiseMiniOp for FakeQuant {
     fn name(&self) -> String {
         "FakeQuant".into()
     }
 
-    fn output_type(&self, input_type: DatumType) -> Option<DatumType> {
-        (input_type == f32::datum_type()).then(f32::datum_type)
-    }
-
-    fn eval_out_of_place(&self, t: &Tensor, _out_dt: Option<DatumType>) -> TractResult<Tensor> {
-        let xs = t.try_as_plain_ram()?;
-        let xs = xs.as_slice::<f32>()?;
-        let mut out = Tensor::zero::<f32>(t.shape())?;
-        let mut view = out.try_as_plain_ram_mut()?;
+    fn eval_in_place(&self, t: &mut Tensor, _out_dt: Option<DatumType>) -> TractResult<()> {
+        let mut view = t.try_as_plain_ram_mut()?;
         let ys = view.as_slice_mut::<f32>()?;
-        self.apply(xs, ys);
-        if let Some(probe) = &self.probe {
-            let mut sums = probe.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (x, y) in xs.chunks(TILE).zip(ys.chunks(TILE)) {
-                sums.qdq.add(x, y);
-                sums.post.add(y);
-            }
+        match &self.probe {
+            Some(probe) => self.apply_probed(ys, probe),
+            None => self.apply(ys),
         }
-        Ok(out)
+        Ok(())
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
@@ -249,8 +325,8 @@ mod tests {
                 scale: s,
                 probe: None,
             };
-            let mut ys = vec![0.0; xs.len()];
-            op.apply(&xs, &mut ys);
+            let mut ys = xs.clone();
+            op.apply(&mut ys);
             for (x, y) in xs.iter().zip(&ys) {
                 let want = tract_pair(*x, s.recip(), zp, signed, dq_zp, s);
                 assert_eq!(y.to_bits(), want.to_bits(), "x {x} zp {zp} dq_zp {dq_zp} signed {signed}: {y} vs {want}");

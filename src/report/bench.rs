@@ -186,8 +186,8 @@ pub fn kernels(reps: usize) -> Vec<(String, f64)> {
         scale: 1.0 / 64.0,
         probe: None,
     };
-    let mut y = vec![0.0; tile];
-    fq.apply(&x, &mut y);
+    let mut y = x.clone();
+    fq.apply(&mut y);
     let mut best = |name: &str, f: &mut dyn FnMut()| {
         out.push((format!("activation tile [65536]: {name}"), best_of_three(reps, tile, f)));
     };
@@ -195,8 +195,14 @@ pub fn kernels(reps: usize) -> Vec<(String, f64)> {
     best("running statistics", &mut || running.add(std::hint::black_box(&x)));
     let mut comparison = stats::RunningComparison::default();
     best("running comparison", &mut || comparison.add(std::hint::black_box(&x), &y));
-    let mut z = vec![0.0; tile];
-    best("fake-quant pass", &mut || fq.apply(std::hint::black_box(&x), &mut z));
+    // (in place, over values it already fake-quantized: the same work)
+    let mut z = x.clone();
+    best("fake-quant pass", &mut || fq.apply(std::hint::black_box(&mut z)));
+    let probe = crate::infer::fake_quant::Probe::default();
+    best("fake-quant pass, probed", &mut || {
+        z.copy_from_slice(&x);
+        fq.apply_probed(std::hint::black_box(&mut z), &probe);
+    });
     out
 }
 
@@ -220,7 +226,7 @@ mod tests {
     #[test]
     fn kernels_time_every_path() {
         let k = super::kernels(1);
-        assert_eq!(k.len(), 11, "{k:?}");
+        assert_eq!(k.len(), 12, "{k:?}");
         assert!(k.iter().all(|(_, ns)| ns.is_finite() && *ns > 0.0), "{k:?}");
         assert!(k.iter().any(|(name, _)| name.starts_with("int8 [64, 2048]")));
         assert!(k.iter().any(|(name, _)| name.ends_with("fake-quant pass")));

@@ -167,6 +167,18 @@ impl GridHistogram {
         }
     }
 
+    /// Counts `counts[i]` values equal to `values[i]`, finite ones that [`Self::fit`]
+    /// made room for.
+    fn add_counts(&mut self, values: &[f32], counts: &[u64]) {
+        let first = self.first;
+        for (&v, &c) in values.iter().zip(counts) {
+            let j = bin(f64::from(v), self.level) - first;
+            if let Some(slot) = usize::try_from(j).ok().and_then(|j| self.counts.get_mut(j)) {
+                *slot += c;
+            }
+        }
+    }
+
     /// This histogram at `level` (≥ its own).
     fn at_level(&self, level: i32) -> Self {
         let mut h = self.clone();
@@ -326,6 +338,34 @@ impl RunningStats {
         self.hist.count(xs);
     }
 
+    /// Adds `counts[i]` copies of each `values[i]` (values taking few distinct levels,
+    /// counted where they were made): the same summary and histogram as adding the values
+    /// one by one, the moments to rounding.
+    #[allow(clippy::cast_precision_loss)]
+    pub fn add_counts(&mut self, values: &[f32], counts: &[u64]) {
+        let (mut n, mut sum, mut lo, mut hi) = (0u64, 0.0f64, f64::INFINITY, f64::NEG_INFINITY);
+        for (&v, &c) in values.iter().zip(counts).filter(|&(_, &c)| c > 0) {
+            self.count += c;
+            if v.is_nan() {
+                self.nan += c;
+            } else if v.is_infinite() {
+                self.inf += c;
+            } else {
+                let f = f64::from(v);
+                (n, sum, lo, hi) = (n + c, sum + c as f64 * f, lo.min(f), hi.max(f));
+            }
+        }
+        if n == 0 {
+            return;
+        }
+        let mean = sum / n as f64;
+        let finite = values.iter().zip(counts).filter(|(v, _)| v.is_finite());
+        let m2 = finite.map(|(&v, &c)| c as f64 * (f64::from(v) - mean).powi(2)).sum();
+        self.moments.merge(n, mean, m2, lo, hi);
+        self.hist.fit(lo, hi);
+        self.hist.add_counts(values, counts);
+    }
+
     /// Number of values added (NaN and Inf included).
     #[must_use]
     pub fn count(&self) -> u64 {
@@ -437,5 +477,27 @@ mod tests {
         assert_eq!((sum.min, sum.max), (f64::from(-3.0e38f32), f64::from(3.0e38f32)));
         // the median is one of the zeros: within the (very wide) bin holding 0
         assert!(sum.q50.abs() <= width(s.histogram().level), "{}", sum.q50);
+    }
+
+    #[test]
+    fn counted_levels_give_what_the_values_give() {
+        // 256 dequantized levels (k − 3)·0.0371, taken unevenly, in two samples
+        let level = |k: i32| (k - 3) as f32 * 0.0371;
+        let levels: Vec<f32> = (0..256).map(level).collect();
+        let (mut by_value, mut by_count) = (RunningStats::default(), RunningStats::default());
+        for sample in 0..2u64 {
+            let counts: Vec<u64> = (0..256u64).map(|k| (k * 7 + sample * 3) % 11).collect();
+            let xs: Vec<f32> =
+                levels.iter().zip(&counts).flat_map(|(&v, &c)| std::iter::repeat_n(v, c as usize)).collect();
+            by_value.add(&xs);
+            by_count.add_counts(&levels, &counts);
+        }
+        by_count.add_counts(&[f32::NAN, 1.0], &[2, 0]);
+        by_value.add(&[f32::NAN, f32::NAN]);
+        assert_eq!(by_count.histogram(), by_value.histogram());
+        assert_eq!((by_count.count(), by_count.nonfinite()), (by_value.count(), 2));
+        let (a, b) = (by_count.summary(), by_value.summary());
+        assert_eq!((a.min, a.max, a.q25, a.q50, a.q75), (b.min, b.max, b.q25, b.q50, b.q75));
+        assert!((a.mean - b.mean).abs() < 1e-12 * b.std && (a.std - b.std).abs() < 1e-12 * b.std, "{a:?} vs {b:?}");
     }
 }
