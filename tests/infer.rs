@@ -98,43 +98,56 @@ fn fused_fake_quant_gives_tracts_values_bit_for_bit() {
 fn probed_pairs_sum_in_the_run_what_the_captures_give() {
     use quantlens::infer::fake_quant::Probe;
     use quantlens::infer::run::{ProbedPair, Runner};
-    use quantlens::stats::{RunningComparison, RunningStats};
+    use quantlens::stats::{RunningClip, RunningComparison, RunningStats};
+    use tract_onnx::prelude::{TValue, Tensor};
     let variants = load("resnet8");
     let s = samples(&variants[0].model.graph, &InputSpec::Random { seed: 5 }, 2, &HashMap::new()).unwrap();
     let v = variants.iter().find(|v| v.spec.name == "int8").unwrap();
     let pairs = qdq_pairs(&v.model.graph);
     let probed: Vec<ProbedPair> = pairs
         .iter()
-        .map(|p| ProbedPair { pre: p.pre.clone(), post: p.post.clone(), probe: Probe::default() })
+        .map(|p| ProbedPair { pre: p.pre.clone(), post: p.post.clone(), probe: Probe::with_range(p.quant.range()) })
         .collect();
     let runner = Runner::probed(v, None, &s[0], &[], &probed).unwrap();
     assert_eq!(runner.probed.len(), pairs.len(), "every pair probed");
-    assert!(pairs.iter().all(|p| !runner.captured.contains(&p.pre)), "no input kept");
+    assert_eq!(runner.streamed.len(), pairs.len(), "every pair streamed: {:?}", runner.streamed);
+    assert!(runner.captured.is_empty(), "nothing kept: {:?}", runner.captured);
     let names: Vec<String> = pairs.iter().flat_map(|p| [p.pre.clone(), p.post.clone()]).collect();
     let plain = Runner::of_variant(v, None, &s[0], &names).unwrap();
-    let mut want: Vec<(RunningComparison, RunningStats)> = pairs.iter().map(|_| Default::default()).collect();
+    let mut want: Vec<(RunningComparison, RunningStats, RunningClip)> =
+        pairs.iter().map(|_| Default::default()).collect();
     for sample in &s {
-        runner.run(sample).unwrap();
         let got = plain.run(sample).unwrap();
-        let at = |name: &str| got.get(plain.captured.iter().position(|n| n == name).unwrap()).unwrap();
-        for (p, (qdq, post)) in pairs.iter().zip(&mut want) {
-            // the input may be the graph's own (the sample), as the report reads it
-            let pre = plain.captured.iter().position(|n| n == &p.pre).map_or_else(
-                || {
-                    let quantlens::infer::npy::NpyData::F32(x) = &sample[0].data else { panic!() };
-                    x.as_slice()
-                },
-                |i| got.get(i).unwrap(),
-            );
-            for (x, y) in pre.chunks(64 * 1024).zip(at(&p.post).chunks(64 * 1024)) {
+        let slot = |name: &str| plain.captured.iter().position(|n| n == name);
+        // the input may be the graph's own (the sample), as the report reads it
+        let quantlens::infer::npy::NpyData::F32(input) = &sample[0].data else { panic!() };
+        let pre_of = |p: &quantlens::infer::activations::QdqPair| -> (&[f32], TValue) {
+            match slot(&p.pre) {
+                Some(i) => (got.get(i).unwrap(), got.value(i).unwrap()),
+                None => (input.as_slice(), Tensor::from_shape(&sample[0].shape, input).unwrap().into()),
+            }
+        };
+        // the streamed pairs compare their output in the run with the reference they are
+        // given: here their own input, so that xmodel_err is qdq_err
+        for (p, pp) in pairs.iter().zip(&probed) {
+            pp.probe.set_reference(Some(pre_of(p).1));
+        }
+        runner.run(sample).unwrap();
+        for (p, (qdq, post, clip)) in pairs.iter().zip(&mut want) {
+            let pre = pre_of(p).0;
+            for (x, y) in pre.chunks(64 * 1024).zip(got.get(slot(&p.post).unwrap()).unwrap().chunks(64 * 1024)) {
                 qdq.add(x, y);
                 post.add(y);
+                clip.add(x, p.quant.range().unwrap());
             }
         }
     }
-    for ((p, pp), (qdq, post)) in pairs.iter().zip(&probed).zip(&want) {
+    for ((p, pp), (qdq, post, clip)) in pairs.iter().zip(&probed).zip(&want) {
         let sums = pp.probe.take();
         assert_eq!(sums.qdq.metrics(), qdq.metrics(), "{} qdq_err", p.key);
+        assert_eq!(sums.xmodel.metrics(), qdq.metrics(), "{} xmodel_err against the input", p.key);
+        assert_eq!(sums.clip, *clip, "{} clipping", p.key);
+        assert!(clip.finite > 0);
         // the probe counts its output's levels: the same summary, the moments to rounding
         let (got, want) = (sums.post.summary(), post.summary());
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(want.std);
@@ -145,7 +158,7 @@ fn probed_pairs_sum_in_the_run_what_the_captures_give() {
     // a pair whose output tract does not know gets no probe: its input is captured
     let odd = [ProbedPair { pre: pairs[1].pre.clone(), post: "no such tensor".into(), probe: Probe::default() }];
     let runner = Runner::probed(v, None, &s[0], &[], &odd).unwrap();
-    assert!(runner.probed.is_empty());
+    assert!(runner.probed.is_empty() && runner.streamed.is_empty());
     assert!(runner.captured.contains(&pairs[1].pre));
 }
 

@@ -16,7 +16,8 @@ use super::run::{Captured, ProbedPair, Runner};
 use super::{InferError, Progress};
 use crate::model::activation::quantize_node;
 use crate::model::{ActRole, ActivationQuant, Graph, NodeId, Variant};
-use crate::stats::{self, Histogram, RunningComparison, RunningStats, Summary};
+use crate::stats::{self, Histogram, RunningClip, RunningComparison, RunningStats, Summary};
+use tract_onnx::prelude::{TValue, Tensor};
 
 /// A `QuantizeLinear → DequantizeLinear` pair on a computed tensor.
 #[derive(Clone, Debug, PartialEq)]
@@ -129,6 +130,19 @@ fn lookup<'a>(
     })
 }
 
+/// [`lookup`]'s tensor itself: shared when captured, copied from the sample when a graph
+/// input.
+fn value(plans: &HashMap<usize, Plan>, runs: &Runs, sample: &Sample, vi: usize, name: &str) -> Option<TValue> {
+    let captured = plans.get(&vi).and_then(|p| p.slots.get(name)).and_then(|&i| runs.get(&vi)?.value(i));
+    captured.or_else(|| {
+        let t = sample.iter().find(|t| t.name == name)?;
+        match &t.data {
+            NpyData::F32(v) => Tensor::from_shape(&t.shape, v).ok().map(TValue::from),
+            NpyData::I64(_) => None,
+        }
+    })
+}
+
 /// One quantized activation of one variant, summed over the samples so far.
 struct VariantRun {
     variant: usize,
@@ -138,9 +152,11 @@ struct VariantRun {
     post: RunningStats,
     /// Where the run sums `qdq` and `post` itself, when its plan took the probe.
     probe: Option<Probe>,
-    /// Float values outside the pair's range, and finite float values seen.
-    outside: u64,
-    finite: u64,
+    /// Whether the run also sums `xmodel` and `clip` (the output is streamed, not
+    /// captured: [`Runner::streamed`]).
+    streamed: bool,
+    /// Float values outside the pair's range.
+    clip: RunningClip,
 }
 
 /// Values of an activation taken at a time: three tiles of f32 (float, pre, post) fit in
@@ -155,12 +171,19 @@ struct RowRun {
 }
 
 impl RowRun {
-    fn add<'a>(&mut self, plans: &HashMap<usize, Plan>, runs: &'a Runs, sample: &'a Sample, reference: usize) {
-        let x = lookup(plans, runs, sample, reference, &self.key);
-        if let Some(x) = x {
-            self.float.add(x);
+    /// The float model's values of this sample.
+    fn add_float(&mut self, plans: &HashMap<usize, Plan>, runs: &Runs, sample: &Sample, reference: usize) {
+        if let Some(x) = lookup(plans, runs, sample, reference, &self.key) {
+            for tile in x.chunks(TILE) {
+                self.float.add(tile);
+            }
         }
-        for v in &mut self.variants {
+    }
+
+    /// The comparisons of this sample that the runs did not sum themselves.
+    fn add_variants<'a>(&mut self, plans: &HashMap<usize, Plan>, runs: &'a Runs, sample: &'a Sample, reference: usize) {
+        let x = lookup(plans, runs, sample, reference, &self.key);
+        for v in self.variants.iter_mut().filter(|v| !v.streamed) {
             let Some(post) = lookup(plans, runs, sample, v.variant, &v.pair.post) else { continue };
             // a probed pair's qdq_err and statistics were summed in the run
             let probed = v.probe.is_some();
@@ -180,9 +203,7 @@ impl RowRun {
                 if let Some(x) = x {
                     v.xmodel.add(tile(x), tile(post));
                     if let Some(range) = range {
-                        let (outside, finite) = outside_range(tile(x), range);
-                        v.outside += outside;
-                        v.finite += finite;
+                        v.clip.add(tile(x), range);
                     }
                 }
             }
@@ -205,10 +226,8 @@ impl RowRun {
             let (qdq, xmodel) = (v.qdq.metrics(), v.xmodel.metrics());
             let range = v.pair.quant.range();
             #[allow(clippy::cast_precision_loss)]
-            let (clip_fraction, range_used) = match range {
-                Some(r) if v.finite > 0 => {
-                    (Some(v.outside as f64 / v.finite as f64), range_used((float_summary.min, float_summary.max), r))
-                }
+            let (clip_fraction, range_used) = match (range, v.clip.fraction()) {
+                (Some(r), Some(f)) => (Some(f), range_used((float_summary.min, float_summary.max), r)),
                 _ => (None, None),
             };
             let post = v.post.summary();
@@ -283,31 +302,40 @@ pub fn activation_report_edited(
         None => return (Vec::new(), failures),
     };
     // one probe per quantized pair: its qdq_err and statistics are summed in the run
-    let probes: Vec<HashMap<String, Probe>> =
-        pairs.iter().map(|ps| ps.iter().map(|p| (p.post.clone(), Probe::default())).collect()).collect();
-    // each variant's plan, built on threads of their own
-    let built: Vec<(usize, Result<Runner, InferError>)> = variants
-        .par_iter()
-        .enumerate()
-        .filter_map(|(vi, v)| {
-            let edited = edited.get(&vi).map(Vec::as_slice);
-            if vi == reference {
-                return Some((vi, Runner::of_variant(v, edited, &first, &keys)));
-            }
-            let ps = pairs.get(vi).filter(|p| !p.is_empty())?;
-            let probed: Vec<ProbedPair> = ps
-                .iter()
-                .map(|p| ProbedPair {
-                    pre: p.pre.clone(),
-                    post: p.post.clone(),
-                    probe: probes[vi].get(&p.post).cloned().unwrap_or_default(),
-                })
-                .collect();
-            Some((vi, Runner::probed(v, edited, &first, &[], &probed)))
-        })
+    let probes: Vec<HashMap<String, Probe>> = pairs
+        .iter()
+        .map(|ps| ps.iter().map(|p| (p.post.clone(), Probe::with_range(p.quant.range()))).collect())
         .collect();
+    // each variant's plan, built on threads of their own (the quantized ones, the slowest,
+    // first); the float model's plan, the quickest, runs the first sample while the others
+    // still build
+    let build_quantized = || -> Vec<(usize, Result<Runner, InferError>)> {
+        variants
+            .par_iter()
+            .enumerate()
+            .filter(|(vi, _)| *vi != reference)
+            .filter_map(|(vi, v)| {
+                let ps = pairs.get(vi).filter(|p| !p.is_empty())?;
+                let probed: Vec<ProbedPair> = ps
+                    .iter()
+                    .map(|p| ProbedPair {
+                        pre: p.pre.clone(),
+                        post: p.post.clone(),
+                        probe: probes[vi].get(&p.post).cloned().unwrap_or_default(),
+                    })
+                    .collect();
+                Some((vi, Runner::probed(v, edited.get(&vi).map(Vec::as_slice), &first, &[], &probed)))
+            })
+            .collect()
+    };
+    let build_reference = || {
+        let runner = Runner::of_variant(refv, edited.get(&reference).map(Vec::as_slice), &first, &keys);
+        let run = runner.as_ref().ok().map(|r| r.run(&first));
+        (runner, run)
+    };
+    let (built, (reference_runner, mut float_ahead)) = rayon::join(build_quantized, build_reference);
     let mut plans: HashMap<usize, Plan> = HashMap::new();
-    for (vi, built) in built {
+    for (vi, built) in std::iter::once((reference, reference_runner)).chain(built) {
         match built {
             Ok(runner) => {
                 let slots = runner.captured.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
@@ -327,29 +355,65 @@ pub fn activation_report_edited(
             variants: pairs
                 .iter()
                 .enumerate()
-                .filter(|(vi, _)| *vi != reference && plans.contains_key(vi))
-                .filter_map(|(vi, ps)| ps.iter().find(|p| &p.key == key).map(|p| (vi, p)))
-                .map(|(variant, pair)| VariantRun {
-                    variant,
-                    pair: pair.clone(),
-                    qdq: RunningComparison::default(),
-                    xmodel: RunningComparison::default(),
-                    post: RunningStats::default(),
-                    probe: plans
-                        .get(&variant)
-                        .filter(|p| p.probed(&pair.post))
-                        .and_then(|_| probes[variant].get(&pair.post).cloned()),
-                    outside: 0,
-                    finite: 0,
+                .filter(|(vi, _)| *vi != reference)
+                .filter_map(|(vi, ps)| Some((vi, plans.get(&vi)?, ps.iter().find(|p| &p.key == key)?)))
+                .map(|(variant, plan, pair)| {
+                    let probe = plan.probed(&pair.post).then(|| probes[variant].get(&pair.post).cloned()).flatten();
+                    VariantRun {
+                        variant,
+                        pair: pair.clone(),
+                        qdq: RunningComparison::default(),
+                        xmodel: RunningComparison::default(),
+                        post: RunningStats::default(),
+                        streamed: probe.is_some() && plan.runner.streamed.contains(&pair.post),
+                        probe,
+                        clip: RunningClip::default(),
+                    }
                 })
                 .collect(),
         })
         .collect();
-    super::for_each_sample(first, samples, progress, &mut failures, |sample, failures| {
-        // every variant on this sample, on threads of their own (tract runs one thread)
-        let results: Vec<(usize, Result<Captured, InferError>)> =
-            plans.par_iter().map(|(&vi, p)| (vi, p.runner.run(sample))).collect();
+    super::for_each_sample(first, samples, progress, &mut failures, |sample, next, failures| {
+        // the float model's run first (done beside the sample before): the streamed pairs
+        // compare with its tensors in theirs
+        let float = match (float_ahead.take(), plans.get(&reference)) {
+            (Some(run), _) => run,
+            (None, Some(p)) => p.runner.run(sample),
+            (None, None) => return false,
+        };
         let mut runs = Runs::new();
+        match float {
+            Ok(values) => runs.insert(reference, values),
+            Err(e) => {
+                failures.push(e);
+                return false;
+            }
+        };
+        for r in &rows {
+            let mut probes = r.variants.iter().filter(|v| v.streamed).filter_map(|v| v.probe.as_ref()).peekable();
+            if probes.peek().is_some() {
+                let x = value(&plans, &runs, sample, reference, &r.key);
+                probes.for_each(|probe| probe.set_reference(x.clone()));
+            }
+        }
+        // the other variants on threads of their own (tract runs one thread), beside the
+        // float model's statistics and its run of the next sample
+        let ((results, ()), next_run) = rayon::join(
+            || {
+                rayon::join(
+                    || -> Vec<(usize, Result<Captured, InferError>)> {
+                        let quantized = plans.par_iter().filter(|(vi, _)| **vi != reference);
+                        quantized.map(|(&vi, p)| (vi, p.runner.run(sample))).collect()
+                    },
+                    || rows.par_iter_mut().for_each(|r| r.add_float(&plans, &runs, sample, reference)),
+                )
+            },
+            || Some(plans.get(&reference)?.runner.run(next?)),
+        );
+        float_ahead = next_run;
+        for probe in rows.iter().flat_map(|r| &r.variants).filter(|v| v.streamed).filter_map(|v| v.probe.as_ref()) {
+            probe.set_reference(None);
+        }
         for (vi, r) in results {
             match r {
                 Ok(values) => {
@@ -361,10 +425,7 @@ pub fn activation_report_edited(
                 }
             }
         }
-        if !runs.contains_key(&reference) {
-            return false;
-        }
-        rows.par_iter_mut().for_each(|r| r.add(&plans, &runs, sample, reference));
+        rows.par_iter_mut().for_each(|r| r.add_variants(&plans, &runs, sample, reference));
         true
     });
     // the sums the probed pairs took in the runs
@@ -372,6 +433,9 @@ pub fn activation_report_edited(
         if let Some(probe) = &v.probe {
             let sums = probe.take();
             (v.qdq, v.post) = (sums.qdq, sums.post);
+            if v.streamed {
+                (v.xmodel, v.clip) = (sums.xmodel, sums.clip);
+            }
         }
     }
     let producer_label = |name: &str| -> String {
@@ -428,26 +492,6 @@ pub fn time_capture(variants: &[Variant], samples: &[Sample]) -> Result<Vec<(Str
     Ok(out)
 }
 
-/// Of the finite values of `x`: how many lie outside `[lo, hi]`, and how many there are
-/// (branch-free, so that it vectorises: NaN compares false, ±Inf is outside and not finite).
-fn outside_range(x: &[f32], range: (f64, f64)) -> (u64, u64) {
-    crate::stats::simd::wide!(outside_range_lanes, (x: &[f32] = x, range: (f64, f64) = range) -> (u64, u64))
-}
-
-// (inlined into `simd::wide!`, so that it is compiled for AVX2 there)
-#[inline(always)]
-#[allow(clippy::inline_always)]
-fn outside_range_lanes(x: &[f32], (lo, hi): (f64, f64)) -> (u64, u64) {
-    let (mut outside, mut infinite, mut nan) = (0u64, 0u64, 0u64);
-    for &v in x {
-        let f = f64::from(v);
-        outside += u64::from(f < lo) + u64::from(f > hi);
-        infinite += u64::from(f.abs() == f64::INFINITY);
-        nan += u64::from(f.is_nan());
-    }
-    (outside - infinite, x.len() as u64 - infinite - nan)
-}
-
 /// The fraction of `[lo, hi]` that the values' own range `[min, max]` covers.
 fn range_used((min, max): (f64, f64), (lo, hi): (f64, f64)) -> Option<f64> {
     (hi > lo && min <= max).then(|| ((max.min(hi) - min.max(lo)) / (hi - lo)).clamp(0.0, 1.0))
@@ -455,11 +499,10 @@ fn range_used((min, max): (f64, f64), (lo, hi): (f64, f64)) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{outside_range, range_used};
+    use super::range_used;
 
     #[test]
-    fn clipping_counts_values_outside_the_range() {
-        assert_eq!(outside_range(&[-2.0, -0.5, 0.0, f32::NAN, 0.5, 3.0], (-1.0, 1.0)), (2, 5));
+    fn range_used_is_the_covered_fraction() {
         assert_eq!(range_used((-2.0, 3.0), (-1.0, 1.0)), Some(1.0));
         assert_eq!(range_used((0.0, 0.25), (-1.0, 1.0)), Some(0.125));
         assert_eq!(range_used((2.0, 3.0), (-1.0, 1.0)), Some(0.0), "all clipped: nothing of the range used");

@@ -142,7 +142,7 @@ pub fn evaluate_edited(
                 Err(e) => failures.push(e),
             }
         }
-        super::for_each_sample(first, samples, progress, &mut failures, |sample, failures| {
+        super::for_each_sample(first, samples, progress, &mut failures, |sample, _, failures| {
             let ranks: Vec<(usize, Result<Vec<usize>, InferError>)> = runners
                 .par_iter()
                 .map(|(vi, r)| (*vi, r.output(sample).map(|o| ranked(&o).into_iter().take(5).collect())))

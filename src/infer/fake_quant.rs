@@ -18,25 +18,62 @@ use tract_onnx::tract_core::ops::change_axes::{AxisOp, IntoShape};
 use tract_onnx::tract_core::ops::element_wise::{ElementWiseMiniOp, ElementWiseOp};
 use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearI8, QuantizeLinearU8};
 
-use crate::stats::{RunningComparison, RunningStats};
+use crate::stats::{RunningClip, RunningComparison, RunningStats};
 
-/// What a probed pair sums over every run: its input against its output (`qdq_err`), and
-/// its output's statistics.
+/// What a probed pair sums over every run: its input against its output (`qdq_err`), its
+/// output's statistics, and, in runs given a reference, the reference against its output
+/// (`xmodel_err`) and the reference's clipping by the pair's range.
 #[derive(Debug, Default)]
 pub struct ProbeSums {
     pub qdq: RunningComparison,
     pub post: RunningStats,
+    pub xmodel: RunningComparison,
+    pub clip: RunningClip,
+}
+
+#[derive(Debug, Default)]
+struct ProbeState {
+    sums: ProbeSums,
+    /// The float model's tensor for the sample being run.
+    reference: Option<TValue>,
+    /// The range `[(qmin − zp)·s, (qmax − zp)·s]` the reference's clipping is counted
+    /// against.
+    range: Option<(f64, f64)>,
 }
 
 /// A pair's sums, shared between the op (which adds to them) and whoever reads them.
 #[derive(Clone, Debug, Default)]
-pub struct Probe(Arc<Mutex<ProbeSums>>);
+pub struct Probe(Arc<Mutex<ProbeState>>);
 
 impl Probe {
+    /// A probe counting its references' values outside `range`.
+    #[must_use]
+    pub fn with_range(range: Option<(f64, f64)>) -> Self {
+        Self(Arc::new(Mutex::new(ProbeState { range, ..ProbeState::default() })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ProbeState> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The sums so far.
     #[must_use]
     pub fn take(&self) -> ProbeSums {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        std::mem::take(&mut self.lock().sums)
+    }
+
+    /// The reference tensor the next runs compare the pair's output with: the float
+    /// model's values of the same tensor on the same sample, in the layout the file
+    /// declares (only a pair whose output a plan streams, [`super::run::Runner::streamed`],
+    /// is given one). `None` drops it.
+    pub fn set_reference(&self, reference: Option<TValue>) {
+        self.lock().reference = reference;
+    }
+
+    /// Whether `op` is a [`FakeQuant`] carrying this probe.
+    pub(crate) fn is_on(&self, op: &dyn TypedOp) -> bool {
+        let fq = op.downcast_ref::<ElementWiseOp>().and_then(|e| e.0.downcast_ref::<FakeQuant>());
+        fq.and_then(|f| f.probe.as_ref()).is_some_and(|p| p == self)
     }
 }
 
@@ -177,7 +214,10 @@ impl FakeQuant {
     /// Fake-quantizes `ys` in place and adds to the probe's sums: the values before
     /// against after, tile by tile while both are in cache, and the count of each level.
     pub(crate) fn apply_probed(&self, ys: &mut [f32], probe: &Probe) {
-        let mut sums = probe.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = probe.lock();
+        let ProbeState { sums, reference, range } = &mut *state;
+        let reference = reference.as_ref().and_then(|t| t.as_plain_ram()?.as_slice::<f32>().ok());
+        let mut reference = reference.filter(|r| r.len() == ys.len()).map(|r| r.chunks(TILE));
         let mut before = vec![0.0f32; ys.len().min(TILE)];
         let mut counts = [0u64; LEVELS];
         for tile in ys.chunks_mut(TILE) {
@@ -186,6 +226,12 @@ impl FakeQuant {
             let mut tables = [[0u32; LEVELS]; 4];
             self.apply_counting(tile, &mut tables);
             sums.qdq.add(x, tile);
+            if let Some(r) = reference.as_mut().and_then(Iterator::next) {
+                sums.xmodel.add(r, tile);
+                if let Some(range) = *range {
+                    sums.clip.add(r, range);
+                }
+            }
             for t in &tables {
                 for (c, &k) in counts.iter_mut().zip(t) {
                     *c += u64::from(k);

@@ -30,32 +30,36 @@ pub enum InferError {
     Tract { variant: String, reason: String },
 }
 
-/// Hands each sample to `f` in turn (`first`, already read, then the rest), until `f`
-/// returns false, `progress` is cancelled, or a sample cannot be read (kept in
-/// `failures`); counts the samples done in `progress`.
+/// Hands each sample to `f` in turn (`first`, already read, then the rest), with the one
+/// after it when there is one (read ahead, so that work on it can start beside the
+/// current one's), until `f` returns false, `progress` is cancelled, or a sample cannot
+/// be read (kept in `failures`); counts the samples done in `progress`.
 pub(crate) fn for_each_sample(
     first: Sample,
-    rest: impl Iterator<Item = Result<Sample, InferError>>,
+    mut rest: impl Iterator<Item = Result<Sample, InferError>>,
     progress: &Progress,
     failures: &mut Vec<InferError>,
-    mut f: impl FnMut(&Sample, &mut Vec<InferError>) -> bool,
+    mut f: impl FnMut(&Sample, Option<&Sample>, &mut Vec<InferError>) -> bool,
 ) {
-    for sample in std::iter::once(Ok(first)).chain(rest) {
+    let mut current = Some(first);
+    while let Some(sample) = current.take() {
         if progress.cancelled() {
             break;
         }
-        let sample = match sample {
-            Ok(s) => s,
-            Err(e) => {
+        let next = match rest.next() {
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => {
                 failures.push(e);
-                break;
+                None
             }
+            None => None,
         };
-        let go_on = f(&sample, failures);
+        let go_on = f(&sample, next.as_ref(), failures);
         progress.advance();
         if !go_on {
             break;
         }
+        current = next;
     }
 }
 

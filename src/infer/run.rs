@@ -4,6 +4,8 @@
 use std::path::Path;
 
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::model::order::eval_order_for_nodes;
+use tract_onnx::tract_core::ops::change_axes::{AxisOp, IntoShape};
 
 use super::InferError;
 use super::fake_quant::{Probe, fuse_fake_quant};
@@ -11,8 +13,8 @@ use super::inputs::{InputTensor, Sample};
 use super::npy::NpyData;
 
 /// An activation pair whose `qdq_err` and output statistics a run sums inside tract
-/// ([`Probe`]): its output `post` is captured, its input `pre` only when the pair could
-/// not be probed.
+/// ([`Probe`]). Its input `pre` is captured only when the pair could not be probed; its
+/// output `post` only when it is not streamed ([`Runner::streamed`]).
 pub struct ProbedPair {
     pub pre: String,
     pub post: String,
@@ -29,6 +31,11 @@ pub struct Runner {
     pub captured: Vec<String>,
     /// The probed pairs' output tensors (those given a [`Probe`]).
     pub probed: Vec<String>,
+    /// Of those, the ones the probe's op writes itself, in the layout the file declares
+    /// (tract's optimiser had to keep it: the tensor was an output then): they are not
+    /// captured, and their probes compare them in the run with the reference they are
+    /// given ([`Probe::set_reference`]).
+    pub streamed: Vec<String>,
     /// How many of the model's own outputs precede the captured ones.
     outputs: usize,
     variant: String,
@@ -141,8 +148,10 @@ impl Runner {
             }
         }
         typed.select_output_outlets(&outlets).map_err(err)?;
-        let plan = typed.into_optimized().and_then(TypedModel::into_runnable).map_err(err)?;
-        Ok(Self { plan, captured, probed, outputs: n_outputs, variant: variant.to_string() })
+        let mut optimized = typed.into_optimized().map_err(err)?;
+        let streamed = stream(&mut optimized, n_outputs, &mut captured, pairs).map_err(err)?;
+        let plan = optimized.into_runnable().map_err(err)?;
+        Ok(Self { plan, captured, probed, streamed, outputs: n_outputs, variant: variant.to_string() })
     }
 
     /// Runs one sample: the captured tensors, in [`Runner::captured`]'s order.
@@ -189,6 +198,45 @@ impl Runner {
     }
 }
 
+/// Of the captured tensors of `model` (its outputs after the first `first`, named by
+/// `captured`), the outputs of probed pairs written by their probe's op (maybe reshaped
+/// after it: the values in the same order), still run once they are no longer outputs: these stop being outputs (and leave `captured`), so that no
+/// run keeps them. Returns their names.
+fn stream(
+    model: &mut TypedModel,
+    first: usize,
+    captured: &mut Vec<String>,
+    pairs: &[ProbedPair],
+) -> TractResult<Vec<String>> {
+    let outlets = model.output_outlets()?.to_vec();
+    // the probe's node, maybe before reshapes (which keep the order of the values)
+    let written_by_probe = |o: &OutletId, name: &String| -> Option<usize> {
+        let probe = &pairs.iter().find(|p| &p.post == name)?.probe;
+        let mut node = model.node(o.node);
+        while node.op_is::<IntoShape>() || node.op_as::<AxisOp>().is_some_and(|op| !matches!(op, AxisOp::Move(..))) {
+            node = model.node(node.inputs.first()?.node);
+        }
+        (o.slot == 0 && probe.is_on(node.op.as_ref())).then_some(node.id)
+    };
+    let probe_nodes: Vec<Option<usize>> =
+        outlets.iter().skip(first).zip(captured.iter()).map(|(o, n)| written_by_probe(o, n)).collect();
+    let candidates: Vec<bool> = probe_nodes.iter().map(Option::is_some).collect();
+    let without = |streamed: &[bool]| -> Vec<OutletId> {
+        let rest = outlets.iter().skip(first).zip(streamed).filter(|(_, s)| !**s).map(|(o, _)| *o);
+        outlets.iter().take(first).copied().chain(rest).collect()
+    };
+    // a node that no output needs then would not run at all: it stays an output
+    let inputs: Vec<usize> = model.input_outlets()?.iter().map(|o| o.node).collect();
+    let targets: Vec<usize> = without(&candidates).iter().map(|o| o.node).collect();
+    let order = eval_order_for_nodes(model.nodes(), &inputs, &targets, &[])?;
+    let streamed: Vec<bool> = probe_nodes.iter().map(|n| n.is_some_and(|n| order.contains(&n))).collect();
+    model.select_output_outlets(&without(&streamed))?;
+    let names = std::mem::take(captured);
+    let (gone, kept): (Vec<_>, Vec<_>) = names.into_iter().zip(&streamed).partition(|(_, s)| **s);
+    *captured = kept.into_iter().map(|(n, _)| n).collect();
+    Ok(gone.into_iter().map(|(n, _)| n).collect())
+}
+
 /// The tensors one run captured, as f32, held in tract's buffers.
 pub struct Captured(TVec<TValue>);
 
@@ -197,5 +245,11 @@ impl Captured {
     #[must_use]
     pub fn get(&self, i: usize) -> Option<&[f32]> {
         self.0.get(i)?.as_plain_ram()?.as_slice::<f32>().ok()
+    }
+
+    /// The `i`-th captured tensor itself (shared, not copied).
+    #[must_use]
+    pub fn value(&self, i: usize) -> Option<TValue> {
+        self.0.get(i).cloned()
     }
 }

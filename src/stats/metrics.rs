@@ -391,6 +391,46 @@ fn channel_sq_error(xs: &[f32], ys: &[f32], start: usize, m: ChannelMap<'_>, dd:
     }
 }
 
+/// Of a stream of float values: how many finite ones lie outside a range `[lo, hi]`, and
+/// how many finite ones there are (an activation's clipping by its Q parameters).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunningClip {
+    pub outside: u64,
+    pub finite: u64,
+}
+
+impl RunningClip {
+    /// Adds the values `xs` (NaN and ±Inf are not counted).
+    pub fn add(&mut self, xs: &[f32], range: (f64, f64)) {
+        let (outside, finite) =
+            super::simd::wide!(outside_range, (x: &[f32] = xs, range: (f64, f64) = range) -> (u64, u64));
+        self.outside += outside;
+        self.finite += finite;
+    }
+
+    /// The fraction of the finite values outside the range, once there is one.
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)]
+    pub fn fraction(&self) -> Option<f64> {
+        (self.finite > 0).then(|| self.outside as f64 / self.finite as f64)
+    }
+}
+
+// (inlined into `simd::wide!`, so that it is compiled for AVX2 there; branch-free, so
+// that it vectorises: NaN compares false, ±Inf is outside and not finite)
+#[inline(always)]
+#[allow(clippy::inline_always)]
+fn outside_range(x: &[f32], (lo, hi): (f64, f64)) -> (u64, u64) {
+    let (mut outside, mut infinite, mut nan) = (0u64, 0u64, 0u64);
+    for &v in x {
+        let f = f64::from(v);
+        outside += u64::from(f < lo) + u64::from(f > hi);
+        infinite += u64::from(f.abs() == f64::INFINITY);
+        nan += u64::from(f.is_nan());
+    }
+    (outside - infinite, x.len() as u64 - infinite - nan)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,5 +578,16 @@ mod tests {
         assert!((m.sqnr_db - 20.0 * 5f64.log10()).abs() < 1e-12);
         assert!((m.mse - 0.5).abs() < 1e-12 && (m.norm_l2 - 0.2).abs() < 1e-12);
         assert!((m.cosine - 21.0 / (5.0 * 18f64.sqrt())).abs() < 1e-12);
+    }
+
+    #[test]
+    fn clipping_counts_finite_values_outside_the_range() {
+        let mut c = RunningClip::default();
+        c.add(&[-2.0, -0.5, 0.0, f32::NAN, 0.5, 3.0], (-1.0, 1.0));
+        assert_eq!((c.outside, c.finite), (2, 5));
+        c.add(&[f32::INFINITY, 1.0], (-1.0, 1.0));
+        assert_eq!((c.outside, c.finite), (2, 6));
+        assert_eq!(c.fraction(), Some(2.0 / 6.0));
+        assert_eq!(RunningClip::default().fraction(), None);
     }
 }

@@ -19,7 +19,7 @@ pub use channel::{ChannelSummary, Spread, channel_summaries, spread};
 pub use histogram::{histogram, shared_histograms, shared_range};
 pub use kernel::{Histogram, MAX_BINS, Summary};
 pub use layer::{SetStats, layer_stats};
-pub use metrics::{ErrorMetrics, RunningComparison, compare};
+pub use metrics::{ErrorMetrics, RunningClip, RunningComparison, compare};
 pub use running::{GridHistogram, RunningStats, shared_grid_histograms};
 pub use source::Values;
 pub use summary::summarize;
