@@ -6,6 +6,7 @@ use std::path::Path;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::model::order::eval_order_for_nodes;
 use tract_onnx::tract_core::ops::change_axes::{AxisOp, IntoShape};
+use tract_onnx::tract_core::optim::Optimizer;
 
 use super::InferError;
 use super::fake_quant::{Probe, fuse_fake_quant};
@@ -148,7 +149,7 @@ impl Runner {
             }
         }
         typed.select_output_outlets(&outlets).map_err(err)?;
-        let mut optimized = typed.into_optimized().map_err(err)?;
+        let mut optimized = optimized(typed).map_err(err)?;
         let streamed = stream(&mut optimized, n_outputs, &mut captured, pairs).map_err(err)?;
         let plan = optimized.into_runnable().map_err(err)?;
         Ok(Self { plan, captured, probed, streamed, outputs: n_outputs, variant: variant.to_string() })
@@ -196,6 +197,19 @@ impl Runner {
             })
             .collect()
     }
+}
+
+/// `model` as tract's `into_optimized` makes it, but for its `ChangeAxes` pass, which
+/// moves axis ops through the graph (and tries every node of a QDQ graph, twice as many
+/// as the float one): a quarter of a plan's build (PP-OCRv4 det int8: 0.165 → 0.129 s),
+/// while the plans run as fast on every model measured (PP-OCRv4 det and rec, the test
+/// models) and give the same values (reports compared byte for byte).
+fn optimized(mut model: TypedModel) -> TractResult<TypedModel> {
+    let mut declutter = Optimizer::declutter();
+    declutter.passes.retain(|p| format!("{p:?}") != "ChangeAxes");
+    declutter.session().optimize(&mut model)?;
+    model.optimize()?;
+    Ok(model)
 }
 
 /// Of the captured tensors of `model` (its outputs after the first `first`, named by
