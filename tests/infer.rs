@@ -108,6 +108,9 @@ fn probed_pairs_sum_in_the_run_what_the_captures_give() {
         .iter()
         .map(|p| ProbedPair { pre: p.pre.clone(), post: p.post.clone(), probe: Probe::with_range(p.quant.range()) })
         .collect();
+    // every pair is one node before tract types the model
+    let mut onnx = tract_onnx::onnx().model_for_path(&v.spec.path).unwrap();
+    assert_eq!(quantlens::infer::fake_quant::join_pairs(&mut onnx, &HashMap::new()).unwrap(), pairs.len());
     let runner = Runner::probed(v, None, &s[0], &[], &probed).unwrap();
     assert_eq!(runner.probed.len(), pairs.len(), "every pair probed");
     assert_eq!(runner.streamed.len(), pairs.len(), "every pair streamed: {:?}", runner.streamed);

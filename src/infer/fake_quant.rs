@@ -1,10 +1,11 @@
 //! A `QuantizeLinear → DequantizeLinear` pair as one tract op. tract runs the pair as two
 //! passes (f32 → i8/u8 tensor → f32), its rounding a scalar function call per element:
-//! about two thirds of a quantized variant's capture time. [`fuse_fake_quant`] replaces
-//! each such `DequantizeLinear` by [`FakeQuant`], one vectorised pass from the quantized
-//! tensor's float input, giving the same values bit for bit. Done once the model is typed,
-//! it also leaves the optimiser half the nodes of a QDQ graph to work through. It works in
-//! place (no new tensor to fault in). A pair can carry a [`Probe`]: the op then also sums
+//! about two thirds of a quantized variant's capture time. [`FakeQuant`] is one vectorised
+//! pass from the quantized tensor's float input, giving the same values bit for bit, in
+//! place (no new tensor to fault in). [`join_pairs`] makes each pair one node before tract
+//! types the model (typing and decluttering then see one node for two: a tenth of a QDQ
+//! plan's build), wired as `FakeQuant`; [`fuse_fake_quant`] fuses the pairs typing brings
+//! together (through reshapes). A pair can carry a [`Probe`]: the op then also sums
 //! `qdq_err` (its input against its output) while both are in cache, and counts its
 //! output's levels (at most 256), from which the output's statistics follow: sums that do
 //! not depend on the order of the values, so on no layout tract chooses, and the input
@@ -17,6 +18,11 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::change_axes::{AxisOp, IntoShape};
 use tract_onnx::tract_core::ops::element_wise::{ElementWiseMiniOp, ElementWiseOp};
 use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearI8, QuantizeLinearU8};
+use tract_onnx::tract_hir::internal::{
+    DatumType, Expansion, InferenceModel, InferenceNode, InferenceResult, InletId, Solver, StaticName, TensorProxy,
+    bail, check_output_arity, expand,
+};
+use tract_onnx::tract_hir::ops::quant::{quantize_linear_i8, quantize_linear_u8};
 
 use crate::stats::{RunningClip, RunningComparison, RunningStats};
 
@@ -269,6 +275,139 @@ impl ElementWiseMiniOp for FakeQuant {
             self.inv_scale, self.lo, self.hi, self.shift, self.scale
         )])
     }
+}
+
+/// A `QuantizeLinear → DequantizeLinear` pair as tract's ONNX reader gives it, as one
+/// node of the model tract has yet to type: typing and decluttering then see one node for
+/// the two. Wired as [`FakeQuant`] when both have per-tensor constant parameters (read as
+/// tract's own ops read them, so the values are theirs), else as the two ops.
+#[derive(Clone, Debug)]
+struct PairExpansion {
+    /// tract's `QuantizeLinear` and `DequantizeLinear`.
+    q: Box<dyn Expansion>,
+    dq: Box<dyn Expansion>,
+    /// The `QuantizeLinear`'s inputs (`x`, scale, maybe zero point) come first, then the
+    /// `DequantizeLinear`'s parameters.
+    q_inputs: usize,
+    probe: Option<Probe>,
+}
+
+/// A per-tensor parameter: the constant's one value, or the default when the input is
+/// absent.
+fn scalar(model: &TypedModel, input: Option<&OutletId>, default: Tensor) -> TractResult<Option<Tensor>> {
+    let Some(input) = input else { return Ok(Some(default)) };
+    let konst = model.outlet_fact(*input)?.konst.clone();
+    Ok(konst.filter(|k| k.len() == 1).map(|k| (*k).clone()))
+}
+
+impl PairExpansion {
+    /// The pair as tract's `QuantizeLinear` then `DequantizeLinear` would wire it, fused.
+    fn fused(&self, model: &TypedModel, inputs: &[OutletId]) -> TractResult<Option<FakeQuant>> {
+        let (q, dq) = inputs.split_at(self.q_inputs.min(inputs.len()));
+        let (Some(x), Some(q_scale), Some(dq_scale)) = (q.first(), q.get(1), dq.first()) else { return Ok(None) };
+        if model.outlet_fact(*x)?.datum_type != f32::datum_type() {
+            return Ok(None);
+        }
+        let f32_of = |o: &OutletId| -> TractResult<Option<f32>> {
+            Ok(scalar(model, Some(o), tensor0(0f32))?.and_then(|t| t.cast_to_scalar::<f32>().ok()))
+        };
+        let (Some(q_scale), Some(dq_scale)) = (f32_of(q_scale)?, f32_of(dq_scale)?) else { return Ok(None) };
+        let (Some(q_zp), Some(dq_zp)) =
+            (scalar(model, q.get(2), tensor0(0u8))?, scalar(model, dq.get(1), tensor0(0u8))?)
+        else {
+            return Ok(None);
+        };
+        let quantize = if q_zp.datum_type() == u8::datum_type() {
+            quantize_linear_u8(q_scale.recip(), q_zp.cast_to_scalar::<u8>()?)
+        } else if q_zp.datum_type() == i8::datum_type() {
+            quantize_linear_i8(q_scale.recip(), q_zp.cast_to_scalar::<i8>()?)
+        } else {
+            return Ok(None);
+        };
+        let dq_zp = match dq_zp.datum_type() {
+            DatumType::U8 => i32::from(dq_zp.cast_to_scalar::<u8>()?),
+            DatumType::I8 => i32::from(dq_zp.cast_to_scalar::<i8>()?),
+            DatumType::I32 => dq_zp.cast_to_scalar::<i32>()?,
+            _ => return Ok(None),
+        };
+        let op = FakeQuant::of(&quantize, &DequantizeLinearF32::new(dq_scale, dq_zp));
+        Ok(op.map(|op| FakeQuant { probe: self.probe.clone(), ..op }))
+    }
+}
+
+impl Expansion for PairExpansion {
+    fn name(&self) -> StaticName {
+        "QuantizeDequantizeLinear".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_output_arity(outputs, 1)?;
+        let Some(x) = inputs.first() else { bail!("QuantizeDequantizeLinear without input") };
+        s.equals(&outputs[0].datum_type, f32::datum_type())?;
+        s.equals(&x.shape, &outputs[0].shape)?;
+        Ok(())
+    }
+
+    fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
+        if let Some(op) = self.fused(model, inputs)? {
+            return model.wire_node(prefix, ElementWiseOp(Box::new(op), None), &inputs[..1]);
+        }
+        let (q, dq) = inputs.split_at(self.q_inputs.min(inputs.len()));
+        let quantized = self.q.wire(&format!("{prefix}.quantize"), model, q)?;
+        let dq_inputs: TVec<OutletId> = quantized.iter().take(1).chain(dq).copied().collect();
+        self.dq.wire(prefix, model, &dq_inputs)
+    }
+}
+
+/// The expansion named `name` a node of tract's ONNX reader runs, if it is one.
+fn expansion(node: &InferenceNode, name: &str) -> Option<Box<dyn Expansion>> {
+    node.op_as::<Box<dyn Expansion>>().filter(|e| e.name() == name).cloned()
+}
+
+/// Makes every `DequantizeLinear` fed directly by a `QuantizeLinear` in `model` (before
+/// tract types it) one node of both (see [`PairExpansion`]); a pair whose output is named in
+/// `probes` gets that probe. The `QuantizeLinear` is left to whatever else reads it.
+/// Returns the pairs joined.
+///
+/// # Errors
+/// When tract refuses an edge.
+#[allow(clippy::implicit_hasher)]
+pub fn join_pairs(model: &mut InferenceModel, probes: &HashMap<String, Probe>) -> TractResult<usize> {
+    let mut joined = 0;
+    for id in 0..model.nodes().len() {
+        let dq_node = model.node(id);
+        let Some(dq) = expansion(dq_node, "DequantizeLinear") else { continue };
+        let Some(q_node) = dq_node.inputs.first().map(|o| model.node(o.node)) else { continue };
+        let Some(q) = expansion(q_node, "QuantizeLinear") else { continue };
+        let inputs: Vec<OutletId> = q_node.inputs.iter().chain(dq_node.inputs.iter().skip(1)).copied().collect();
+        let probe = model.outlet_label(OutletId::new(id, 0)).and_then(|l| probes.get(l)).cloned();
+        let op = PairExpansion { q, dq, q_inputs: q_node.inputs.len(), probe };
+        for (slot, input) in inputs.into_iter().enumerate() {
+            model.add_edge(input, InletId::new(id, slot))?;
+        }
+        model.node_mut(id).op = expand(op);
+        joined += 1;
+    }
+    Ok(joined)
+}
+
+/// The names in `probes` whose probe a [`FakeQuant`] of `model` carries.
+#[allow(clippy::implicit_hasher)]
+#[must_use]
+pub fn probed_in(model: &TypedModel, probes: &HashMap<String, Probe>) -> Vec<String> {
+    let carried: std::collections::HashSet<*const Mutex<ProbeState>> = model
+        .nodes()
+        .iter()
+        .filter_map(|n| {
+            n.op_as::<ElementWiseOp>()?.0.downcast_ref::<FakeQuant>()?.probe.as_ref().map(|p| Arc::as_ptr(&p.0))
+        })
+        .collect();
+    probes.iter().filter(|(_, p)| carried.contains(&Arc::as_ptr(&p.0))).map(|(n, _)| n.clone()).collect()
 }
 
 /// A `DequantizeLinear` node fed by a per-tensor `QuantizeLinear` of an f32 tensor,

@@ -9,7 +9,7 @@ use tract_onnx::tract_core::ops::change_axes::{AxisOp, IntoShape};
 use tract_onnx::tract_core::optim::Optimizer;
 
 use super::InferError;
-use super::fake_quant::{Probe, fuse_fake_quant};
+use super::fake_quant::{Probe, fuse_fake_quant, join_pairs, probed_in};
 use super::inputs::{InputTensor, Sample};
 use super::npy::NpyData;
 
@@ -136,10 +136,14 @@ impl Runner {
             .collect();
         let n_outputs = outputs.len();
         model.select_outputs_by_name(outputs.iter().chain(&captured)).map_err(err)?;
-        let mut typed = model.into_typed().map_err(err)?;
-        // each activation's QuantizeLinear → DequantizeLinear in one pass, same values
+        // each activation's QuantizeLinear → DequantizeLinear in one pass, same values: as
+        // one node before tract types the model, and the pairs that typing brings together
+        // once typed
         let probes = pairs.iter().map(|p| (p.post.clone(), p.probe.clone())).collect();
-        let (_, probed) = fuse_fake_quant(&mut typed, &probes).map_err(err)?;
+        join_pairs(&mut model, &probes).map_err(err)?;
+        let mut typed = model.into_typed().map_err(err)?;
+        fuse_fake_quant(&mut typed, &probes).map_err(err)?;
+        let probed = probed_in(&typed, &probes);
         // the inputs of pairs left without a probe are kept, to be compared outside
         let mut outlets = typed.output_outlets().map_err(err)?.to_vec();
         for p in pairs.iter().filter(|p| !probed.contains(&p.post)) {
