@@ -397,19 +397,28 @@ pub fn activation_report_edited(
             }
         }
         // the other variants on threads of their own (tract runs one thread), beside the
-        // float model's statistics and its run of the next sample
-        let ((results, ()), next_run) = rayon::join(
-            || {
-                rayon::join(
-                    || -> Vec<(usize, Result<Captured, InferError>)> {
-                        let quantized = plans.par_iter().filter(|(vi, _)| **vi != reference);
-                        quantized.map(|(&vi, p)| (vi, p.runner.run(sample))).collect()
-                    },
-                    || rows.par_iter_mut().for_each(|r| r.add_float(&plans, &runs, sample, reference)),
-                )
-            },
-            || Some(plans.get(&reference)?.runner.run(next?)),
-        );
+        // float model's run of the next sample and its statistics of this one: the whole
+        // runs first, in the order given (FIFO), then the statistics, which split to fill
+        // what the threads have left
+        let results = std::sync::Mutex::new(Vec::new());
+        let mut next_run = None;
+        rayon::scope_fifo(|s| {
+            if let (Some(next), Some(p)) = (next, plans.get(&reference)) {
+                let next_run = &mut next_run;
+                s.spawn_fifo(move |_| *next_run = Some(p.runner.run(next)));
+            }
+            for (&vi, p) in plans.iter().filter(|(vi, _)| **vi != reference) {
+                let results = &results;
+                s.spawn_fifo(move |_| {
+                    let r = p.runner.run(sample);
+                    results.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((vi, r));
+                });
+            }
+            let (rows, plans, runs) = (&mut rows, &plans, &runs);
+            s.spawn_fifo(move |_| rows.par_iter_mut().for_each(|r| r.add_float(plans, runs, sample, reference)));
+        });
+        let mut results = results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        results.sort_by_key(|(vi, _)| *vi);
         float_ahead = next_run;
         for probe in rows.iter().flat_map(|r| &r.variants).filter(|v| v.streamed).filter_map(|v| v.probe.as_ref()) {
             probe.set_reference(None);

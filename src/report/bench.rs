@@ -198,7 +198,10 @@ pub fn kernels(reps: usize) -> Vec<(String, f64)> {
     // (in place, over values it already fake-quantized: the same work)
     let mut z = x.clone();
     best("fake-quant pass", &mut || fq.apply(std::hint::black_box(&mut z)));
-    let probe = crate::infer::fake_quant::Probe::default();
+    // the report's probe: qdq_err, levels, and xmodel_err and clipping against a reference
+    let probe = crate::infer::fake_quant::Probe::with_range(Some((-1.5, 1.5)));
+    let reference: Vec<f32> = x.iter().map(|v| v * 1.01).collect();
+    probe.set_reference(tract_onnx::prelude::Tensor::from_shape(&[tile], &reference).ok().map(Into::into));
     best("fake-quant pass, probed", &mut || {
         z.copy_from_slice(&x);
         fq.apply_probed(std::hint::black_box(&mut z), &probe);
