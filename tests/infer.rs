@@ -43,6 +43,26 @@ fn activation_errors_match_onnxruntime_qdq_loss_debug() {
     assert!(stem.variants.iter().all(|v| v.clip_fraction.is_some_and(|c| (0.0..0.01).contains(&c))));
 }
 
+/// A run hands every captured tensor to its observer as tract computes it: the values it
+/// then returns, once each (the report sums the float model's statistics this way).
+#[test]
+fn observed_runs_see_every_captured_tensor_once() {
+    use quantlens::infer::run::Runner;
+    let variants = load("resnet8");
+    let s = samples(&variants[0].model.graph, &InputSpec::Random { seed: 9 }, 1, &HashMap::new()).unwrap();
+    let int8 = variants.iter().find(|v| v.spec.name == "int8").unwrap();
+    let keys: Vec<String> = qdq_pairs(&int8.model.graph).into_iter().map(|p| p.key).collect();
+    let float = variants.iter().find(|v| v.spec.name == "float").unwrap();
+    let runner = Runner::of_variant(float, None, &s[0], &keys).unwrap();
+    assert!(runner.captured.len() >= 10, "{:?}", runner.captured);
+    let mut seen: Vec<Vec<Vec<f32>>> = vec![Vec::new(); runner.captured.len()];
+    let got = runner.run_observed(&s[0], |i, xs| seen[i].push(xs.to_vec())).unwrap();
+    for (i, name) in runner.captured.iter().enumerate() {
+        assert_eq!(seen[i].len(), 1, "{name} seen once");
+        assert_eq!(seen[i][0].as_slice(), got.get(i).unwrap(), "{name}");
+    }
+}
+
 /// Every activation's `QuantizeLinear → DequantizeLinear` as one `FakeQuant` pass: the
 /// captured tensors and outputs equal tract's own two ops bit for bit (resnet8; the
 /// digits CNN, whose pairs follow each other through reshapes).

@@ -171,12 +171,10 @@ struct RowRun {
 }
 
 impl RowRun {
-    /// The float model's values of this sample.
-    fn add_float(&mut self, plans: &HashMap<usize, Plan>, runs: &Runs, sample: &Sample, reference: usize) {
-        if let Some(x) = lookup(plans, runs, sample, reference, &self.key) {
-            for tile in x.chunks(TILE) {
-                self.float.add(tile);
-            }
+    /// The values of this sample when the row's tensor is a graph input.
+    fn add_input(&mut self, sample: &Sample) {
+        if let Some(NpyData::F32(x)) = sample.iter().find(|t| t.name == self.key).map(|t| &t.data) {
+            x.chunks(TILE).for_each(|tile| self.float.add(tile));
         }
     }
 
@@ -328,9 +326,21 @@ pub fn activation_report_edited(
             })
             .collect()
     };
+    // the float model's statistics, summed in its runs (one at a time, in sample order)
+    // while each tensor is in cache, by its index among the captured
+    let float_stats: std::sync::Mutex<Vec<RunningStats>> = std::sync::Mutex::default();
+    let float_run = |runner: &Runner, sample: &Sample| {
+        let mut stats = float_stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        stats.resize_with(runner.captured.len(), RunningStats::default);
+        runner.run_observed(sample, |i, xs| {
+            if let Some(s) = stats.get_mut(i) {
+                xs.chunks(TILE).for_each(|tile| s.add(tile));
+            }
+        })
+    };
     let build_reference = || {
         let runner = Runner::of_variant(refv, edited.get(&reference).map(Vec::as_slice), &first, &keys);
-        let run = runner.as_ref().ok().map(|r| r.run(&first));
+        let run = runner.as_ref().ok().map(|r| float_run(r, &first));
         (runner, run)
     };
     let (built, (reference_runner, mut float_ahead)) = rayon::join(build_quantized, build_reference);
@@ -378,7 +388,7 @@ pub fn activation_report_edited(
         // compare with its tensors in theirs
         let float = match (float_ahead.take(), plans.get(&reference)) {
             (Some(run), _) => run,
-            (None, Some(p)) => p.runner.run(sample),
+            (None, Some(p)) => float_run(&p.runner, sample),
             (None, None) => return false,
         };
         let mut runs = Runs::new();
@@ -405,7 +415,8 @@ pub fn activation_report_edited(
         rayon::scope_fifo(|s| {
             if let (Some(next), Some(p)) = (next, plans.get(&reference)) {
                 let next_run = &mut next_run;
-                s.spawn_fifo(move |_| *next_run = Some(p.runner.run(next)));
+                let float_run = &float_run;
+                s.spawn_fifo(move |_| *next_run = Some(float_run(&p.runner, next)));
             }
             for (&vi, p) in plans.iter().filter(|(vi, _)| **vi != reference) {
                 let results = &results;
@@ -414,9 +425,11 @@ pub fn activation_report_edited(
                     results.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((vi, r));
                 });
             }
-            let (rows, plans, runs) = (&mut rows, &plans, &runs);
-            s.spawn_fifo(move |_| rows.par_iter_mut().for_each(|r| r.add_float(plans, runs, sample, reference)));
         });
+        // (a graph input quantized directly: its statistics from the sample)
+        for r in rows.iter_mut().filter(|r| !plans.get(&reference).is_some_and(|p| p.slots.contains_key(&r.key))) {
+            r.add_input(sample);
+        }
         let mut results = results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         results.sort_by_key(|(vi, _)| *vi);
         float_ahead = next_run;
@@ -437,7 +450,15 @@ pub fn activation_report_edited(
         rows.par_iter_mut().for_each(|r| r.add_variants(&plans, &runs, sample, reference));
         true
     });
-    // the sums the probed pairs took in the runs
+    // the sums the runs took
+    let mut float_stats = float_stats.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(p) = plans.get(&reference) {
+        for r in &mut rows {
+            if let Some(s) = p.slots.get(&r.key).and_then(|&i| float_stats.get_mut(i)) {
+                r.float = std::mem::take(s);
+            }
+        }
+    }
     for v in rows.iter_mut().flat_map(|r| &mut r.variants) {
         if let Some(probe) = &v.probe {
             let sums = probe.take();

@@ -1,12 +1,14 @@
 //! One variant as tract runs it: built once from its file with the given input facts and
 //! the activations to capture made outputs, then run sample by sample.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::model::order::eval_order_for_nodes;
 use tract_onnx::tract_core::ops::change_axes::{AxisOp, IntoShape};
 use tract_onnx::tract_core::optim::Optimizer;
+use tract_onnx::tract_core::plan::eval;
 
 use super::InferError;
 use super::fake_quant::{Probe, fuse_fake_quant, join_pairs, probed_in};
@@ -39,6 +41,8 @@ pub struct Runner {
     pub streamed: Vec<String>,
     /// How many of the model's own outputs precede the captured ones.
     outputs: usize,
+    /// The captured outlets, by node: (slot, index in [`Runner::captured`]).
+    captured_by_node: HashMap<usize, Vec<(usize, usize)>>,
     variant: String,
 }
 
@@ -155,8 +159,20 @@ impl Runner {
         typed.select_output_outlets(&outlets).map_err(err)?;
         let mut optimized = optimized(typed).map_err(err)?;
         let streamed = stream(&mut optimized, n_outputs, &mut captured, pairs).map_err(err)?;
+        let mut captured_by_node: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
+        for (i, o) in optimized.output_outlets().map_err(err)?.iter().skip(n_outputs).enumerate() {
+            captured_by_node.entry(o.node).or_default().push((o.slot, i));
+        }
         let plan = optimized.into_runnable().map_err(err)?;
-        Ok(Self { plan, captured, probed, streamed, outputs: n_outputs, variant: variant.to_string() })
+        Ok(Self {
+            plan,
+            captured,
+            probed,
+            streamed,
+            outputs: n_outputs,
+            captured_by_node,
+            variant: variant.to_string(),
+        })
     }
 
     /// Runs one sample: the captured tensors, in [`Runner::captured`]'s order.
@@ -164,8 +180,37 @@ impl Runner {
     /// # Errors
     /// When tract fails on the sample.
     pub fn run(&self, sample: &[InputTensor]) -> Result<Captured, InferError> {
-        let mut values = self.run_all(sample)?;
-        Ok(Captured(values.drain(self.outputs.min(values.len())..).collect()))
+        self.run_observed(sample, |_, _| {})
+    }
+
+    /// [`Runner::run`], handing each captured tensor to `observe` once (with its index in
+    /// [`Runner::captured`]): as soon as tract has computed it, while it is in cache (a
+    /// constant one after the run).
+    ///
+    /// # Errors
+    /// When tract fails on the sample.
+    pub fn run_observed(
+        &self,
+        sample: &[InputTensor],
+        mut observe: impl FnMut(usize, &[f32]),
+    ) -> Result<Captured, InferError> {
+        let mut seen = vec![false; self.captured.len()];
+        let mut values = self.run_all(sample, |node, outputs| {
+            for &(slot, i) in self.captured_by_node.get(&node).map(Vec::as_slice).unwrap_or_default() {
+                if let Some(xs) = outputs.get(slot).and_then(|t| t.as_plain_ram()?.as_slice::<f32>().ok()) {
+                    observe(i, xs);
+                    seen[i] = true;
+                }
+            }
+        })?;
+        let captured = Captured(values.drain(self.outputs.min(values.len())..).collect());
+        // (a tensor tract folded into a constant is not computed in the run)
+        for (i, _) in seen.iter().enumerate().filter(|(_, s)| !**s) {
+            if let Some(xs) = captured.get(i) {
+                observe(i, xs);
+            }
+        }
+        Ok(captured)
     }
 
     /// The model's first output for one sample (a classifier's logits).
@@ -173,13 +218,17 @@ impl Runner {
     /// # Errors
     /// When tract fails on the sample.
     pub fn output(&self, sample: &[InputTensor]) -> Result<Vec<f32>, InferError> {
-        let out = self.run_all(sample)?;
+        let out = self.run_all(sample, |_, _| {})?;
         Ok(out.first().and_then(|t| t.as_plain_ram()?.as_slice::<f32>().ok()).map(<[f32]>::to_vec).unwrap_or_default())
     }
 
     /// The model's outputs, then the captured tensors, each as f32 (tract's own buffers:
-    /// f32 tensors are not copied).
-    fn run_all(&self, sample: &[InputTensor]) -> Result<TVec<TValue>, InferError> {
+    /// f32 tensors are not copied); `computed` sees each node's outputs as they come.
+    fn run_all(
+        &self,
+        sample: &[InputTensor],
+        mut computed: impl FnMut(usize, &[TValue]),
+    ) -> Result<TVec<TValue>, InferError> {
         let err = |e: TractError| tract_error(&self.variant, &e);
         let inputs: TVec<TValue> = sample
             .iter()
@@ -190,7 +239,14 @@ impl Runner {
             .map(|r| r.map(TValue::from))
             .collect::<TractResult<_>>()
             .map_err(err)?;
-        let out = self.plan.run(inputs).map_err(err)?;
+        let mut state = self.plan.spawn().map_err(err)?;
+        let out = state
+            .run_plan_with_eval(inputs, |ctx, op_state, node, inputs| {
+                let outputs = eval(ctx, op_state, node, inputs)?;
+                computed(node.id, &outputs);
+                TractResult::Ok(outputs)
+            })
+            .map_err(err)?;
         out.into_iter()
             .map(|v| {
                 if v.datum_type() == f32::datum_type() {
