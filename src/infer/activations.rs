@@ -475,8 +475,10 @@ pub fn activation_report_edited(
             .and_then(|p| g.node(p).map(|n| n.label(p)))
             .unwrap_or_default()
     };
+    // (in parallel: each row coarsens its histograms and finds its quartiles; the order
+    // is kept)
     let rows = rows
-        .into_iter()
+        .into_par_iter()
         .filter(|r| r.float.count() > 0 && r.variants.iter().any(|v| v.post.count() > 0))
         .map(|r| {
             let layer = producer_label(&r.key);

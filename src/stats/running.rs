@@ -253,8 +253,8 @@ pub fn shared_grid_histograms(hists: &[&GridHistogram], nonfinite: &[u64], bins:
     let filled: Vec<&&GridHistogram> = hists.iter().filter(|h| !h.counts.is_empty()).collect();
     let mut level = filled.iter().map(|h| h.level).max()?;
     let bins = i64::try_from(bins.max(1)).unwrap_or(i64::MAX);
+    let mut levelled: Vec<GridHistogram> = hists.iter().map(|h| h.at_level(level)).collect();
     loop {
-        let levelled: Vec<GridHistogram> = hists.iter().map(|h| h.at_level(level)).collect();
         let live = levelled.iter().filter(|h| !h.counts.is_empty());
         let first = live.clone().map(|h| h.first).min()?;
         let last = live.map(GridHistogram::last).max()?;
@@ -280,7 +280,16 @@ pub fn shared_grid_histograms(hists: &[&GridHistogram], nonfinite: &[u64], bins:
                     .collect(),
             );
         }
+        // one level coarser: each filled histogram coarsened once more (an empty one
+        // levelled afresh, as `at_level` gives it)
         level += 1;
+        for (l, h) in levelled.iter_mut().zip(hists) {
+            if h.counts.is_empty() {
+                *l = h.at_level(level);
+            } else {
+                l.coarsen();
+            }
+        }
     }
 }
 
