@@ -11,7 +11,9 @@ outputs: in a quantized variant the input and the dequantized output of every ac
 Seeded standard-normal inputs; one untimed run first, then the mean over the samples.
 quantlens runs `bench-infer` on the same folder (the binary: --bin, default
 target/release/quantlens). Prints JSON: per variant both times per sample, captured
-tensor counts and the ratio; and each side's peak RSS.
+tensor counts and the ratio; all variants together (each tool running the variants of a
+sample side by side on as many threads as quantlens's pool has, each session on one
+thread); and each side's peak RSS.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import resource
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import onnx
@@ -66,6 +69,7 @@ def main() -> None:
     keys = sorted({pre.removesuffix(SUFFIX) for m in models.values() for pre, _ in pairs(m)})
     samples = feeds(files[0], a.samples, 0, dims)
     theirs = {}
+    sessions = []
     for p, m in models.items():
         ps = pairs(m)
         names = [t for pr in ps for t in pr] if ps else keys
@@ -80,10 +84,18 @@ def main() -> None:
         for s in samples:
             sess.run(None, s)
         theirs[name(p)] = {"per_sample_s": (time.perf_counter() - t) / len(samples), "captured": len(names)}
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        sessions.append(sess)
     dim_args = [x for d in a.dim for x in ("--dim", d)]
     ours = json.loads(subprocess.run([a.bin, "bench-infer", str(a.dir), "--samples", str(a.samples), *dim_args],
                                      check=True, capture_output=True, text=True).stdout)
+    # every variant of a sample side by side (onnxruntime releases the GIL while it runs)
+    threads = ours["together"]["threads"]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        t = time.perf_counter()
+        for s in samples:
+            list(pool.map(lambda sess: sess.run(None, s), sessions))
+        together = (time.perf_counter() - t) / len(samples)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({
         "samples": a.samples,
         "variants": {v: {"quantlens_s": ours["variants"][v]["per_sample_s"],
@@ -91,6 +103,8 @@ def main() -> None:
                          "onnxruntime_s": t["per_sample_s"], "onnxruntime_captured": t["captured"],
                          "ratio": round(ours["variants"][v]["per_sample_s"] / t["per_sample_s"], 2)}
                      for v, t in theirs.items() if v in ours["variants"]},
+        "together": {"threads": threads, "quantlens_s": ours["together"]["per_sample_s"], "onnxruntime_s": together,
+                     "ratio": round(ours["together"]["per_sample_s"] / together, 2)},
         "peak_rss_mb": {"quantlens": ours["peak_rss_mb"], "onnxruntime": round(rss, 1)},
     }, indent=1))
 

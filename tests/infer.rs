@@ -495,3 +495,19 @@ fn qoperator_layers_kept_in_float_run_their_float_op() {
     assert_eq!(weights(&kept_model), weights(&variants[0]));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bench_infer_times_each_variant_and_all_together() {
+    let dir = data("resnet8");
+    let (code, out, err) = cli(&["bench-infer", dir.to_str().unwrap(), "--samples", "2"]);
+    assert_eq!(code, 0, "{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let pairs = qdq_pairs(&load("resnet8").iter().find(|v| v.spec.name == "int8").unwrap().model.graph).len();
+    assert_eq!(j["samples"], 2);
+    // every pair's tensors but the graph's input (quantized directly: the sample holds it)
+    for (v, captured) in [("float", pairs - 1), ("int8", 2 * pairs - 1), ("uint8", 2 * pairs - 1)] {
+        assert_eq!(j["variants"][v]["captured"], captured, "{v}: {out}");
+        assert!(j["variants"][v]["per_sample_s"].as_f64().unwrap() > 0.0, "{v}");
+    }
+    assert!(j["together"]["per_sample_s"].as_f64().unwrap() > 0.0, "{out}");
+}

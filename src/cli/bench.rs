@@ -106,6 +106,7 @@ pub fn infer(
         }
     };
     let per_variant: serde_json::Map<String, serde_json::Value> = timings
+        .variants
         .into_iter()
         .map(|(name, build_s, per_sample_s, captured)| {
             (name, serde_json::json!({ "build_s": build_s, "per_sample_s": per_sample_s, "captured": captured }))
@@ -117,6 +118,7 @@ pub fn infer(
             "samples": n,
             "threads": 1,
             "variants": per_variant,
+            "together": { "per_sample_s": timings.together_s, "threads": rayon::current_num_threads() },
             "peak_rss_mb": peak_rss_mb(),
         })
     );

@@ -488,17 +488,31 @@ pub fn activation_report_edited(
     (rows, failures)
 }
 
-/// Per variant: seconds to build its tract plan, seconds per sample to run it with every
-/// activation `qdq_loss_debug` compares captured (after one untimed run), and how many
-/// tensors were captured.
+/// What [`time_capture`] measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaptureTimes {
+    /// Per variant: its name, seconds to build its tract plan, seconds per sample to run
+    /// it alone (one thread) with every activation `qdq_loss_debug` compares captured, and
+    /// how many tensors were captured.
+    pub variants: Vec<(String, f64, f64, usize)>,
+    /// Seconds per sample to run every variant, each on a task of its own (rayon's
+    /// threads).
+    pub together_s: f64,
+}
+
+/// Times the capture of every variant on `samples`, after one untimed run each (the first
+/// touches every page its tensors take): alone, then all together.
 ///
 /// # Errors
 /// When a variant cannot be run.
-pub fn time_capture(variants: &[Variant], samples: &[Sample]) -> Result<Vec<(String, f64, f64, usize)>, InferError> {
+#[allow(clippy::cast_precision_loss)]
+pub fn time_capture(variants: &[Variant], samples: &[Sample]) -> Result<CaptureTimes, InferError> {
+    let Some(first) = samples.first() else { return Ok(CaptureTimes { variants: Vec::new(), together_s: 0.0 }) };
     let pairs: Vec<Vec<QdqPair>> = variants.iter().map(|v| qdq_pairs(&v.model.graph)).collect();
     let mut keys: Vec<String> = pairs.iter().flatten().map(|p| p.key.clone()).collect();
     keys.sort();
     keys.dedup();
+    let mut runners = Vec::new();
     let mut out = Vec::new();
     for (v, pairs) in variants.iter().zip(&pairs) {
         let names: Vec<String> = if pairs.is_empty() {
@@ -506,22 +520,24 @@ pub fn time_capture(variants: &[Variant], samples: &[Sample]) -> Result<Vec<(Str
         } else {
             pairs.iter().flat_map(|p| [p.pre.clone(), p.post.clone()]).collect()
         };
-        let Some(first) = samples.first() else { break };
         let t = std::time::Instant::now();
         let runner = Runner::new(&v.spec.path, &v.spec.name, first, &names)?;
         let build_s = t.elapsed().as_secs_f64();
-        // one untimed run first (as the onnxruntime side of the benchmark does): the
-        // first touches every page its tensors take
         runner.run(first)?;
         let t = std::time::Instant::now();
         for s in samples {
             runner.run(s)?;
         }
-        #[allow(clippy::cast_precision_loss)]
         let per_sample = t.elapsed().as_secs_f64() / samples.len() as f64;
         out.push((v.spec.name.clone(), build_s, per_sample, runner.captured.len()));
+        runners.push(runner);
     }
-    Ok(out)
+    let t = std::time::Instant::now();
+    for s in samples {
+        runners.par_iter().map(|r| r.run(s).map(drop)).collect::<Result<(), _>>()?;
+    }
+    let together_s = t.elapsed().as_secs_f64() / samples.len() as f64;
+    Ok(CaptureTimes { variants: out, together_s })
 }
 
 /// The fraction of `[lo, hi]` that the values' own range `[min, max]` covers.
