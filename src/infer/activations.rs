@@ -3,6 +3,12 @@
 //! `DequantizeLinear` to `y`), `qdq_err` = SQNR(x, y) within the quantized variant and
 //! `xmodel_err` = SQNR(float model's `x`, y), over all samples together; with clipping
 //! against the range `[(qmin − zp)·s, (qmax − zp)·s]` the parameters can represent.
+//!
+//! Per sample the float model runs first (summing its statistics as each tensor comes);
+//! its tensors then become the references of the quantized variants' probes, which sum
+//! everything in their runs while the values are in cache ([`super::fake_quant::Probe`]),
+//! so no quantized tensor is kept. What a plan could not probe is captured and compared
+//! after the runs.
 
 use std::collections::HashMap;
 
@@ -159,6 +165,19 @@ struct VariantRun {
     clip: RunningClip,
 }
 
+impl VariantRun {
+    /// The sums its probe took in the runs, if it has one.
+    fn take_probe_sums(&mut self) {
+        if let Some(probe) = &self.probe {
+            let sums = probe.take();
+            (self.qdq, self.post) = (sums.qdq, sums.post);
+            if self.streamed {
+                (self.xmodel, self.clip) = (sums.xmodel, sums.clip);
+            }
+        }
+    }
+}
+
 /// Values of an activation taken at a time: three tiles of f32 (float, pre, post) fit in
 /// a core's L2 cache.
 const TILE: usize = 64 * 1024;
@@ -171,6 +190,12 @@ struct RowRun {
 }
 
 impl RowRun {
+    /// The probes that compare this row's quantized tensors in their runs (with the float
+    /// model's tensor they are given).
+    fn streamed_probes(&self) -> impl Iterator<Item = &Probe> {
+        self.variants.iter().filter(|v| v.streamed).filter_map(|v| v.probe.as_ref())
+    }
+
     /// The values of this sample when the row's tensor is a graph input.
     fn add_input(&mut self, sample: &Sample) {
         if let Some(NpyData::F32(x)) = sample.iter().find(|t| t.name == self.key).map(|t| &t.data) {
@@ -400,16 +425,15 @@ pub fn activation_report_edited(
             }
         };
         for r in &rows {
-            let mut probes = r.variants.iter().filter(|v| v.streamed).filter_map(|v| v.probe.as_ref()).peekable();
+            let mut probes = r.streamed_probes().peekable();
             if probes.peek().is_some() {
                 let x = value(&plans, &runs, sample, reference, &r.key);
                 probes.for_each(|probe| probe.set_reference(x.clone()));
             }
         }
         // the other variants on threads of their own (tract runs one thread), beside the
-        // float model's run of the next sample and its statistics of this one: the whole
-        // runs first, in the order given (FIFO), then the statistics, which split to fill
-        // what the threads have left
+        // float model's run of the next sample: started in the order given (FIFO), that
+        // longest one first
         let results = std::sync::Mutex::new(Vec::new());
         let mut next_run = None;
         rayon::scope_fifo(|s| {
@@ -433,9 +457,7 @@ pub fn activation_report_edited(
         let mut results = results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         results.sort_by_key(|(vi, _)| *vi);
         float_ahead = next_run;
-        for probe in rows.iter().flat_map(|r| &r.variants).filter(|v| v.streamed).filter_map(|v| v.probe.as_ref()) {
-            probe.set_reference(None);
-        }
+        rows.iter().flat_map(RowRun::streamed_probes).for_each(|probe| probe.set_reference(None));
         for (vi, r) in results {
             match r {
                 Ok(values) => {
@@ -459,15 +481,7 @@ pub fn activation_report_edited(
             }
         }
     }
-    for v in rows.iter_mut().flat_map(|r| &mut r.variants) {
-        if let Some(probe) = &v.probe {
-            let sums = probe.take();
-            (v.qdq, v.post) = (sums.qdq, sums.post);
-            if v.streamed {
-                (v.xmodel, v.clip) = (sums.xmodel, sums.clip);
-            }
-        }
-    }
+    rows.iter_mut().flat_map(|r| &mut r.variants).for_each(VariantRun::take_probe_sums);
     let producer_label = |name: &str| -> String {
         let g = &refv.model.graph;
         g.tensor_by_name(name)

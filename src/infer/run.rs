@@ -1,5 +1,7 @@
 //! One variant as tract runs it: built once from its file with the given input facts and
-//! the activations to capture made outputs, then run sample by sample.
+//! the activations to capture made outputs (each Q→DQ pair as one `FakeQuant` op; tract's
+//! optimiser less its `ChangeAxes` pass), then run sample by sample, each captured tensor
+//! handed to an observer as tract computes it.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -274,8 +276,9 @@ fn optimized(mut model: TypedModel) -> TractResult<TypedModel> {
 
 /// Of the captured tensors of `model` (its outputs after the first `first`, named by
 /// `captured`), the outputs of probed pairs written by their probe's op (maybe reshaped
-/// after it: the values in the same order), still run once they are no longer outputs: these stop being outputs (and leave `captured`), so that no
-/// run keeps them. Returns their names.
+/// after it: the values in the same order) and still run once they are no longer
+/// outputs: these stop being outputs (and leave `captured`), so that no run keeps them.
+/// Returns their names.
 fn stream(
     model: &mut TypedModel,
     first: usize,
