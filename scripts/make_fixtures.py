@@ -404,6 +404,22 @@ def edge_opset12_qdq():
     return make_model(g, opset=12, ir=7)
 
 
+def edge_per_axis_activation():
+    """An activation quantized per channel (scale and zero point along axis 1): the Q→DQ
+    pair tract runs as its own two ops (quantlens fuses only per-tensor pairs)."""
+    scale = np.array([0.02, 0.05, 0.1], np.float32)
+    zp = np.array([128, 100, 140], np.uint8)
+    inits = [init("x_scale", scale), init("x_zero_point", zp)]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero_point"], ["x_q"], name="x_QuantizeLinear", axis=1),
+        helper.make_node("DequantizeLinear", ["x_q", "x_scale", "x_zero_point"], ["x_dq"], name="x_DequantizeLinear",
+                         axis=1),
+        helper.make_node("Relu", ["x_dq"], ["y"], name="relu"),
+    ]
+    g = helper.make_graph(nodes, "per_axis_activation", [vi("x", F, [1, 3, 4, 4])], [vi("y", F, [1, 3, 4, 4])], inits)
+    return make_model(g)
+
+
 def edge_uint8_in_int8():
     rng = np.random.default_rng(0)
     emb = rng.integers(0, 256, (100, 16)).astype(np.uint8)
@@ -1007,6 +1023,7 @@ def main() -> None:
     save(m, "edge/weight_only_cast_mul.onnx")
     save(edge_scalar_weight(), "edge/scalar_weight.onnx")
     save(edge_opset12_qdq(), "edge/opset12_qdq.onnx")
+    save(edge_per_axis_activation(), "infer/per_axis_activation.onnx")
     m, g_u8 = edge_uint8_in_int8()
     save(m, "edge/uint8_in_int8.onnx")
     m, g_i16, int4_written = edge_int16_qdq()

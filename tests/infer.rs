@@ -511,3 +511,31 @@ fn bench_infer_times_each_variant_and_all_together() {
     }
     assert!(j["together"]["per_sample_s"].as_f64().unwrap() > 0.0, "{out}");
 }
+
+/// A pair tract reads with per-channel parameters is joined into one node all the same,
+/// and wired as tract's own two ops: its values are `QuantizeLinear` then
+/// `DequantizeLinear` channel by channel.
+#[test]
+fn per_channel_activation_pairs_run_as_tracts_two_ops() {
+    use quantlens::infer::fake_quant::join_pairs;
+    use quantlens::infer::npy::NpyData;
+    use quantlens::infer::run::Runner;
+    let path = data("infer/per_axis_activation.onnx");
+    let mut onnx = tract_onnx::onnx().model_for_path(&path).unwrap();
+    assert_eq!(join_pairs(&mut onnx, &HashMap::new()).unwrap(), 1);
+    let x: Vec<f32> = (0..48).map(|i| ((i * 37 % 48) as f32 - 20.0) * 0.173).collect();
+    let sample = vec![quantlens::infer::InputTensor {
+        name: "x".into(),
+        shape: vec![1, 3, 4, 4],
+        data: NpyData::F32(x.clone()),
+    }];
+    let runner = Runner::new(&path, "int8", &sample, &["x_dq".to_string()]).unwrap();
+    let got = runner.run(&sample).unwrap();
+    let (scale, zp) = ([0.02f32, 0.05, 0.1], [128.0f32, 100.0, 140.0]);
+    for (i, (&v, &y)) in x.iter().zip(got.get(0).unwrap()).enumerate() {
+        let c = i / 16;
+        let q = ((v / scale[c]).round_ties_even() + zp[c]).clamp(0.0, 255.0);
+        let want = (q - zp[c]) * scale[c];
+        assert!((y - want).abs() <= 1e-6 * want.abs().max(1.0), "x {v} channel {c}: {y} vs {want}");
+    }
+}
