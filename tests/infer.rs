@@ -86,7 +86,7 @@ fn fused_fake_quant_gives_tracts_values_bit_for_bit() {
             let mut fused = typed.clone();
             let what = format!("{folder} {}", v.spec.name);
             assert_eq!(
-                fuse_fake_quant(&mut fused, &HashMap::new()).unwrap().0,
+                fuse_fake_quant(&mut fused, &HashMap::new()).unwrap(),
                 pairs.len(),
                 "{what}: every activation pair fused"
             );
@@ -158,7 +158,10 @@ fn probed_pairs_sum_in_the_run_what_the_captures_give() {
         runner.run(sample).unwrap();
         for (p, (qdq, post, clip)) in pairs.iter().zip(&mut want) {
             let pre = pre_of(p).0;
-            for (x, y) in pre.chunks(64 * 1024).zip(got.get(slot(&p.post).unwrap()).unwrap().chunks(64 * 1024)) {
+            for (x, y) in pre
+                .chunks(quantlens::infer::TILE)
+                .zip(got.get(slot(&p.post).unwrap()).unwrap().chunks(quantlens::infer::TILE))
+            {
                 qdq.add(x, y);
                 post.add(y);
                 clip.add(x, p.quant.range().unwrap());

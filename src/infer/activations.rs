@@ -19,7 +19,7 @@ use super::fake_quant::Probe;
 use super::inputs::Sample;
 use super::npy::NpyData;
 use super::run::{Captured, ProbedPair, Runner};
-use super::{InferError, Progress};
+use super::{InferError, Progress, TILE};
 use crate::model::activation::quantize_node;
 use crate::model::{ActRole, ActivationQuant, Graph, NodeId, Variant};
 use crate::stats::{self, Histogram, RunningClip, RunningComparison, RunningStats, Summary};
@@ -120,6 +120,16 @@ impl Plan {
 /// What one sample's runs gave, by variant.
 type Runs = HashMap<usize, Captured>;
 
+/// The shape and values of the sample's f32 input `name` (an activation quantized
+/// straight from a graph input).
+fn f32_input<'a>(sample: &'a Sample, name: &str) -> Option<(&'a [usize], &'a [f32])> {
+    let t = sample.iter().find(|t| t.name == name)?;
+    match &t.data {
+        NpyData::F32(v) => Some((&t.shape, v)),
+        NpyData::I64(_) => None,
+    }
+}
+
 /// The tensor `name` of variant `vi` in this sample: captured by its run, or a graph
 /// input quantized directly (taken from the sample itself).
 fn lookup<'a>(
@@ -130,10 +140,7 @@ fn lookup<'a>(
     name: &str,
 ) -> Option<&'a [f32]> {
     let captured = plans.get(&vi).and_then(|p| p.slots.get(name)).and_then(|&i| runs.get(&vi)?.get(i));
-    captured.or_else(|| match &sample.iter().find(|t| t.name == name)?.data {
-        NpyData::F32(v) => Some(v.as_slice()),
-        NpyData::I64(_) => None,
-    })
+    captured.or_else(|| Some(f32_input(sample, name)?.1))
 }
 
 /// [`lookup`]'s tensor itself: shared when captured, copied from the sample when a graph
@@ -141,11 +148,8 @@ fn lookup<'a>(
 fn value(plans: &HashMap<usize, Plan>, runs: &Runs, sample: &Sample, vi: usize, name: &str) -> Option<TValue> {
     let captured = plans.get(&vi).and_then(|p| p.slots.get(name)).and_then(|&i| runs.get(&vi)?.value(i));
     captured.or_else(|| {
-        let t = sample.iter().find(|t| t.name == name)?;
-        match &t.data {
-            NpyData::F32(v) => Tensor::from_shape(&t.shape, v).ok().map(TValue::from),
-            NpyData::I64(_) => None,
-        }
+        let (shape, v) = f32_input(sample, name)?;
+        Tensor::from_shape(shape, v).ok().map(TValue::from)
     })
 }
 
@@ -178,10 +182,6 @@ impl VariantRun {
     }
 }
 
-/// Values of an activation taken at a time: three tiles of f32 (float, pre, post) fit in
-/// a core's L2 cache.
-const TILE: usize = 64 * 1024;
-
 /// One activation row, summed over the samples so far.
 struct RowRun {
     key: String,
@@ -198,7 +198,7 @@ impl RowRun {
 
     /// The values of this sample when the row's tensor is a graph input.
     fn add_input(&mut self, sample: &Sample) {
-        if let Some(NpyData::F32(x)) = sample.iter().find(|t| t.name == self.key).map(|t| &t.data) {
+        if let Some((_, x)) = f32_input(sample, &self.key) {
             x.chunks(TILE).for_each(|tile| self.float.add(tile));
         }
     }
@@ -248,7 +248,6 @@ impl RowRun {
             let histogram = next_hist();
             let (qdq, xmodel) = (v.qdq.metrics(), v.xmodel.metrics());
             let range = v.pair.quant.range();
-            #[allow(clippy::cast_precision_loss)]
             let (clip_fraction, range_used) = match (range, v.clip.fraction()) {
                 (Some(r), Some(f)) => (Some(f), range_used((float_summary.min, float_summary.max), r)),
                 _ => (None, None),

@@ -24,6 +24,7 @@ use tract_onnx::tract_hir::internal::{
 };
 use tract_onnx::tract_hir::ops::quant::{quantize_linear_i8, quantize_linear_u8};
 
+use super::TILE;
 use crate::stats::{RunningClip, RunningComparison, RunningStats};
 
 /// What a probed pair sums over every run: its input against its output (`qdq_err`), its
@@ -78,9 +79,13 @@ impl Probe {
 
     /// Whether `op` is a [`FakeQuant`] carrying this probe.
     pub(crate) fn is_on(&self, op: &dyn TypedOp) -> bool {
-        let fq = op.downcast_ref::<ElementWiseOp>().and_then(|e| e.0.downcast_ref::<FakeQuant>());
-        fq.and_then(|f| f.probe.as_ref()).is_some_and(|p| p == self)
+        carried(op).is_some_and(|p| p == self)
     }
+}
+
+/// The probe `op` carries, when it is a [`FakeQuant`] with one.
+fn carried(op: &dyn TypedOp) -> Option<&Probe> {
+    op.downcast_ref::<ElementWiseOp>()?.0.downcast_ref::<FakeQuant>()?.probe.as_ref()
 }
 
 impl PartialEq for Probe {
@@ -88,9 +93,6 @@ impl PartialEq for Probe {
         Arc::ptr_eq(&self.0, &other.0)
     }
 }
-
-/// Values of a probed pair summed at a time (input and output tiles stay in L2).
-const TILE: usize = 64 * 1024;
 
 /// `y = (clamp(round_ties_even(x · inv_scale), lo, hi) + shift) · scale`: tract's
 /// `QuantizeLinear` (`inv_scale` = 1/its scale, `[lo, hi]` = the type's range less its
@@ -400,14 +402,9 @@ pub fn join_pairs(model: &mut InferenceModel, probes: &HashMap<String, Probe>) -
 #[allow(clippy::implicit_hasher)]
 #[must_use]
 pub fn probed_in(model: &TypedModel, probes: &HashMap<String, Probe>) -> Vec<String> {
-    let carried: std::collections::HashSet<*const Mutex<ProbeState>> = model
-        .nodes()
-        .iter()
-        .filter_map(|n| {
-            n.op_as::<ElementWiseOp>()?.0.downcast_ref::<FakeQuant>()?.probe.as_ref().map(|p| Arc::as_ptr(&p.0))
-        })
-        .collect();
-    probes.iter().filter(|(_, p)| carried.contains(&Arc::as_ptr(&p.0))).map(|(n, _)| n.clone()).collect()
+    let on: std::collections::HashSet<*const Mutex<ProbeState>> =
+        model.nodes().iter().filter_map(|n| carried(n.op.as_ref())).map(|p| Arc::as_ptr(&p.0)).collect();
+    probes.iter().filter(|(_, p)| on.contains(&Arc::as_ptr(&p.0))).map(|(n, _)| n.clone()).collect()
 }
 
 /// A `DequantizeLinear` node fed by a per-tensor `QuantizeLinear` of an f32 tensor,
@@ -445,22 +442,18 @@ fn pair_of(model: &TypedModel, dq_node: &TypedNode) -> Option<Pair> {
 /// (directly or through reshapes) by one [`FakeQuant`] of the `QuantizeLinear`'s input,
 /// reshaped the same way (the outputs and labels move to it; a `QuantizeLinear` left
 /// without successors is not run). A pair whose output tensor is named in `probes` gets
-/// that probe. Returns the pairs fused, and the names of the probes given to one.
+/// that probe ([`probed_in`] tells which did). Returns the pairs fused.
 ///
 /// # Errors
 /// When tract refuses a patch.
 #[allow(clippy::implicit_hasher)]
-pub fn fuse_fake_quant(model: &mut TypedModel, probes: &HashMap<String, Probe>) -> TractResult<(usize, Vec<String>)> {
+pub fn fuse_fake_quant(model: &mut TypedModel, probes: &HashMap<String, Probe>) -> TractResult<usize> {
     // one pair at a time, each found in the model as the last patch left it (a pair's
     // QuantizeLinear may read the DequantizeLinear of the pair before); the patches only
     // append nodes, so the scan goes on from the last pair
-    let (mut next, mut fused, mut probed) = (0, 0, Vec::new());
+    let (mut next, mut fused) = (0, 0);
     while let Some(mut pair) = model.nodes().get(next..).unwrap_or_default().iter().find_map(|n| pair_of(model, n)) {
-        let label = model.outlet_label(OutletId::new(pair.dq, 0)).map(String::from);
-        if let Some((name, probe)) = label.and_then(|l| probes.get_key_value(&l)) {
-            pair.op.probe = Some(probe.clone());
-            probed.push(name.clone());
-        }
+        pair.op.probe = model.outlet_label(OutletId::new(pair.dq, 0)).and_then(|l| probes.get(l)).cloned();
         let mut patch = TypedModelPatch::default();
         let mut wire = patch.tap_model(model, pair.input)?;
         let dq_name = &model.node(pair.dq).name;
@@ -474,7 +467,7 @@ pub fn fuse_fake_quant(model: &mut TypedModel, probes: &HashMap<String, Probe>) 
         patch.apply(model)?;
         (next, fused) = (pair.dq + 1, fused + 1);
     }
-    Ok((fused, probed))
+    Ok(fused)
 }
 
 #[cfg(test)]

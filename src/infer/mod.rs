@@ -18,6 +18,11 @@ pub use eval::{Accuracy, Evaluation, evaluate, evaluate_edited, quick_set, strat
 pub use inputs::{ImageOptions, InputSpec, InputTensor, Sample, SampleStream, labelled_samples, open_samples, samples};
 pub use sensitivity::{SensitivityRow, sensitivity};
 
+/// Values of an activation summed at a time, in the runs' probes and in the comparisons
+/// after them alike (so that both sum the same tiles, bit for bit): three tiles of f32
+/// (float, before, after) fit in a core's L2 cache.
+pub const TILE: usize = 64 * 1024;
+
 /// Why a variant could not be run.
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {

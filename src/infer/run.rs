@@ -92,9 +92,9 @@ impl Runner {
         Self::probed(v, edited, sample, capture, &[])
     }
 
-    /// [`Runner::of_variant`] with `pairs` probed: each pair's output captured, and its
-    /// input too when tract could not give it a probe (its `pre` then is in
-    /// [`Runner::captured`]).
+    /// [`Runner::of_variant`] with `pairs` probed: a pair's output is captured unless its
+    /// probe compares it in the run ([`Runner::streamed`]), and its input only when tract
+    /// could not give it a probe (its `pre` then is in [`Runner::captured`]).
     ///
     /// # Errors
     /// As [`Runner::new`].

@@ -175,7 +175,7 @@ pub fn kernels(reps: usize) -> Vec<(String, f64)> {
         time(format!("int8 [{k}, {channels}] axis 1"), Values::Dequantized(&t, &p), k * channels);
     }
     // an activation tile, and its fake-quantized values (int8, scale 1/64)
-    let tile = 64 * 1024;
+    let tile = crate::infer::TILE;
     let x: Vec<f32> =
         (0..tile).map(|_| (uniform() + uniform() + uniform()) as f32 / (3 << 24) as f32 * 4.0 - 2.0).collect();
     let fq = crate::infer::fake_quant::FakeQuant {
@@ -189,7 +189,7 @@ pub fn kernels(reps: usize) -> Vec<(String, f64)> {
     let mut y = x.clone();
     fq.apply(&mut y);
     let mut best = |name: &str, f: &mut dyn FnMut()| {
-        out.push((format!("activation tile [65536]: {name}"), best_of_three(reps, tile, f)));
+        out.push((format!("activation tile [{tile}]: {name}"), best_of_three(reps, tile, f)));
     };
     let mut running = stats::RunningStats::default();
     best("running statistics", &mut || running.add(std::hint::black_box(&x)));
