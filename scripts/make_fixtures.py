@@ -420,6 +420,52 @@ def edge_per_axis_activation():
     return make_model(g)
 
 
+def edge_depthwise():
+    """Strided depthwise convolutions (quantlens runs them with its own kernel) of several
+    geometries, and element-wise ops of every kind tract runs in place (per channel, by
+    scalar, Clip, same-shape, flipped Sub) on tensors a capture keeps; with onnxruntime's
+    values of every tensor (ORT_DISABLE_ALL) on a fixed input, in `depthwise_ref.npz`."""
+    rng = np.random.default_rng(11)
+    c = 8
+    w = lambda k: (rng.standard_normal((c, 1, *k)) * 0.3).astype(np.float32)
+    inits = [
+        init("w1", w((3, 3))), init("b1", rng.standard_normal(c).astype(np.float32)),
+        init("w2", w((5, 5))),
+        init("w3", w((3, 3))), init("b3", rng.standard_normal(c).astype(np.float32)),
+        init("w4", w((3, 3))),
+        init("w5", w((1, 1))),
+        init("per_channel", rng.uniform(0.5, 2.0, (1, c, 1, 1)).astype(np.float32)),
+        init("half", np.array(0.5, np.float32)), init("zero", np.array(0.0, np.float32)),
+        init("six", np.array(6.0, np.float32)), init("offset", rng.standard_normal((1, c, 1, 1)).astype(np.float32)),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["d1"], name="dw_s2", group=c, strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["x", "w2"], ["d2"], name="dw_5x5_s2", group=c, strides=[2, 2], pads=[2, 2, 2, 2]),
+        helper.make_node("Conv", ["x", "w3", "b3"], ["d3"], name="dw_s21_dilated", group=c, strides=[2, 1],
+                         pads=[0, 1, 1, 0], dilations=[1, 2]),
+        helper.make_node("Conv", ["x", "w4"], ["d4"], name="dw_same_s3", group=c, strides=[3, 3], auto_pad="SAME_UPPER"),
+        helper.make_node("Conv", ["x", "w5"], ["d5"], name="dw_1x1_s2", group=c, strides=[2, 2]),
+        helper.make_node("Mul", ["d1", "per_channel"], ["m"], name="per_channel_mul"),
+        helper.make_node("Add", ["m", "half"], ["a"], name="scalar_add"),
+        helper.make_node("Clip", ["a", "zero", "six"], ["clipped"], name="clip"),
+        helper.make_node("Mul", ["d1", "clipped"], ["hs"], name="same_shape_mul"),
+        helper.make_node("Sub", ["offset", "hs"], ["y1"], name="flipped_sub"),
+        helper.make_node("Relu", ["d3"], ["y3"], name="relu"),
+    ]
+    every = ["d1", "d2", "d3", "d4", "d5", "m", "a", "clipped", "hs", "y1", "y3"]
+    probe = helper.make_graph(nodes, "depthwise", [vi("x", F, [1, c, 13, 11])],
+                              [onnx.ValueInfoProto(name=n) for n in every], inits)
+    opts = onnxruntime.SessionOptions()
+    opts.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = onnxruntime.InferenceSession(make_model(probe).SerializeToString(), opts,
+                                        providers=["CPUExecutionProvider"])
+    x = rng.standard_normal((1, c, 13, 11)).astype(np.float32)
+    ref = dict(zip(every, sess.run(every, {"x": x})))
+    outputs = [vi(n, F, list(ref[n].shape)) for n in ("y1", "d2", "y3", "d4", "d5")]
+    model = make_model(helper.make_graph(nodes, "depthwise", [vi("x", F, [1, c, 13, 11])], outputs, inits))
+    return model, {"x": x, **ref}
+
+
 def edge_uint8_in_int8():
     rng = np.random.default_rng(0)
     emb = rng.integers(0, 256, (100, 16)).astype(np.uint8)
@@ -1024,6 +1070,9 @@ def main() -> None:
     save(edge_scalar_weight(), "edge/scalar_weight.onnx")
     save(edge_opset12_qdq(), "edge/opset12_qdq.onnx")
     save(edge_per_axis_activation(), "infer/per_axis_activation.onnx")
+    m, ref = edge_depthwise()
+    save(m, "infer/depthwise.onnx")
+    np.savez(DATA / "infer/depthwise_ref.npz", **ref)
     m, g_u8 = edge_uint8_in_int8()
     save(m, "edge/uint8_in_int8.onnx")
     m, g_i16, int4_written = edge_int16_qdq()

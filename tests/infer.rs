@@ -542,3 +542,41 @@ fn per_channel_activation_pairs_run_as_tracts_two_ops() {
         assert!((y - want).abs() <= 1e-6 * want.abs().max(1.0), "x {v} channel {c}: {y} vs {want}");
     }
 }
+
+/// A member of the depthwise fixture's onnxruntime record.
+fn depthwise_ref(name: &str) -> quantlens::infer::npy::NpyArray {
+    quantlens::infer::npy::RowReader::open_npz(&data("infer/depthwise_ref.npz"), name).unwrap().read_all().unwrap()
+}
+
+#[test]
+fn strided_depthwise_and_out_of_place_ops_give_onnxruntimes_values() {
+    use quantlens::infer::depthwise::swap_depthwise;
+    use quantlens::infer::npy::NpyData;
+    use quantlens::infer::run::Runner;
+    let path = data("infer/depthwise.onnx");
+    // every strided depthwise convolution of the file is one quantlens runs (a 1×1 too)
+    let mut typed = tract_onnx::onnx().model_for_path(&path).unwrap().into_typed().unwrap();
+    assert_eq!(swap_depthwise(&mut typed).unwrap(), 5);
+    let x = depthwise_ref("x");
+    let NpyData::F32(xs) = x.data else { panic!("x is f32") };
+    let sample = vec![quantlens::infer::InputTensor { name: "x".into(), shape: x.shape, data: NpyData::F32(xs) }];
+    // every tensor captured: the element-wise ops' inputs are kept, so they run out of place
+    let every = ["d1", "d2", "d3", "d4", "d5", "m", "a", "clipped", "hs", "y1", "y3"].map(String::from);
+    let runner = Runner::new(&path, "float", &sample, &every).unwrap();
+    assert_eq!(runner.captured, every);
+    let got = runner.run(&sample).unwrap();
+    for (i, name) in every.iter().enumerate() {
+        let NpyData::F32(want) = depthwise_ref(name).data else { panic!("{name} is f32") };
+        let got = got.get(i).unwrap();
+        assert_eq!(got.len(), want.len(), "{name}");
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{name}[{k}]: {g} vs onnxruntime {w}");
+        }
+    }
+    // nothing captured: the same outputs, the ops then working in place
+    let plain = Runner::new(&path, "float", &sample, &[]).unwrap().output(&sample).unwrap();
+    let NpyData::F32(y1) = depthwise_ref("y1").data else { panic!("y1 is f32") };
+    for (g, w) in plain.iter().zip(&y1) {
+        assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{g} vs onnxruntime {w}");
+    }
+}

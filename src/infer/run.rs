@@ -13,9 +13,11 @@ use tract_onnx::tract_core::optim::Optimizer;
 use tract_onnx::tract_core::plan::eval;
 
 use super::InferError;
+use super::depthwise::swap_depthwise;
 use super::fake_quant::{Probe, fuse_fake_quant, join_pairs, probed_in};
 use super::inputs::{InputTensor, Sample};
 use super::npy::NpyData;
+use super::out_of_place::wrap_in_place_ops;
 
 /// An activation pair whose `qdq_err` and output statistics a run sums inside tract
 /// ([`Probe`]). Its input `pre` is captured only when the pair could not be probed; its
@@ -270,7 +272,9 @@ fn optimized(mut model: TypedModel) -> TractResult<TypedModel> {
     let mut declutter = Optimizer::declutter();
     declutter.passes.retain(|p| format!("{p:?}") != "ChangeAxes");
     declutter.session().optimize(&mut model)?;
+    swap_depthwise(&mut model)?;
     model.optimize()?;
+    wrap_in_place_ops(&mut model)?;
     Ok(model)
 }
 
@@ -328,5 +332,26 @@ impl Captured {
     #[must_use]
     pub fn value(&self, i: usize) -> Option<TValue> {
         self.0.get(i).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Runner;
+    use crate::infer::inputs::InputTensor;
+    use crate::infer::npy::NpyData;
+
+    #[test]
+    fn plans_run_strided_depthwise_and_kept_inputs_with_quantlens_ops() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/infer/depthwise.onnx");
+        let sample =
+            vec![InputTensor { name: "x".into(), shape: vec![1, 8, 13, 11], data: NpyData::F32(vec![0.5; 1144]) }];
+        let every = ["d1", "d2", "d3", "d4", "d5", "m", "a", "clipped", "hs", "y1", "y3"].map(String::from);
+        let runner = Runner::new(&path, "float", &sample, &every).unwrap();
+        let kept: Vec<String> = runner.plan.model().nodes().iter().map(|n| n.op.name().to_string()).collect();
+        // (tract makes the strided 1×1 one a `Downsample` and a stride-1 convolution)
+        assert_eq!(kept.iter().filter(|n| *n == "Depthwise").count(), 4, "{kept:?}");
+        // per channel Mul, scalar Add, Clip, same-shape Mul, flipped Sub, Relu
+        assert_eq!(kept.iter().filter(|n| n.starts_with("OutOfPlace(")).count(), 6, "{kept:?}");
     }
 }
