@@ -550,8 +550,8 @@ fn depthwise_ref(name: &str) -> quantlens::infer::npy::NpyArray {
 
 #[test]
 fn strided_depthwise_and_out_of_place_ops_give_onnxruntimes_values() {
-    use quantlens::infer::depthwise::swap_depthwise;
     use quantlens::infer::npy::NpyData;
+    use quantlens::infer::ops::depthwise::swap_depthwise;
     use quantlens::infer::run::Runner;
     let path = data("infer/depthwise.onnx");
     // every strided depthwise convolution of the file is one quantlens runs (a 1×1 too)

@@ -4,13 +4,12 @@
 //! with clipping against each activation's representable range. No Bevy.
 
 pub mod activations;
-pub mod depthwise;
 pub mod edit;
 pub mod eval;
 pub mod fake_quant;
 pub mod inputs;
 pub mod npy;
-pub mod out_of_place;
+pub mod ops;
 pub mod run;
 pub mod sensitivity;
 

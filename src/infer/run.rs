@@ -13,11 +13,9 @@ use tract_onnx::tract_core::optim::Optimizer;
 use tract_onnx::tract_core::plan::eval;
 
 use super::InferError;
-use super::depthwise::swap_depthwise;
 use super::fake_quant::{Probe, fuse_fake_quant, join_pairs, probed_in};
 use super::inputs::{InputTensor, Sample};
 use super::npy::NpyData;
-use super::out_of_place::wrap_in_place_ops;
 
 /// An activation pair whose `qdq_err` and output statistics a run sums inside tract
 /// ([`Probe`]). Its input `pre` is captured only when the pair could not be probed; its
@@ -267,14 +265,15 @@ impl Runner {
 /// moves axis ops through the graph (and tries every node of a QDQ graph, twice as many
 /// as the float one): a quarter of a plan's build (PP-OCRv4 det int8: 0.165 → 0.129 s),
 /// while the plans run as fast on every model measured (PP-OCRv4 det and rec, the test
-/// models) and give the same values (reports compared byte for byte).
+/// models) and give the same values (reports compared byte for byte); with quantlens's own
+/// runs of the ops tract is slow on ([`super::ops`]).
 fn optimized(mut model: TypedModel) -> TractResult<TypedModel> {
     let mut declutter = Optimizer::declutter();
     declutter.passes.retain(|p| format!("{p:?}") != "ChangeAxes");
     declutter.session().optimize(&mut model)?;
-    swap_depthwise(&mut model)?;
+    super::ops::before_codegen(&mut model)?;
     model.optimize()?;
-    wrap_in_place_ops(&mut model)?;
+    super::ops::after_codegen(&mut model)?;
     Ok(model)
 }
 
@@ -353,5 +352,20 @@ mod tests {
         assert_eq!(kept.iter().filter(|n| *n == "Depthwise").count(), 4, "{kept:?}");
         // per channel Mul, scalar Add, Clip, same-shape Mul, flipped Sub, Relu
         assert_eq!(kept.iter().filter(|n| n.starts_with("OutOfPlace(")).count(), 6, "{kept:?}");
+        assert_eq!(kept.iter().filter(|n| *n == "Subsample").count(), 2, "{kept:?}");
+    }
+
+    #[test]
+    fn resnet8_plans_pad_and_subsample_with_quantlens_ops() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/resnet8/resnet8_float.onnx");
+        let sample =
+            vec![InputTensor { name: "input".into(), shape: vec![1, 3, 32, 32], data: NpyData::F32(vec![0.5; 3072]) }];
+        let runner = Runner::new(&path, "float", &sample, &[]).unwrap();
+        let ops: Vec<String> = runner.plan.model().nodes().iter().map(|n| n.op.name().to_string()).collect();
+        // tract pads before each 3×3 convolution, and runs each strided 1×1 projection as
+        // two downsamplings and a product
+        assert_eq!(ops.iter().filter(|n| *n == "Padded").count(), 7, "{ops:?}");
+        assert_eq!(ops.iter().filter(|n| *n == "Subsample").count(), 4, "{ops:?}");
+        assert!(!ops.iter().any(|n| n == "Pad" || n == "Downsample"), "{ops:?}");
     }
 }

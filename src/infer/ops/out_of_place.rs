@@ -189,20 +189,14 @@ impl Op for OutOfPlace {
     op_as_typed_op!();
 }
 
-/// A tensor's f32 values when it is laid out plainly, in order.
-fn plain(t: &Tensor) -> Option<&[f32]> {
-    let natural = t.len() == t.shape().iter().product::<usize>() && t.strides() == &*Tensor::natural_strides(t.shape());
-    natural.then(|| t.as_plain_ram()?.as_slice::<f32>().ok()).flatten()
-}
-
 impl EvalOp for OutOfPlace {
     op_out_of_plan!();
 
     fn eval(&self, ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         if let Some((a, rest)) = inputs.split_first()
             && !a.is_exclusive()
-            && let Some(xs) = plain(a)
-            && let Some(bs) = rest.iter().map(|b| plain(b)).collect::<Option<Vec<_>>>()
+            && let Some(xs) = super::plain(a)
+            && let Some(bs) = rest.iter().map(|b| super::plain(b)).collect::<Option<Vec<_>>>()
             && bs.iter().all(|b| !b.is_empty() && xs.len().is_multiple_of(b.len()))
         {
             // SAFETY: `run_steps` writes every value of `out` (its first step from `a`),

@@ -1,0 +1,39 @@
+//! quantlens's own runs of the tract 0.23.9 ops that are slow on what a capture runs
+//! (each module says what tract does and what it costs), put in a plan in place of
+//! tract's: [`before_codegen`] on the decluttered model, [`after_codegen`] on the
+//! optimised one. Each gives tract's values (the same sums in the same order).
+
+pub mod depthwise;
+pub mod downsample;
+pub mod out_of_place;
+pub mod pad;
+
+use tract_onnx::prelude::*;
+
+/// The swaps made on a decluttered model, before tract picks its kernels: strided
+/// depthwise convolutions.
+///
+/// # Errors
+/// When a node's input facts cannot be read.
+pub fn before_codegen(model: &mut TypedModel) -> TractResult<()> {
+    depthwise::swap_depthwise(model)?;
+    Ok(())
+}
+
+/// The swaps made on an optimised model: `Downsample`s, constant `Pad`s, and in-place
+/// binary ops wrapped to run out of place when their input is kept.
+///
+/// # Errors
+/// When a node's input facts cannot be read.
+pub fn after_codegen(model: &mut TypedModel) -> TractResult<()> {
+    downsample::swap_downsample(model)?;
+    pad::swap_pad(model)?;
+    out_of_place::wrap_in_place_ops(model)?;
+    Ok(())
+}
+
+/// A tensor's f32 values when it is laid out plainly, in order.
+fn plain(t: &Tensor) -> Option<&[f32]> {
+    let natural = t.len() == t.shape().iter().product::<usize>() && t.strides() == &*Tensor::natural_strides(t.shape());
+    natural.then(|| t.as_plain_ram()?.as_slice::<f32>().ok()).flatten()
+}
