@@ -275,14 +275,7 @@ impl TypedOp for Depthwise {
 /// # Errors
 /// When a node's input facts cannot be read.
 pub fn swap_depthwise(model: &mut TypedModel) -> TractResult<usize> {
-    let mut swapped = 0;
-    for id in 0..model.nodes().len() {
-        let Some(conv) = model.node(id).op_as::<Conv>() else { continue };
-        let Some(op) = Depthwise::of(conv, &model.node_input_facts(id)?) else { continue };
-        model.node_mut(id).op = Box::new(op);
-        swapped += 1;
-    }
-    Ok(swapped)
+    super::replace_ops(model, |op, facts| Some(Box::new(Depthwise::of(op.as_op().downcast_ref::<Conv>()?, facts)?)))
 }
 
 #[cfg(test)]

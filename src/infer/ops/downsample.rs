@@ -89,16 +89,11 @@ impl TypedOp for Subsample {
 /// # Errors
 /// When a node's input facts cannot be read.
 pub fn swap_downsample(model: &mut TypedModel) -> TractResult<usize> {
-    let mut swapped = 0;
-    for id in 0..model.nodes().len() {
-        let Some(op) = model.node(id).op_as::<Downsample>() else { continue };
-        if op.stride <= 0 || model.node_input_facts(id)?.iter().any(|f| f.datum_type != f32::datum_type()) {
-            continue;
-        }
-        model.node_mut(id).op = Box::new(Subsample(op.clone()));
-        swapped += 1;
-    }
-    Ok(swapped)
+    super::replace_ops(model, |op, facts| {
+        let op = op.as_op().downcast_ref::<Downsample>()?;
+        let f32s = facts.iter().all(|f| f.datum_type == f32::datum_type());
+        (op.stride > 0 && f32s).then(|| Box::new(Subsample(op.clone())) as _)
+    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod out_of_place;
 pub mod pad;
 
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::TypedOp;
 
 /// The swaps made on a decluttered model, before tract picks its kernels: strided
 /// depthwise convolutions.
@@ -30,6 +31,21 @@ pub fn after_codegen(model: &mut TypedModel) -> TractResult<()> {
     pad::swap_pad(model)?;
     out_of_place::wrap_in_place_ops(model)?;
     Ok(())
+}
+
+/// Replaces each op of `model` that `swap` gives another for (from the op and its input
+/// facts) by that one (same inputs and outputs). Returns how many.
+fn replace_ops(
+    model: &mut TypedModel,
+    swap: impl Fn(&dyn TypedOp, &[&TypedFact]) -> Option<Box<dyn TypedOp>>,
+) -> TractResult<usize> {
+    let mut replaced = 0;
+    for id in 0..model.nodes().len() {
+        let Some(op) = swap(model.node(id).op.as_ref(), &model.node_input_facts(id)?) else { continue };
+        model.node_mut(id).op = op;
+        replaced += 1;
+    }
+    Ok(replaced)
 }
 
 /// A tensor's f32 values when it is laid out plainly, in order.

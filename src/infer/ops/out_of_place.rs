@@ -224,13 +224,7 @@ impl TypedOp for OutOfPlace {
 /// # Errors
 /// When a node's input facts cannot be read.
 pub fn wrap_in_place_ops(model: &mut TypedModel) -> TractResult<usize> {
-    let mut wrapped = 0;
-    for id in 0..model.nodes().len() {
-        let Some(op) = OutOfPlace::of(model.node(id).op.as_ref(), &model.node_input_facts(id)?) else { continue };
-        model.node_mut(id).op = Box::new(op);
-        wrapped += 1;
-    }
-    Ok(wrapped)
+    super::replace_ops(model, |op, facts| Some(Box::new(OutOfPlace::of(op, facts)?)))
 }
 
 #[cfg(test)]

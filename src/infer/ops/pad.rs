@@ -98,18 +98,13 @@ impl TypedOp for Padded {
 /// # Errors
 /// When a node's input facts cannot be read.
 pub fn swap_pad(model: &mut TypedModel) -> TractResult<usize> {
-    let mut swapped = 0;
-    for id in 0..model.nodes().len() {
-        let Some(pad) = model.node(id).op_as::<Pad>() else { continue };
-        let PadMode::Constant(value) = &pad.mode else { continue };
-        let Ok(value) = value.cast_to_scalar::<f32>() else { continue };
-        if model.node_input_facts(id)?.iter().any(|f| f.datum_type != f32::datum_type()) {
-            continue;
-        }
-        model.node_mut(id).op = Box::new(Padded { pad: pad.clone(), value: value.to_bits() });
-        swapped += 1;
-    }
-    Ok(swapped)
+    super::replace_ops(model, |op, facts| {
+        let pad = op.as_op().downcast_ref::<Pad>()?;
+        let PadMode::Constant(value) = &pad.mode else { return None };
+        let value = value.cast_to_scalar::<f32>().ok()?;
+        let f32s = facts.iter().all(|f| f.datum_type == f32::datum_type());
+        f32s.then(|| Box::new(Padded { pad: pad.clone(), value: value.to_bits() }) as _)
+    })
 }
 
 #[cfg(test)]
