@@ -126,6 +126,7 @@ pub fn run_phases(variants: &[Variant], bins: usize) -> Phases {
 /// `quantlens bench-kernels` prints it.
 #[must_use]
 pub fn kernels(reps: usize) -> Vec<(String, f64)> {
+    use crate::infer::ops::out_of_place::{Arith, Step, run_steps};
     use crate::model::{DType, QuantParams, TensorBytes, TensorData};
     let mut state = 1u64;
     let mut uniform = move || {
@@ -206,6 +207,28 @@ pub fn kernels(reps: usize) -> Vec<(String, f64)> {
         z.copy_from_slice(&x);
         fq.apply_probed(std::hint::black_box(&mut z), &probe);
     });
+    // a Clip as tract runs it (Add, Max, Min by scalar), from a kept tensor into a new one
+    let steps = [Arith::Add, Arith::Max, Arith::Min].map(|op| Step { op, per_block: true });
+    let bs: [&[f32]; 3] = [&[3.0], &[0.0], &[6.0]];
+    best("out-of-place steps Add+Max+Min", &mut || run_steps(&steps, std::hint::black_box(&x), &bs, &mut z));
+    // PP-OCRv4 det's first strided depthwise convolution, per output value
+    let g = crate::infer::ops::depthwise::Geometry {
+        batch: 1,
+        channels: 32,
+        input: [160, 160],
+        output: [80, 80],
+        kernel: [3, 3],
+        strides: [2, 2],
+        dilations: [1, 1],
+        pad: [1, 1],
+    };
+    let image: Vec<f32> = (0..32 * 160 * 160).map(|i| f32::from(u8::try_from(i % 251).unwrap_or(0)) / 251.0).collect();
+    let (kernel, bias) = (vec![0.1f32; 32 * 9], vec![0.0f32; 32]);
+    let mut conv = vec![0.0f32; 32 * 80 * 80];
+    let ns = best_of_three(reps, conv.len(), &mut || {
+        crate::infer::ops::depthwise::depthwise(&g, std::hint::black_box(&image), &kernel, &bias, &mut conv);
+    });
+    out.push(("depthwise 3×3 stride 2 [32, 160, 160], per output value".into(), ns));
     out
 }
 
@@ -229,9 +252,10 @@ mod tests {
     #[test]
     fn kernels_time_every_path() {
         let k = super::kernels(1);
-        assert_eq!(k.len(), 12, "{k:?}");
+        assert_eq!(k.len(), 14, "{k:?}");
         assert!(k.iter().all(|(_, ns)| ns.is_finite() && *ns > 0.0), "{k:?}");
         assert!(k.iter().any(|(name, _)| name.starts_with("int8 [64, 2048]")));
         assert!(k.iter().any(|(name, _)| name.ends_with("fake-quant pass")));
+        assert!(k.iter().any(|(name, _)| name.starts_with("depthwise 3×3 stride 2")));
     }
 }
