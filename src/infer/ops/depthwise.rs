@@ -262,7 +262,15 @@ impl EvalOp for Depthwise {
 }
 
 impl TypedOp for Depthwise {
-    fn output_facts(&self, _: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        // (the geometry was taken from the input's shape: a pass that changed it would
+        // make it wrong)
+        let g = &self.geometry;
+        let values = inputs.first().and_then(|x| x.shape.as_concrete()).map(|s| s.iter().product::<usize>());
+        ensure!(
+            inputs.len() == 3 && values == Some(g.batch * g.channels * g.input[0] * g.input[1]),
+            "Depthwise of {g:?} given {inputs:?}"
+        );
         Ok(tvec!(f32::fact(&*self.output_shape)))
     }
 
