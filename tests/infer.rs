@@ -559,7 +559,11 @@ fn strided_depthwise_and_out_of_place_ops_give_onnxruntimes_values() {
     assert_eq!(swap_depthwise(&mut typed).unwrap(), 5);
     let x = depthwise_ref("x");
     let NpyData::F32(xs) = x.data else { panic!("x is f32") };
-    let sample = vec![quantlens::infer::InputTensor { name: "x".into(), shape: x.shape, data: NpyData::F32(xs) }];
+    let sample = vec![quantlens::infer::InputTensor {
+        name: "x".into(),
+        shape: x.shape.clone(),
+        data: NpyData::F32(xs.clone()),
+    }];
     // every tensor captured: the element-wise ops' inputs are kept, so they run out of place
     let every = ["d1", "d2", "d3", "d4", "d5", "m", "a", "clipped", "hs", "y1", "y3"].map(String::from);
     let runner = Runner::new(&path, "float", &sample, &every).unwrap();
@@ -572,6 +576,18 @@ fn strided_depthwise_and_out_of_place_ops_give_onnxruntimes_values() {
         for (k, (g, w)) in got.iter().zip(&want).enumerate() {
             assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{name}[{k}]: {g} vs onnxruntime {w}");
         }
+    }
+    // tract's own plan (its depthwise kernel, its ops in place) gives the same bits
+    let own = tract_onnx::onnx().model_for_path(&path).unwrap().into_optimized().unwrap().into_runnable().unwrap();
+    let outputs = own.run(tvec!(Tensor::from_shape(&x.shape, &xs).unwrap().into())).unwrap();
+    for (name, theirs) in ["y1", "d2", "y3", "d4", "d5"].iter().zip(outputs) {
+        let ours = got.get(every.iter().position(|n| n == name).unwrap()).unwrap();
+        let theirs = theirs.as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
+        assert_eq!(
+            ours.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            theirs.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "{name}"
+        );
     }
     // nothing captured: the same outputs, the ops then working in place
     let plain = Runner::new(&path, "float", &sample, &[]).unwrap().output(&sample).unwrap();

@@ -126,8 +126,9 @@ pub fn run_phases(variants: &[Variant], bins: usize) -> Phases {
 /// `quantlens bench-kernels` prints it.
 #[must_use]
 pub fn kernels(reps: usize) -> Vec<(String, f64)> {
-    use crate::infer::ops::out_of_place::{Arith, Step, run_steps};
+    use crate::infer::ops::out_of_place::{Step, run_steps};
     use crate::model::{DType, QuantParams, TensorBytes, TensorData};
+    use tract_onnx::tract_core::tract_linalg::BinOp;
     let mut state = 1u64;
     let mut uniform = move || {
         state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
@@ -208,7 +209,7 @@ pub fn kernels(reps: usize) -> Vec<(String, f64)> {
         fq.apply_probed(std::hint::black_box(&mut z), &probe);
     });
     // a Clip as tract runs it (Add, Max, Min by scalar), from a kept tensor into a new one
-    let steps = [Arith::Add, Arith::Max, Arith::Min].map(|op| Step { op, per_block: true });
+    let steps = [BinOp::Add, BinOp::Max, BinOp::Min].map(|op| Step { op, per_block: true });
     let bs: [&[f32]; 3] = [&[3.0], &[0.0], &[6.0]];
     best("out-of-place steps Add+Max+Min", &mut || run_steps(&steps, std::hint::black_box(&x), &bs, &mut z));
     // PP-OCRv4 det's first strided depthwise convolution, per output value

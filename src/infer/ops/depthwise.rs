@@ -53,6 +53,14 @@ pub fn depthwise(g: &Geometry, x: &[f32], kernel: &[f32], bias: &[f32], out: &mu
     if planes == 0 || out.is_empty() {
         return;
     }
+    if x.is_empty() {
+        // (an empty image: the output is all padding)
+        let plane = g.output[0] * g.output[1];
+        for (i, o) in out.chunks_exact_mut(plane).enumerate() {
+            o.fill(bias[i % g.channels]);
+        }
+        return;
+    }
     let mut phases =
         vec![0.0; if g.strides[1] > 1 { g.input[0] * g.input[1].div_ceil(g.strides[1]) * g.strides[1] } else { 0 }];
     let columns = column_runs(g);
@@ -81,9 +89,13 @@ fn column_runs(g: &Geometry) -> Vec<ColumnRun> {
             let phase = off.rem_euclid(sw);
             let base = (off - phase) / sw;
             let len = (w as isize - phase + sw - 1).div_euclid(sw).max(0);
-            let lo = (-base).max(0);
-            let hi = (len - base).min(ow as isize).max(lo);
-            ColumnRun { phase: phase as usize, start: (lo + base).max(0) as usize, lo: lo as usize, hi: hi as usize }
+            let lo = (-base).clamp(0, ow as isize);
+            let hi = (len - base).clamp(lo, ow as isize);
+            if hi == lo {
+                // (only padding under this column)
+                return ColumnRun { phase: 0, start: 0, lo: 0, hi: 0 };
+            }
+            ColumnRun { phase: phase as usize, start: (lo + base) as usize, lo: lo as usize, hi: hi as usize }
         })
         .collect()
 }
@@ -155,7 +167,7 @@ fn plane(g: &Geometry, columns: &[ColumnRun], x: &[f32], k: &[f32], b: f32, out:
             if iy >= h {
                 continue;
             }
-            for (&wgt, run) in taps.iter().zip(columns) {
+            for (&wgt, run) in taps.iter().zip(columns).filter(|(_, run)| run.hi > run.lo) {
                 let read = &src[(run.phase * h + iy) * row_len + run.start..][..run.hi - run.lo];
                 for (o, v) in orow[run.lo..run.hi].iter_mut().zip(read) {
                     *o += wgt * v;
@@ -342,6 +354,14 @@ mod tests {
             ([6, 6], [1, 1], [2, 2], [1, 1], [0, 0], [0, 0]),
             ([5, 4], [5, 5], [3, 3], [1, 2], [3, 3], [3, 3]),
             ([3, 3], [3, 3], [2, 2], [1, 1], [1, 1], [1, 1]),
+            // kernel columns over nothing but padding
+            ([5, 1], [7, 7], [2, 2], [1, 1], [3, 3], [3, 3]),
+            ([4, 2], [7, 7], [2, 2], [1, 1], [3, 3], [3, 3]),
+            ([6, 1], [5, 5], [2, 1], [1, 1], [2, 2], [2, 2]),
+            ([6, 1], [3, 3], [2, 1], [2, 2], [2, 2], [2, 2]),
+            ([4, 3], [3, 5], [2, 1], [1, 1], [0, 0], [0, 2]),
+            // an empty image: bias only
+            ([0, 4], [1, 1], [2, 2], [1, 1], [1, 1], [1, 1]),
         ] {
             let output = [0, 1].map(|a| output_len(input[a], kernel[a], strides[a], dilations[a], (pad[a], after[a])));
             let g = Geometry { batch: 2, channels: 3, input, output, kernel, strides, dilations, pad };

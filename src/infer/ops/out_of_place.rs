@@ -17,49 +17,18 @@ use tract_onnx::tract_core::tract_linalg::multithread::BShare;
 /// Elements per chunk: a chain's steps run over one chunk while it is in cache.
 const CHUNK: usize = 8 * 1024;
 
-/// One step: `acc = acc op b`, `b` read per block (one value per `acc.len() / b.len()`
-/// elements) or in lockstep (`b` repeated along `acc`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// One step: `acc = acc op b` (`SubF`: `b − acc`), `b` read per block (one value per
+/// `acc.len() / b.len()` elements) or in lockstep (`b` repeated along `acc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Step {
-    pub op: Arith,
+    pub op: BinOp,
     pub per_block: bool,
 }
 
-/// tract's `BinOp`, as a value this crate can hash and match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Arith {
-    Add,
-    Sub,
-    /// `b − acc`
-    SubF,
-    Mul,
-    Min,
-    Max,
-}
-
-impl Arith {
-    fn of(op: BinOp) -> Self {
-        match op {
-            BinOp::Add => Self::Add,
-            BinOp::Sub => Self::Sub,
-            BinOp::SubF => Self::SubF,
-            BinOp::Mul => Self::Mul,
-            BinOp::Min => Self::Min,
-            BinOp::Max => Self::Max,
-        }
-    }
-
-    fn named(name: &str) -> Option<Self> {
-        Some(match name {
-            "Add" => Self::Add,
-            "Sub" => Self::Sub,
-            "SubF" => Self::SubF,
-            "Mul" => Self::Mul,
-            "Min" => Self::Min,
-            "Max" => Self::Max,
-            _ => return None,
-        })
-    }
+/// Whether quantlens's steps give tract's bits for `op`: tract's `x86_64` and generic
+/// kernels compute `f32::min` / `f32::max` as here; its arm64 ones propagate NaN.
+fn same_as_tract(op: BinOp) -> bool {
+    cfg!(target_arch = "x86_64") || !matches!(op, BinOp::Min | BinOp::Max)
 }
 
 /// The steps of `acc` (`a`, then `out`) against `bs`, over the elements `start..` of
@@ -96,7 +65,7 @@ enum Operand<'a> {
 /// `o[k] = f(x[k], y[k])` with `x` = `src`, else `o` itself.
 #[inline(always)]
 #[allow(clippy::inline_always)]
-fn by_op(op: Arith, o: &mut [f32], src: Option<&[f32]>, y: Operand) {
+fn by_op(op: BinOp, o: &mut [f32], src: Option<&[f32]>, y: Operand) {
     #[inline(always)]
     fn each(o: &mut [f32], src: Option<&[f32]>, y: Operand, f: impl Fn(f32, f32) -> f32) {
         match (src, y) {
@@ -107,12 +76,12 @@ fn by_op(op: Arith, o: &mut [f32], src: Option<&[f32]>, y: Operand) {
         }
     }
     match op {
-        Arith::Add => each(o, src, y, |x, y| x + y),
-        Arith::Sub => each(o, src, y, |x, y| x - y),
-        Arith::SubF => each(o, src, y, |x, y| y - x),
-        Arith::Mul => each(o, src, y, |x, y| x * y),
-        Arith::Min => each(o, src, y, f32::min),
-        Arith::Max => each(o, src, y, f32::max),
+        BinOp::Add => each(o, src, y, |x, y| x + y),
+        BinOp::Sub => each(o, src, y, |x, y| x - y),
+        BinOp::SubF => each(o, src, y, |x, y| y - x),
+        BinOp::Mul => each(o, src, y, |x, y| x * y),
+        BinOp::Min => each(o, src, y, f32::min),
+        BinOp::Max => each(o, src, y, f32::max),
     }
 }
 
@@ -164,20 +133,17 @@ impl OutOfPlace {
         }
         let any = op.as_op();
         let (inner, steps) = if let Some(op) = any.downcast_ref::<OptBinByScalar>() {
-            (Inner::ByScalar(op.clone()), vec![Step { op: Arith::of(op.linalg_op), per_block: true }])
+            (Inner::ByScalar(op.clone()), vec![Step { op: op.linalg_op, per_block: true }])
         } else if let Some(op) = any.downcast_ref::<OptBinUnicast>() {
-            (Inner::Unicast(op.clone()), vec![Step { op: Arith::named(op.binop.name())?, per_block: false }])
+            (Inner::Unicast(op.clone()), vec![Step { op: op.binop.as_linalg_binop()?, per_block: false }])
         } else if let Some(op) = any.downcast_ref::<OptBinChain>() {
-            let steps = op
-                .steps
-                .iter()
-                .map(|s| Step { op: Arith::of(s.linalg_op), per_block: s.share == BShare::PerBlock })
-                .collect();
+            let steps =
+                op.steps.iter().map(|s| Step { op: s.linalg_op, per_block: s.share == BShare::PerBlock }).collect();
             (Inner::Chain(op.clone()), steps)
         } else {
             return None;
         };
-        (steps.len() + 1 == inputs.len()).then_some(Self { inner, steps })
+        (steps.len() + 1 == inputs.len() && steps.iter().all(|s| same_as_tract(s.op))).then_some(Self { inner, steps })
     }
 }
 
@@ -198,7 +164,11 @@ impl EvalOp for OutOfPlace {
             && let Some(xs) = super::plain(a)
             && let Some(bs) = rest.iter().map(|b| super::plain(b)).collect::<Option<Vec<_>>>()
             && bs.iter().all(|b| !b.is_empty() && xs.len().is_multiple_of(b.len()))
+            && !self.steps.iter().zip(&bs).any(|(s, b)| s.per_block && (2..16).contains(&(xs.len() / b.len())))
         {
+            // (tract repeats a per-block value over fewer than 16 elements with its own
+            // comparisons, which differ from `f32::min`/`max` on signed zeros and NaN: that
+            // case stays tract's)
             // SAFETY: `run_steps` writes every value of `out` (its first step from `a`),
             // and f32 has no invalid bit pattern
             #[allow(unsafe_code)]
@@ -229,7 +199,82 @@ pub fn wrap_in_place_ops(model: &mut TypedModel) -> TractResult<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Arith, Step, run_steps};
+    use super::{BinOp, OutOfPlace, Step, run_steps};
+    use tract_onnx::prelude::*;
+    use tract_onnx::tract_core::internal::EvalOp;
+    use tract_onnx::tract_core::ops::binary::TypedBinOp;
+    use tract_onnx::tract_core::ops::math;
+
+    /// Values with signed zeros, NaN, infinities and a subnormal among ordinary ones.
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        let specials = [0.0f32, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-40, 1.5, -2.25];
+        (0..n)
+            .map(|i| {
+                let k = i * 7 + seed;
+                if k.is_multiple_of(3) { specials[(k / 3) % specials.len()] } else { (k % 41) as f32 * 0.37 - 7.0 }
+            })
+            .collect()
+    }
+
+    /// Each in-place binary op tract makes of `ops` over `a` and operands of `b_shape`,
+    /// run by [`OutOfPlace`] on a kept input and by tract on its own one: the same bits.
+    /// Returns how many ops were compared.
+    fn compare(a_shape: &[usize], b_shape: &[usize], ops: &[TypedBinOp], b_first: bool) -> usize {
+        let mut model = TypedModel::default();
+        let mut wire = model.add_source("a", f32::fact(a_shape)).unwrap();
+        for (i, op) in ops.iter().enumerate() {
+            let b = model.add_source(format!("b{i}"), f32::fact(b_shape)).unwrap();
+            let inputs = if b_first { [b, wire] } else { [wire, b] };
+            wire = model.wire_node(format!("op{i}"), op.clone(), &inputs).unwrap()[0];
+        }
+        model.select_output_outlets(&[wire]).unwrap();
+        let model = model.into_optimized().unwrap();
+        let value = |o: &OutletId| -> TValue {
+            let name = &model.node(o.node).name;
+            let shape = if name == "a" { a_shape } else { b_shape };
+            let seed = name.len() + name.bytes().last().map_or(0, usize::from);
+            Tensor::from_shape(shape, &values(shape.iter().product(), seed)).unwrap().into_tvalue()
+        };
+        let mut compared = 0;
+        for node in model.nodes() {
+            let facts = model.node_input_facts(node.id).unwrap();
+            let Some(op) = OutOfPlace::of(node.op.as_ref(), &facts) else { continue };
+            let inputs: TVec<TValue> = node.inputs.iter().map(value).collect();
+            let kept = inputs[0].clone();
+            let ours = op.eval_out_of_plan(inputs).unwrap().unwrap().remove(0);
+            drop(kept);
+            let theirs = node.op.eval_out_of_plan(node.inputs.iter().map(value).collect()).unwrap().unwrap().remove(0);
+            let (ours, theirs) = (super::super::plain(&ours).unwrap(), super::super::plain(&theirs).unwrap());
+            for (i, (o, t)) in ours.iter().zip(theirs).enumerate() {
+                assert_eq!(
+                    o.to_bits(),
+                    t.to_bits(),
+                    "{} {a_shape:?} b {b_shape:?} value {i}: {o} vs tract's {t}",
+                    node.op.name()
+                );
+            }
+            compared += 1;
+        }
+        compared
+    }
+
+    #[test]
+    fn out_of_place_gives_tracts_bits_for_every_op_and_period() {
+        let mut compared = 0;
+        // [1, 32, 3, 3] by channel: tract's own path for a value per fewer than 16 elements
+        for a in [[1, 32, 3, 3], [1, 8, 7, 6], [1, 8, 16, 16]] {
+            for op in [math::add(), math::sub(), math::mul(), math::min(), math::max()] {
+                for b in [[1, a[1], 1, 1], [1, 1, 1, 1], a] {
+                    for b_first in [false, true] {
+                        compared += compare(&a, &b, std::slice::from_ref(&op), b_first);
+                    }
+                }
+            }
+            // a Clip: one chain of Max then Min
+            compared += compare(&a, &[1, a[1], 1, 1], &[math::max(), math::min()], false);
+        }
+        assert!(compared >= 80, "{compared} ops compared");
+    }
 
     #[test]
     fn steps_combine_per_block_and_in_lockstep() {
@@ -239,12 +284,12 @@ mod tests {
         let lockstep: Vec<f32> = (0..12_000).map(|i| (i % 13) as f32 - 6.0).collect();
         let scalar = [1.5f32];
         let steps = [
-            Step { op: Arith::Mul, per_block: true },
-            Step { op: Arith::Add, per_block: false },
-            Step { op: Arith::SubF, per_block: true },
-            Step { op: Arith::Max, per_block: true },
-            Step { op: Arith::Min, per_block: false },
-            Step { op: Arith::Sub, per_block: true },
+            Step { op: BinOp::Mul, per_block: true },
+            Step { op: BinOp::Add, per_block: false },
+            Step { op: BinOp::SubF, per_block: true },
+            Step { op: BinOp::Max, per_block: true },
+            Step { op: BinOp::Min, per_block: false },
+            Step { op: BinOp::Sub, per_block: true },
         ];
         let floor = [-30.0f32];
         let bs: [&[f32]; 6] = [&per_channel, &lockstep, &scalar, &floor, &lockstep, &per_channel];
