@@ -117,6 +117,14 @@ impl Plan {
     }
 }
 
+/// The float tensors of every variant's pairs, sorted, once each: the report's rows.
+fn activation_keys(pairs: &[Vec<QdqPair>]) -> Vec<String> {
+    let mut keys: Vec<String> = pairs.iter().flatten().map(|p| p.key.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 /// What one sample's runs gave, by variant.
 type Runs = HashMap<usize, Captured>;
 
@@ -311,22 +319,26 @@ pub fn activation_report_edited(
         })
         .collect();
     let Some(refv) = variants.get(reference) else { return (Vec::new(), failures) };
-    let keys: Vec<String> = {
-        let mut k: Vec<String> = pairs.iter().flatten().map(|p| p.key.clone()).collect();
-        k.sort();
-        k.dedup();
-        k
-    };
+    let keys = activation_keys(&pairs);
     let mut samples = samples.into_iter();
     let first = match samples.next() {
         Some(Ok(s)) => s,
         Some(Err(e)) => return (Vec::new(), vec![e]),
         None => return (Vec::new(), failures),
     };
-    // one probe per quantized pair: its qdq_err and statistics are summed in the run
-    let probes: Vec<HashMap<String, Probe>> = pairs
+    // one probe per quantized pair (as `pairs`): its qdq_err and statistics are summed in
+    // the run
+    let probed: Vec<Vec<ProbedPair>> = pairs
         .iter()
-        .map(|ps| ps.iter().map(|p| (p.post.clone(), Probe::with_range(p.quant.range()))).collect())
+        .map(|ps| {
+            ps.iter()
+                .map(|p| ProbedPair {
+                    pre: p.pre.clone(),
+                    post: p.post.clone(),
+                    probe: Probe::with_range(p.quant.range()),
+                })
+                .collect()
+        })
         .collect();
     // each variant's plan, built on threads of their own (the quantized ones, the slowest,
     // first); the float model's plan, the quickest, runs the first sample while the others
@@ -337,16 +349,8 @@ pub fn activation_report_edited(
             .enumerate()
             .filter(|(vi, _)| *vi != reference)
             .filter_map(|(vi, v)| {
-                let ps = pairs.get(vi).filter(|p| !p.is_empty())?;
-                let probed: Vec<ProbedPair> = ps
-                    .iter()
-                    .map(|p| ProbedPair {
-                        pre: p.pre.clone(),
-                        post: p.post.clone(),
-                        probe: probes[vi].get(&p.post).cloned().unwrap_or_default(),
-                    })
-                    .collect();
-                Some((vi, Runner::probed(v, edited.get(&vi).map(Vec::as_slice), &first, &[], &probed)))
+                let ps = probed.get(vi).filter(|p| !p.is_empty())?;
+                Some((vi, Runner::probed(v, edited.get(&vi).map(Vec::as_slice), &first, &[], ps)))
             })
             .collect()
     };
@@ -390,9 +394,10 @@ pub fn activation_report_edited(
                 .iter()
                 .enumerate()
                 .filter(|(vi, _)| *vi != reference)
-                .filter_map(|(vi, ps)| Some((vi, plans.get(&vi)?, ps.iter().find(|p| &p.key == key)?)))
-                .map(|(variant, plan, pair)| {
-                    let probe = plan.probed(&pair.post).then(|| probes[variant].get(&pair.post).cloned()).flatten();
+                .filter_map(|(vi, ps)| Some((vi, plans.get(&vi)?, ps.iter().position(|p| &p.key == key)?)))
+                .map(|(variant, plan, j)| {
+                    let pair = &pairs[variant][j];
+                    let probe = plan.probed(&pair.post).then(|| probed[variant][j].probe.clone());
                     VariantRun {
                         variant,
                         pair: pair.clone(),
@@ -436,7 +441,8 @@ pub fn activation_report_edited(
         let results = std::sync::Mutex::new(Vec::new());
         let mut next_run = None;
         rayon::scope_fifo(|s| {
-            if let (Some(next), Some(p)) = (next, plans.get(&reference)) {
+            // (not when cancelled: the float statistics would count a sample the others lack)
+            if let (Some(next), Some(p), false) = (next, plans.get(&reference), progress.cancelled()) {
                 let next_run = &mut next_run;
                 let float_run = &float_run;
                 s.spawn_fifo(move |_| *next_run = Some(float_run(&p.runner, next)));
@@ -522,9 +528,7 @@ pub struct CaptureTimes {
 pub fn time_capture(variants: &[Variant], samples: &[Sample]) -> Result<CaptureTimes, InferError> {
     let Some(first) = samples.first() else { return Ok(CaptureTimes { variants: Vec::new(), together_s: 0.0 }) };
     let pairs: Vec<Vec<QdqPair>> = variants.iter().map(|v| qdq_pairs(&v.model.graph)).collect();
-    let mut keys: Vec<String> = pairs.iter().flatten().map(|p| p.key.clone()).collect();
-    keys.sort();
-    keys.dedup();
+    let keys = activation_keys(&pairs);
     let mut runners = Vec::new();
     let mut out = Vec::new();
     for (v, pairs) in variants.iter().zip(&pairs) {

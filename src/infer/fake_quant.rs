@@ -22,7 +22,6 @@ use tract_onnx::tract_hir::internal::{
     DatumType, Expansion, InferenceModel, InferenceNode, InferenceResult, InletId, Solver, StaticName, TensorProxy,
     bail, check_output_arity, expand,
 };
-use tract_onnx::tract_hir::ops::quant::{quantize_linear_i8, quantize_linear_u8};
 
 use super::TILE;
 use crate::stats::{RunningClip, RunningComparison, RunningStats};
@@ -118,12 +117,17 @@ const ROUND: f32 = 12_582_912.0;
 impl FakeQuant {
     /// The pair `q → dq`, when both are per-tensor with finite parameters.
     fn of(q: &ElementWiseOp, dq: &DequantizeLinearF32) -> Option<Self> {
-        let (inv_scale, zp, (min, max)) = if let Some(q) = q.0.downcast_ref::<QuantizeLinearI8>() {
-            (q.scale, i32::from(q.zero_point), (i32::from(i8::MIN), i32::from(i8::MAX)))
+        if let Some(q) = q.0.downcast_ref::<QuantizeLinearI8>() {
+            Self::new(q.scale, i32::from(q.zero_point), (i32::from(i8::MIN), i32::from(i8::MAX)), dq)
         } else {
             let q = q.0.downcast_ref::<QuantizeLinearU8>()?;
-            (q.scale, i32::from(q.zero_point), (0, i32::from(u8::MAX)))
-        };
+            Self::new(q.scale, i32::from(q.zero_point), (0, i32::from(u8::MAX)), dq)
+        }
+    }
+
+    /// Quantizing by `inv_scale` (`1 / scale`) with `zp` into `min..=max`, then `dq`;
+    /// `None` unless the parameters are finite.
+    fn new(inv_scale: f32, zp: i32, (min, max): (i32, i32), dq: &DequantizeLinearF32) -> Option<Self> {
         let f = |v: i32| v as f32; // |v| ≤ 2³¹: these are small integers, exact
         let op = Self {
             inv_scale,
@@ -224,13 +228,14 @@ impl FakeQuant {
     pub(crate) fn apply_probed(&self, ys: &mut [f32], probe: &Probe) {
         let mut state = probe.lock();
         let ProbeState { sums, reference, range } = &mut *state;
-        let reference = reference.as_ref().and_then(|t| t.as_plain_ram()?.as_slice::<f32>().ok());
+        let reference = reference.as_ref().and_then(|t| super::f32s(t));
         let mut reference = reference.filter(|r| r.len() == ys.len()).map(|r| r.chunks(TILE));
-        let mut before = vec![0.0f32; ys.len().min(TILE)];
+        let mut before = Vec::with_capacity(ys.len().min(TILE));
         let mut counts = [0u64; LEVELS];
         for tile in ys.chunks_mut(TILE) {
-            let x = before.get_mut(..tile.len()).unwrap_or_default();
-            x.copy_from_slice(tile);
+            before.clear();
+            before.extend_from_slice(tile);
+            let x = before.as_slice();
             let mut tables = [[0u32; LEVELS]; 4];
             self.apply_counting(tile, &mut tables);
             sums.qdq.add(x, tile);
@@ -294,11 +299,9 @@ struct PairExpansion {
     probe: Option<Probe>,
 }
 
-/// A per-tensor parameter: the constant's one value, or the default when the input is
-/// absent.
-fn scalar(model: &TypedModel, input: Option<&OutletId>, default: Tensor) -> TractResult<Option<Tensor>> {
-    let Some(input) = input else { return Ok(Some(default)) };
-    let konst = model.outlet_fact(*input)?.konst.clone();
+/// A per-tensor parameter: the constant's one value.
+fn scalar(model: &TypedModel, input: OutletId) -> TractResult<Option<Tensor>> {
+    let konst = model.outlet_fact(input)?.konst.clone();
     Ok(konst.filter(|k| k.len() == 1).map(|k| (*k).clone()))
 }
 
@@ -311,20 +314,16 @@ impl PairExpansion {
             return Ok(None);
         }
         let f32_of = |o: &OutletId| -> TractResult<Option<f32>> {
-            Ok(scalar(model, Some(o), tensor0(0f32))?.and_then(|t| t.cast_to_scalar::<f32>().ok()))
+            Ok(scalar(model, *o)?.and_then(|t| t.cast_to_scalar::<f32>().ok()))
         };
         let (Some(q_scale), Some(dq_scale)) = (f32_of(q_scale)?, f32_of(dq_scale)?) else { return Ok(None) };
-        let (Some(q_zp), Some(dq_zp)) =
-            (scalar(model, q.get(2), tensor0(0u8))?, scalar(model, dq.get(1), tensor0(0u8))?)
-        else {
-            return Ok(None);
-        };
-        let quantize = if q_zp.datum_type() == u8::datum_type() {
-            quantize_linear_u8(q_scale.recip(), q_zp.cast_to_scalar::<u8>()?)
-        } else if q_zp.datum_type() == i8::datum_type() {
-            quantize_linear_i8(q_scale.recip(), q_zp.cast_to_scalar::<i8>()?)
-        } else {
-            return Ok(None);
+        // (an absent zero point is a u8 zero)
+        let zero_point = |o: Option<&OutletId>| o.map_or(Ok(Some(tensor0(0u8))), |o| scalar(model, *o));
+        let (Some(q_zp), Some(dq_zp)) = (zero_point(q.get(2))?, zero_point(dq.get(1))?) else { return Ok(None) };
+        let (zp, range) = match q_zp.datum_type() {
+            DatumType::U8 => (i32::from(q_zp.cast_to_scalar::<u8>()?), (0, i32::from(u8::MAX))),
+            DatumType::I8 => (i32::from(q_zp.cast_to_scalar::<i8>()?), (i32::from(i8::MIN), i32::from(i8::MAX))),
+            _ => return Ok(None),
         };
         let dq_zp = match dq_zp.datum_type() {
             DatumType::U8 => i32::from(dq_zp.cast_to_scalar::<u8>()?),
@@ -332,7 +331,7 @@ impl PairExpansion {
             DatumType::I32 => dq_zp.cast_to_scalar::<i32>()?,
             _ => return Ok(None),
         };
-        let op = FakeQuant::of(&quantize, &DequantizeLinearF32::new(dq_scale, dq_zp));
+        let op = FakeQuant::new(q_scale.recip(), zp, range, &DequantizeLinearF32::new(dq_scale, dq_zp));
         Ok(op.map(|op| FakeQuant { probe: self.probe.clone(), ..op }))
     }
 }

@@ -24,6 +24,11 @@ pub use sensitivity::{SensitivityRow, sensitivity};
 /// (float, before, after) fit in a core's L2 cache.
 pub const TILE: usize = 64 * 1024;
 
+/// A tensor's values when it holds f32 in memory.
+pub(crate) fn f32s(t: &tract_onnx::prelude::Tensor) -> Option<&[f32]> {
+    t.as_plain_ram()?.as_slice::<f32>().ok()
+}
+
 /// Why a variant could not be run.
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {

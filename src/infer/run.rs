@@ -3,7 +3,6 @@
 //! optimiser less its `ChangeAxes` pass), then run sample by sample, each captured tensor
 //! handed to an observer as tract computes it.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use tract_onnx::prelude::*;
@@ -43,8 +42,8 @@ pub struct Runner {
     pub streamed: Vec<String>,
     /// How many of the model's own outputs precede the captured ones.
     outputs: usize,
-    /// The captured outlets, by node: (slot, index in [`Runner::captured`]).
-    captured_by_node: HashMap<usize, Vec<(usize, usize)>>,
+    /// The captured outlets, by node id: (slot, index in [`Runner::captured`]).
+    captured_by_node: Vec<Vec<(usize, usize)>>,
     variant: String,
 }
 
@@ -145,7 +144,8 @@ impl Runner {
         // each activation's QuantizeLinear → DequantizeLinear in one pass, same values: as
         // one node before tract types the model, and the pairs that typing brings together
         // once typed
-        let probes = pairs.iter().map(|p| (p.post.clone(), p.probe.clone())).collect();
+        let probes: std::collections::HashMap<String, Probe> =
+            pairs.iter().map(|p| (p.post.clone(), p.probe.clone())).collect();
         join_pairs(&mut model, &probes).map_err(err)?;
         let mut typed = model.into_typed().map_err(err)?;
         fuse_fake_quant(&mut typed, &probes).map_err(err)?;
@@ -160,10 +160,12 @@ impl Runner {
         }
         typed.select_output_outlets(&outlets).map_err(err)?;
         let mut optimized = optimized(typed).map_err(err)?;
-        let streamed = stream(&mut optimized, n_outputs, &mut captured, pairs).map_err(err)?;
-        let mut captured_by_node: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
+        let streamed = stream(&mut optimized, n_outputs, &mut captured, &probes).map_err(err)?;
+        let mut captured_by_node = vec![Vec::new(); optimized.nodes().len()];
         for (i, o) in optimized.output_outlets().map_err(err)?.iter().skip(n_outputs).enumerate() {
-            captured_by_node.entry(o.node).or_default().push((o.slot, i));
+            if let Some(at) = captured_by_node.get_mut(o.node) {
+                at.push((o.slot, i));
+            }
         }
         let plan = optimized.into_runnable().map_err(err)?;
         Ok(Self {
@@ -182,7 +184,8 @@ impl Runner {
     /// # Errors
     /// When tract fails on the sample.
     pub fn run(&self, sample: &[InputTensor]) -> Result<Captured, InferError> {
-        self.run_observed(sample, |_, _| {})
+        let mut values = self.run_all(sample, |_, _| {})?;
+        Ok(Captured(values.drain(self.outputs.min(values.len())..).collect()))
     }
 
     /// [`Runner::run`], handing each captured tensor to `observe` once (with its index in
@@ -198,8 +201,8 @@ impl Runner {
     ) -> Result<Captured, InferError> {
         let mut seen = vec![false; self.captured.len()];
         let mut values = self.run_all(sample, |node, outputs| {
-            for &(slot, i) in self.captured_by_node.get(&node).map(Vec::as_slice).unwrap_or_default() {
-                if let Some(xs) = outputs.get(slot).and_then(|t| t.as_plain_ram()?.as_slice::<f32>().ok()) {
+            for &(slot, i) in self.captured_by_node.get(node).map(Vec::as_slice).unwrap_or_default() {
+                if let Some(xs) = outputs.get(slot).and_then(|t| super::f32s(t)) {
                     observe(i, xs);
                     seen[i] = true;
                 }
@@ -221,7 +224,7 @@ impl Runner {
     /// When tract fails on the sample.
     pub fn output(&self, sample: &[InputTensor]) -> Result<Vec<f32>, InferError> {
         let out = self.run_all(sample, |_, _| {})?;
-        Ok(out.first().and_then(|t| t.as_plain_ram()?.as_slice::<f32>().ok()).map(<[f32]>::to_vec).unwrap_or_default())
+        Ok(out.first().and_then(|t| super::f32s(t)).map(<[f32]>::to_vec).unwrap_or_default())
     }
 
     /// The model's outputs, then the captured tensors, each as f32 (tract's own buffers:
@@ -286,12 +289,12 @@ fn stream(
     model: &mut TypedModel,
     first: usize,
     captured: &mut Vec<String>,
-    pairs: &[ProbedPair],
+    probes: &std::collections::HashMap<String, Probe>,
 ) -> TractResult<Vec<String>> {
     let outlets = model.output_outlets()?.to_vec();
     // the probe's node, maybe before reshapes (which keep the order of the values)
     let written_by_probe = |o: &OutletId, name: &String| -> Option<usize> {
-        let probe = &pairs.iter().find(|p| &p.post == name)?.probe;
+        let probe = probes.get(name)?;
         let mut node = model.node(o.node);
         while node.op_is::<IntoShape>() || node.op_as::<AxisOp>().is_some_and(|op| !matches!(op, AxisOp::Move(..))) {
             node = model.node(node.inputs.first()?.node);
@@ -324,7 +327,7 @@ impl Captured {
     /// The values of the `i`-th captured tensor.
     #[must_use]
     pub fn get(&self, i: usize) -> Option<&[f32]> {
-        self.0.get(i)?.as_plain_ram()?.as_slice::<f32>().ok()
+        super::f32s(self.0.get(i)?)
     }
 
     /// The `i`-th captured tensor itself (shared, not copied).

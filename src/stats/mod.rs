@@ -10,7 +10,7 @@ pub mod kernel;
 pub mod layer;
 pub mod metrics;
 pub mod running;
-pub mod simd;
+pub(crate) mod simd;
 pub mod source;
 mod streamed;
 pub mod summary;

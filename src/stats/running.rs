@@ -140,25 +140,22 @@ impl GridHistogram {
         };
         // (u32 counts: at most 2^30 values per table)
         for xs in xs.chunks(1 << 30) {
-            let ways = if xs.len() >= 16 * bins { 4 } else { 1 };
-            let mut tables = vec![0u32; ways * stride];
-            let mut blocks = xs.chunks_exact(16);
-            for block in &mut blocks {
-                let mut at = [0usize; 16];
-                for (a, &v) in at.iter_mut().zip(block) {
-                    *a = index(v);
-                }
-                for (l, &j) in at.iter().enumerate() {
-                    if let Some(t) = tables.get_mut((l & (ways - 1)) * stride + j) {
-                        *t += 1;
+            if xs.len() < 16 * bins {
+                // (too short to repay four tables: counted in place)
+                let counts = &mut self.counts;
+                tally(xs, &index, |_, j| {
+                    if let Some(c) = counts.get_mut(j) {
+                        *c += 1;
                     }
-                }
+                });
+                continue;
             }
-            for &v in blocks.remainder() {
-                if let Some(t) = tables.get_mut(index(v)) {
+            let mut tables = vec![0u32; 4 * stride];
+            tally(xs, &index, |lane, j| {
+                if let Some(t) = tables.get_mut((lane & 3) * stride + j) {
                     *t += 1;
                 }
-            }
+            });
             for t in tables.chunks_exact(stride) {
                 for (c, &k) in self.counts.iter_mut().zip(t) {
                     *c += u64::from(k);
@@ -281,15 +278,31 @@ pub fn shared_grid_histograms(hists: &[&GridHistogram], nonfinite: &[u64], bins:
             );
         }
         // one level coarser: each filled histogram coarsened once more (an empty one
-        // levelled afresh, as `at_level` gives it)
+        // stays empty)
         level += 1;
-        for (l, h) in levelled.iter_mut().zip(hists) {
-            if h.counts.is_empty() {
-                *l = h.at_level(level);
-            } else {
-                l.coarsen();
-            }
+        for l in levelled.iter_mut().filter(|l| !l.counts.is_empty()) {
+            l.coarsen();
         }
+    }
+}
+
+/// `add(lane, index(v))` for each value, the indices of sixteen at a time found first (in
+/// vectors) and handed over by lane (`lane` 0 for the last few).
+#[inline(always)]
+#[allow(clippy::inline_always)]
+fn tally(xs: &[f32], index: &impl Fn(f32) -> usize, mut add: impl FnMut(usize, usize)) {
+    let mut blocks = xs.chunks_exact(16);
+    for block in &mut blocks {
+        let mut at = [0usize; 16];
+        for (a, &v) in at.iter_mut().zip(block) {
+            *a = index(v);
+        }
+        for (lane, &j) in at.iter().enumerate() {
+            add(lane, j);
+        }
+    }
+    for &v in blocks.remainder() {
+        add(0, index(v));
     }
 }
 

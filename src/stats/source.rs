@@ -524,26 +524,24 @@ fn dequantize_float(out: &mut [f32], start: usize, p: &QuantParams, map: Channel
 }
 
 /// `QuantizeLinear` then `DequantizeLinear` of float values, run by run of a channel:
-/// `q = clamp(round_half_even(x / scale) + zp, qmin, qmax)`, then `(q − zp) · scale`.
-#[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+/// `q = clamp(round_half_even(x / scale) + zp, qmin, qmax)`, then `(q − zp) · scale`
+/// (AVX2 rounds in vectors; the baseline target calls `rintf` per value).
 fn requantize_chunk(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap<'_>) {
-    let (qmin, qmax) = p.dtype.int_range().unwrap_or((0, 255));
-    let (qmin, qmax) = (qmin as f32, qmax as f32);
-    for (c, range) in map.runs(start, out.len()) {
-        let (scale, zp) = p.channel(c);
-        let run = out.get_mut(range).unwrap_or_default();
-        // (AVX2 rounds in vectors; the baseline target calls `rintf` per value)
-        super::simd::wide!(requantize_run, (run: &mut [f32] = run, scale: f32 = scale, zp: i32 = zp, range: (f32, f32) = (qmin, qmax)) -> ());
-    }
+    super::simd::wide!(requantize_runs, (out: &mut [f32] = out, start: usize = start, p: &QuantParams = p, map: ChannelMap<'_> = map) -> ());
 }
 
 // (inlined into `simd::wide!`, so that it is compiled for AVX2 there)
 #[inline(always)]
 #[allow(clippy::inline_always, clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-fn requantize_run(run: &mut [f32], scale: f32, zp: i32, (qmin, qmax): (f32, f32)) {
-    for v in run {
-        let q = ((*v / scale).round_ties_even() + zp as f32).clamp(qmin, qmax);
-        *v = ((q as i32) - zp) as f32 * scale;
+fn requantize_runs(out: &mut [f32], start: usize, p: &QuantParams, map: ChannelMap<'_>) {
+    let (qmin, qmax) = p.dtype.int_range().unwrap_or((0, 255));
+    let (qmin, qmax) = (qmin as f32, qmax as f32);
+    for (c, range) in map.runs(start, out.len()) {
+        let (scale, zp) = p.channel(c);
+        for v in out.get_mut(range).unwrap_or_default() {
+            let q = ((*v / scale).round_ties_even() + zp as f32).clamp(qmin, qmax);
+            *v = ((q as i32) - zp) as f32 * scale;
+        }
     }
 }
 

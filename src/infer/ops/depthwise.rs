@@ -264,12 +264,11 @@ impl EvalOp for Depthwise {
             kernel.len(),
             bias.len()
         );
-        // SAFETY: `depthwise` writes every value of `out` (each output row is filled with
-        // the bias first), and f32 has no invalid bit pattern
+        // SAFETY: `depthwise` writes every value (each output row is filled with the bias
+        // first)
         #[allow(unsafe_code)]
-        let mut out = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
-        depthwise(g, x, kernel, &bias, out.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?);
-        Ok(tvec!(out.into_tvalue()))
+        let out = unsafe { super::written(&self.output_shape, |out| depthwise(g, x, kernel, &bias, out))? };
+        Ok(tvec!(out))
     }
 }
 

@@ -65,12 +65,10 @@ impl EvalOp for Subsample {
         {
             let mut shape: TVec<usize> = x.shape().into();
             shape[axis] = shape[axis].saturating_sub(modulo).div_ceil(stride);
-            // SAFETY: `subsample` writes every value of `out`, and f32 has no invalid bit
-            // pattern
+            // SAFETY: `subsample` writes every value
             #[allow(unsafe_code)]
-            let mut out = unsafe { Tensor::uninitialized::<f32>(&shape)? };
-            subsample(xs, x.shape(), axis, stride, modulo, out.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?);
-            return Ok(tvec!(out.into_tvalue()));
+            let out = unsafe { super::written(&shape, |out| subsample(xs, x.shape(), axis, stride, modulo, out))? };
+            return Ok(tvec!(out));
         }
         self.0.eval(ctx, inputs)
     }

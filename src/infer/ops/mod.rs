@@ -48,8 +48,20 @@ fn replace_ops(
     Ok(replaced)
 }
 
+/// A new f32 tensor of `shape` holding what `write` writes into it.
+///
+/// # Safety
+/// `write` must set every value: the tensor is not initialised before.
+#[allow(unsafe_code)]
+unsafe fn written(shape: &[usize], write: impl FnOnce(&mut [f32])) -> TractResult<TValue> {
+    // SAFETY: the caller's `write` sets every value, and f32 has no invalid bit pattern
+    let mut out = unsafe { Tensor::uninitialized::<f32>(shape)? };
+    write(out.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?);
+    Ok(out.into_tvalue())
+}
+
 /// A tensor's f32 values when it is laid out plainly, in order.
 fn plain(t: &Tensor) -> Option<&[f32]> {
     let natural = t.len() == t.shape().iter().product::<usize>() && t.strides() == &*Tensor::natural_strides(t.shape());
-    natural.then(|| t.as_plain_ram()?.as_slice::<f32>().ok()).flatten()
+    natural.then(|| super::f32s(t)).flatten()
 }

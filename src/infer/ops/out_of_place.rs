@@ -169,12 +169,10 @@ impl EvalOp for OutOfPlace {
             // (tract repeats a per-block value over fewer than 16 elements with its own
             // comparisons, which differ from `f32::min`/`max` on signed zeros and NaN: that
             // case stays tract's)
-            // SAFETY: `run_steps` writes every value of `out` (its first step from `a`),
-            // and f32 has no invalid bit pattern
+            // SAFETY: `run_steps` writes every value (its first step from `a`)
             #[allow(unsafe_code)]
-            let mut out = unsafe { Tensor::uninitialized::<f32>(a.shape())? };
-            run_steps(&self.steps, xs, &bs, out.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?);
-            return Ok(tvec!(out.into_tvalue()));
+            let out = unsafe { super::written(a.shape(), |out| run_steps(&self.steps, xs, &bs, out))? };
+            return Ok(tvec!(out));
         }
         self.inner.op().eval(ctx, inputs)
     }

@@ -73,13 +73,11 @@ impl EvalOp for Padded {
             && self.pad.pads.len() == x.rank()
         {
             let shape: TVec<usize> = x.shape().iter().zip(&self.pad.pads).map(|(d, (a, b))| d + a + b).collect();
-            // SAFETY: `pad_constant` writes every value of `out` (it fills it first), and
-            // f32 has no invalid bit pattern
-            #[allow(unsafe_code)]
-            let mut out = unsafe { Tensor::uninitialized::<f32>(&shape)? };
             let value = f32::from_bits(self.value);
-            pad_constant(xs, x.shape(), &self.pad.pads, value, out.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?);
-            return Ok(tvec!(out.into_tvalue()));
+            // SAFETY: `pad_constant` writes every value (it fills the output first)
+            #[allow(unsafe_code)]
+            let out = unsafe { super::written(&shape, |out| pad_constant(xs, x.shape(), &self.pad.pads, value, out))? };
+            return Ok(tvec!(out));
         }
         self.pad.eval(ctx, inputs)
     }
